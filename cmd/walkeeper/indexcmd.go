@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/walkeeper/walkeeper/internal/compress"
+	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/ingest"
+	"github.com/walkeeper/walkeeper/internal/segments"
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+// IndexCmd groups index maintenance.
+type IndexCmd struct {
+	Rebuild IndexRebuildCmd `cmd:"" help:"Rebuild a server's index records from the archive and backup.info files."`
+}
+
+// IndexRebuildCmd rebuilds the index of one server.
+type IndexRebuildCmd struct {
+	Server string `arg:"" help:"Server name."`
+}
+
+// Run implements the command.
+func (c *IndexRebuildCmd) Run(a *App) error {
+	srv, err := a.Server(c.Server)
+	if err != nil {
+		return err
+	}
+	idx, err := a.Index()
+	if err != nil {
+		return err
+	}
+	store, err := a.Store()
+	if err != nil {
+		return err
+	}
+	segSize, err := serverSegSize(context.Background(), store, srv.Name)
+	if err != nil {
+		return err
+	}
+	res, err := index.Rebuild(context.Background(), idx, store, srv.Name, segSize, nil)
+	if err != nil {
+		return err
+	}
+	if a.g.JSON {
+		return a.printJSON(res)
+	}
+	fmt.Fprintf(a.out, "%s: index rebuilt: %d WAL files, %d backups\n", srv.Name, res.WALFiles, res.Backups)
+	for _, s := range res.Skipped {
+		fmt.Fprintf(a.out, "  skipped %s\n", s)
+	}
+	return nil
+}
+
+func rebuildServer(ctx context.Context, idx index.Index, store storage.Store, server string, log *slog.Logger) error {
+	segSize, err := serverSegSize(ctx, store, server)
+	if err != nil {
+		return err
+	}
+	res, err := index.Rebuild(ctx, idx, store, server, segSize, nil)
+	if err != nil {
+		return err
+	}
+	if res.WALFiles > 0 || res.Backups > 0 {
+		log.Info("index rebuilt", "server", server, "wal_files", res.WALFiles, "backups", res.Backups, "skipped", len(res.Skipped))
+	}
+	return nil
+}
+
+// serverSegSize is the server's WAL segment size from its stored identity, or from the
+// header of the first archived segment when the identity file is gone; 0 when the
+// archive is empty.
+func serverSegSize(ctx context.Context, store storage.Store, server string) (uint64, error) {
+	if id, err := ingest.LoadIdentity(ctx, store, server); err == nil {
+		return id.SegSize, nil
+	}
+	var found uint64
+	err := store.List(ctx, server+"/wals/", func(i storage.Info) error {
+		if found != 0 {
+			return nil
+		}
+		codec, name := compress.FromName(i.Key[strings.LastIndex(i.Key, "/")+1:])
+		n, err := segments.Parse(name)
+		if err != nil || n.Kind != segments.KindSegment {
+			return nil
+		}
+		data, err := ingest.ReadArchived(ctx, store, i.Key, codec)
+		if err != nil {
+			return nil
+		}
+		if h, err := segments.ParseLongHeader(data); err == nil {
+			found = uint64(h.SegSize)
+		}
+		return nil
+	})
+	return found, err
+}

@@ -1,0 +1,96 @@
+// Command walkeeper is a disaster-recovery tool for PostgreSQL: continuous WAL archiving,
+// physical base backups and point-in-time recovery for many servers from one backup host.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+
+	"github.com/alecthomas/kong"
+)
+
+// version is set at build time (-ldflags "-X main.version=..."); otherwise the module's.
+var version = ""
+
+// CLI is the command tree of DESIGN.md's command-line contract.
+type CLI struct {
+	Globals
+
+	Watch       WatchCmd       `cmd:"" help:"Run the daemon: ingest WAL of all (or the named) servers and serve the local API."`
+	ArchiveWAL  ArchiveWALCmd  `cmd:"" name:"archive-wal" help:"archive_command helper: durably drop a WAL file (%p) into the server's incoming directory."`
+	GetWAL      GetWALCmd      `cmd:"" name:"get-wal" help:"restore_command helper: write an archived WAL file (%f) to a path (%p); exit 1 when it is not archived."`
+	SwitchWAL   SwitchWALCmd   `cmd:"" name:"switch-wal" help:"Force a WAL switch on the server; with --wait, until the closed segment is archived."`
+	ListServers ListServersCmd `cmd:"" name:"list-servers" help:"List configured servers with their archive state."`
+	Status      StatusCmd      `cmd:"" help:"Show a server's archive state."`
+	Index       IndexCmd       `cmd:"" help:"Index maintenance."`
+}
+
+// exitError carries an exit status with its message.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageErr marks bad usage (exit 2).
+func usageErr(format string, a ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, a...)}
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	var cli CLI
+	exit := -1
+	parser, err := kong.New(&cli,
+		kong.Name("walkeeper"),
+		kong.Description("PostgreSQL WAL archiving, base backups and point-in-time recovery."),
+		kong.UsageOnError(),
+		kong.Vars{"version": buildVersion()},
+		kong.Exit(func(code int) { exit = code }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "walkeeper: %v\n", err)
+		return 2
+	}
+	kctx, err := parser.Parse(args)
+	if exit >= 0 {
+		// --help and --version end here.
+		return exit
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "walkeeper: %v\n", err)
+		return 2
+	}
+	app := newApp(&cli.Globals)
+	defer app.close()
+	if err := kctx.Run(app); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.err != nil && ee.err.Error() != "" {
+				fmt.Fprintf(os.Stderr, "walkeeper: %v\n", ee.err)
+			}
+			return ee.code
+		}
+		fmt.Fprintf(os.Stderr, "walkeeper: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/config"
+	"github.com/walkeeper/walkeeper/internal/fsutil"
+	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/ingest"
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+// StatusCmd shows one server's state.
+type StatusCmd struct {
+	Server string `arg:"" help:"Server name."`
+}
+
+// ServerStatus is `status --json`.
+type ServerStatus struct {
+	Server          string            `json:"server"`
+	Description     string            `json:"description,omitempty"`
+	Active          bool              `json:"active"`
+	DaemonRunning   bool              `json:"daemon_running"`
+	DaemonPID       int               `json:"daemon_pid,omitempty"`
+	Identity        *catalog.Identity `json:"identity,omitempty"`
+	Archive         index.Stats       `json:"archive"`
+	IncomingBacklog int               `json:"incoming_backlog"`
+	IncomingBytes   int64             `json:"incoming_bytes"`
+	ErrorFiles      int               `json:"error_files"`
+	Errors          []QuarantinedFile `json:"errors,omitempty"`
+	Compression     string            `json:"compression"`
+}
+
+// QuarantinedFile is a file in errors/ with its reason.
+type QuarantinedFile struct {
+	File   string `json:"file"`
+	Reason string `json:"reason"`
+}
+
+// Run implements the command.
+func (c *StatusCmd) Run(a *App) error {
+	srv, err := a.Server(c.Server)
+	if err != nil {
+		return err
+	}
+	st, err := serverStatus(a, srv)
+	if err != nil {
+		return err
+	}
+	if a.g.JSON {
+		return a.printJSON(st)
+	}
+	w := a.out
+	fmt.Fprintf(w, "Server %s:\n", st.Server)
+	if st.Description != "" {
+		fmt.Fprintf(w, "  Description:        %s\n", st.Description)
+	}
+	fmt.Fprintf(w, "  Active:             %v\n", st.Active)
+	if st.DaemonRunning {
+		fmt.Fprintf(w, "  Daemon:             running (pid %d)\n", st.DaemonPID)
+	} else {
+		fmt.Fprintf(w, "  Daemon:             NOT running (start `walkeeper watch`)\n")
+	}
+	if st.Identity != nil {
+		fmt.Fprintf(w, "  System identifier:  %d\n", st.Identity.SystemID)
+		fmt.Fprintf(w, "  WAL segment size:   %s\n", humanBytes(int64(st.Identity.SegSize)))
+	} else {
+		fmt.Fprintf(w, "  System identifier:  unknown (no WAL archived yet)\n")
+	}
+	fmt.Fprintf(w, "  Compression:        %s\n", st.Compression)
+	fmt.Fprintf(w, "  Archived files:     %d (%d segments)\n", st.Archive.Files, st.Archive.Segments)
+	ratio := ""
+	if st.Archive.StoredBytes > 0 {
+		ratio = fmt.Sprintf(", ratio %.1fx", float64(st.Archive.RawBytes)/float64(st.Archive.StoredBytes))
+	}
+	fmt.Fprintf(w, "  Archive size:       %s raw, %s stored%s\n", humanBytes(st.Archive.RawBytes), humanBytes(st.Archive.StoredBytes), ratio)
+	if st.Archive.LastArrived != "" {
+		fmt.Fprintf(w, "  Last archived:      %s at %s (%s ago)\n", st.Archive.LastArrived, st.Archive.LastArrival.Local().Format(time.RFC3339),
+			time.Since(st.Archive.LastArrival).Round(time.Second))
+	}
+	if st.Archive.FirstSegment != "" {
+		fmt.Fprintf(w, "  Segments:           %s .. %s\n", st.Archive.FirstSegment, st.Archive.LastSegment)
+	}
+	fmt.Fprintf(w, "  Incoming backlog:   %d files (%s)\n", st.IncomingBacklog, humanBytes(st.IncomingBytes))
+	fmt.Fprintf(w, "  Files in errors/:   %d\n", st.ErrorFiles)
+	for _, e := range st.Errors {
+		fmt.Fprintf(w, "    %s\n", e.Reason)
+	}
+	return nil
+}
+
+func serverStatus(a *App, srv *config.Server) (ServerStatus, error) {
+	ctx := context.Background()
+	st := ServerStatus{Server: srv.Name, Description: srv.Description, Active: srv.Active, Compression: srv.Compression}
+	if c := a.Daemon(); c != nil {
+		if info, err := c.Info(ctx); err == nil {
+			st.DaemonRunning, st.DaemonPID = true, info.PID
+		}
+	}
+	store, err := a.Store()
+	if err != nil {
+		return st, err
+	}
+	if id, err := ingest.LoadIdentity(ctx, store, srv.Name); err == nil {
+		st.Identity = &id
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return st, err
+	}
+	idx, err := a.Index()
+	if err != nil {
+		return st, err
+	}
+	if st.Archive, err = idx.WALStats(ctx, srv.Name); err != nil {
+		return st, err
+	}
+	st.IncomingBacklog, st.IncomingBytes = dirFiles(srv.IncomingDir(), nil)
+	st.Errors = quarantined(srv.ErrorsDir())
+	st.ErrorFiles = len(st.Errors)
+	return st, nil
+}
+
+// dirFiles counts the finished files of a directory (not walkeeper's temp files).
+func dirFiles(dir string, keep func(string) bool) (int, int64) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, 0
+	}
+	n, size := 0, int64(0)
+	for _, e := range entries {
+		if e.IsDir() || fsutil.IsTemp(e.Name()) || (keep != nil && !keep(e.Name())) {
+			continue
+		}
+		n++
+		if fi, err := e.Info(); err == nil {
+			size += fi.Size()
+		}
+	}
+	return n, size
+}
+
+// quarantined lists errors/ with the reason written beside each file.
+func quarantined(dir string) []QuarantinedFile {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []QuarantinedFile
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || fsutil.IsTemp(name) || strings.HasSuffix(name, ".reason") {
+			continue
+		}
+		reason := "no reason recorded"
+		if b, err := os.ReadFile(dir + "/" + name + ".reason"); err == nil {
+			reason = strings.TrimSpace(string(b))
+		}
+		out = append(out, QuarantinedFile{File: name, Reason: reason})
+	}
+	return out
+}
+
+// ListServersCmd lists the configured servers.
+type ListServersCmd struct{}
+
+// ServerSummary is one row of list-servers.
+type ServerSummary struct {
+	Server          string    `json:"server"`
+	Description     string    `json:"description,omitempty"`
+	Active          bool      `json:"active"`
+	Segments        int64     `json:"segments"`
+	StoredBytes     int64     `json:"stored_bytes"`
+	LastArchived    string    `json:"last_archived,omitempty"`
+	LastArchival    time.Time `json:"last_archival,omitzero"`
+	IncomingBacklog int       `json:"incoming_backlog"`
+	ErrorFiles      int       `json:"error_files"`
+}
+
+// Run implements the command.
+func (c *ListServersCmd) Run(a *App) error {
+	cfg, err := a.Config()
+	if err != nil {
+		return err
+	}
+	idx, err := a.Index()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	var rows []ServerSummary
+	for _, s := range cfg.Servers {
+		stats, err := idx.WALStats(ctx, s.Name)
+		if err != nil {
+			return err
+		}
+		backlog, _ := dirFiles(s.IncomingDir(), nil)
+		rows = append(rows, ServerSummary{Server: s.Name, Description: s.Description, Active: s.Active,
+			Segments: stats.Segments, StoredBytes: stats.StoredBytes, LastArchived: stats.LastArrived, LastArchival: stats.LastArrival,
+			IncomingBacklog: backlog, ErrorFiles: len(quarantined(s.ErrorsDir()))})
+	}
+	if a.g.JSON {
+		if rows == nil {
+			rows = []ServerSummary{}
+		}
+		return a.printJSON(rows)
+	}
+	var table [][]string
+	for _, r := range rows {
+		last := "-"
+		if r.LastArchived != "" {
+			last = fmt.Sprintf("%s (%s ago)", r.LastArchived, time.Since(r.LastArchival).Round(time.Second))
+		}
+		table = append(table, []string{r.Server, fmt.Sprint(r.Active), fmt.Sprint(r.Segments), humanBytes(r.StoredBytes), last,
+			fmt.Sprint(r.IncomingBacklog), fmt.Sprint(r.ErrorFiles), r.Description})
+	}
+	a.table([]string{"SERVER", "ACTIVE", "SEGMENTS", "STORED", "LAST ARCHIVED", "BACKLOG", "ERRORS", "DESCRIPTION"}, table)
+	return nil
+}

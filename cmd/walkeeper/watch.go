@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/config"
+	"github.com/walkeeper/walkeeper/internal/daemon"
+	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/ingest"
+	"github.com/walkeeper/walkeeper/internal/pgutil"
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+// daemonService is a long-running part of the daemon besides ingest: streaming
+// receivers, the retention schedule. Each file that adds one registers it in init(), so
+// the daemon's wiring stays in one loop.
+type daemonService struct {
+	name string
+	run  func(ctx context.Context, env *daemonEnv) error
+}
+
+var daemonServices []daemonService
+
+// daemonEnv is what a daemon service gets: the configuration, the servers this daemon
+// watches, the index it owns, the archive, its logger and the state it reports.
+type daemonEnv struct {
+	cfg     *config.Config
+	servers []*config.Server
+	idx     index.Index
+	store   *storage.Local
+	log     *slog.Logger
+	state   *daemonState
+	api     *daemon.Server
+}
+
+// WatchCmd is the daemon.
+type WatchCmd struct {
+	Servers []string `arg:"" optional:"" help:"Servers to watch (default: every active one)."`
+}
+
+// daemonLogger is the daemon's structured log at the configured level.
+func daemonLogger(cfg *config.Config, verbose bool) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// Run implements the command.
+func (c *WatchCmd) Run(a *App) error {
+	cfg, err := a.Config()
+	if err != nil {
+		return err
+	}
+	log := daemonLogger(cfg, a.g.Verbose)
+	servers, err := selectServers(cfg, c.Servers)
+	if err != nil {
+		return err
+	}
+	if err := daemon.PrepareHome(cfg.Home); err != nil {
+		return err
+	}
+	lock, err := daemon.Lock(cfg.Home)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+
+	_, statErr := os.Stat(daemon.IndexDir(cfg.Home))
+	freshIndex := errors.Is(statErr, os.ErrNotExist)
+	idx, err := index.OpenBadger(daemon.IndexDir(cfg.Home), log)
+	if err != nil {
+		return err
+	}
+	defer idx.Close()
+	store := storage.NewLocal(cfg.Home)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	if freshIndex {
+		// Invariant 4: a lost index is rebuilt from the archive before anything else.
+		for _, s := range cfg.Servers {
+			if err := rebuildServer(ctx, idx, store, s.Name, log); err != nil {
+				return err
+			}
+		}
+	}
+
+	st := &daemonState{info: daemon.Info{PID: os.Getpid(), Version: buildVersion(), StartedAt: time.Now().UTC(), Servers: map[string]daemon.ServerState{}}}
+	api, err := daemon.Listen(cfg.Home, idx, st.snapshot)
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := api.Serve(); err != nil {
+			log.Error("local API", "err", err)
+		}
+	}()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, len(servers))
+	for _, s := range servers {
+		p, err := ingest.NewPipeline(ingest.Server{
+			Name:             s.Name,
+			IncomingDir:      s.IncomingDir(),
+			ErrorsDir:        s.ErrorsDir(),
+			Compression:      s.Compression,
+			CompressionLevel: s.CompressionLevel,
+			Workers:          s.ParallelJobs,
+			LearnIdentity: func(ctx context.Context) (catalog.Identity, error) {
+				ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				return pgutil.Identity(ctx, s.Conninfo)
+			},
+		}, store, idx, log)
+		if err != nil {
+			return err
+		}
+		p.EnsureIdentity(ctx)
+		st.update(s.Name, func(ss *daemon.ServerState) { ss.Watching = true })
+		wg.Add(1)
+		go func(name string) {
+			defer wg.Done()
+			err := p.Run(ctx, func(r ingest.Result) { st.record(name, r) })
+			st.update(name, func(ss *daemon.ServerState) { ss.Watching = false })
+			if err != nil {
+				log.Error("watcher stopped", "server", name, "err", err)
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		}(s.Name)
+	}
+	env := &daemonEnv{cfg: cfg, servers: servers, idx: idx, store: store, log: log, state: st, api: api}
+	for _, svc := range daemonServices {
+		wg.Add(1)
+		go func(svc daemonService) {
+			defer wg.Done()
+			if err := svc.run(ctx, env); err != nil && ctx.Err() == nil {
+				log.Error("daemon service stopped", "service", svc.name, "err", err)
+			}
+		}(svc)
+	}
+	log.Info("walkeeper watch started", "home", cfg.Home, "servers", len(servers), "pid", os.Getpid())
+	<-ctx.Done()
+	log.Info("stopping: finishing files in flight")
+	wg.Wait()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = api.Shutdown(sctx)
+	close(errs)
+	for err := range errs {
+		return err
+	}
+	log.Info("walkeeper watch stopped")
+	return nil
+}
+
+func selectServers(cfg *config.Config, names []string) ([]*config.Server, error) {
+	if len(names) == 0 {
+		var out []*config.Server
+		for _, s := range cfg.Servers {
+			if s.Active {
+				out = append(out, s)
+			}
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("%s: no active server configured", cfg.File)
+		}
+		return out, nil
+	}
+	var out []*config.Server
+	for _, n := range names {
+		s, err := cfg.Server(n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// daemonState is the daemon's own counters, served at /v1/info.
+type daemonState struct {
+	mu   sync.Mutex
+	info daemon.Info
+}
+
+func (d *daemonState) snapshot() daemon.Info {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := d.info
+	out.Servers = make(map[string]daemon.ServerState, len(d.info.Servers))
+	for k, v := range d.info.Servers {
+		out.Servers[k] = v
+	}
+	return out
+}
+
+func (d *daemonState) update(server string, f func(*daemon.ServerState)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.info.Servers[server]
+	f(&s)
+	d.info.Servers[server] = s
+}
+
+func (d *daemonState) record(server string, r ingest.Result) {
+	d.update(server, func(s *daemon.ServerState) {
+		switch r.Outcome {
+		case ingest.Archived:
+			s.Archived++
+		case ingest.Duplicate:
+			s.Duplicates++
+		case ingest.Quarantined:
+			s.Quarantined++
+			s.LastError = r.Name + ": " + r.Reason
+			s.LastErrorAt = time.Now().UTC()
+		}
+	})
+}

@@ -1,0 +1,203 @@
+// Package compress names walkeeper's codecs (zstd, gzip, none), the file suffix each
+// leaves in the archive, and the one place that encodes and decodes them.
+package compress
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Codec names as written in the configuration and in the catalog.
+const (
+	Zstd = "zstd"
+	Gzip = "gzip"
+	None = "none"
+)
+
+// Suffix is the file-name suffix of an object compressed with codec.
+func Suffix(codec string) string {
+	switch codec {
+	case Zstd:
+		return ".zst"
+	case Gzip:
+		return ".gz"
+	}
+	return ""
+}
+
+// FromName returns the codec an archived file name was written with and the name
+// without its suffix.
+func FromName(name string) (codec, base string) {
+	switch {
+	case strings.HasSuffix(name, ".zst"):
+		return Zstd, strings.TrimSuffix(name, ".zst")
+	case strings.HasSuffix(name, ".gz"):
+		return Gzip, strings.TrimSuffix(name, ".gz")
+	}
+	return None, name
+}
+
+// Codecs lists the codecs in the order a reader probes for an archived file.
+var Codecs = []string{Zstd, Gzip, None}
+
+// Valid reports whether codec is known.
+func Valid(codec string) bool { return codec == Zstd || codec == Gzip || codec == None }
+
+// zstdLevel maps a zstd-style level (1-22, 0 = default) to the encoder's four speeds.
+func zstdLevel(level int) zstd.EncoderLevel {
+	if level <= 0 {
+		return zstd.SpeedDefault
+	}
+	return zstd.EncoderLevelFromZstd(level)
+}
+
+var (
+	encMu    sync.Mutex
+	encoders = map[zstd.EncoderLevel]*zstd.Encoder{}
+	decoder  *zstd.Decoder
+	decOnce  sync.Once
+)
+
+// zstdEncoder returns a shared block encoder for EncodeAll; it is safe for concurrent use
+// and records the content size in the frame, which index rebuild reads back cheaply.
+func zstdEncoder(level int) (*zstd.Encoder, error) {
+	l := zstdLevel(level)
+	encMu.Lock()
+	defer encMu.Unlock()
+	if e, ok := encoders[l]; ok {
+		return e, nil
+	}
+	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(l), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+	if err != nil {
+		return nil, err
+	}
+	encoders[l] = e
+	return e, nil
+}
+
+func zstdDecoder() *zstd.Decoder {
+	decOnce.Do(func() {
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithDecoderMaxMemory(2<<30))
+		if err != nil {
+			panic(fmt.Sprintf("zstd decoder: %v", err))
+		}
+		decoder = d
+	})
+	return decoder
+}
+
+// EncodeAll compresses a whole buffer (one WAL file) and appends it to dst.
+func EncodeAll(codec string, level int, src, dst []byte) ([]byte, error) {
+	switch codec {
+	case Zstd:
+		e, err := zstdEncoder(level)
+		if err != nil {
+			return nil, err
+		}
+		return e.EncodeAll(src, dst), nil
+	case Gzip:
+		buf := bytes.NewBuffer(dst)
+		if level == 0 {
+			level = gzip.DefaultCompression
+		}
+		w, err := gzip.NewWriterLevel(buf, level)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := w.Write(src); err != nil {
+			return nil, err
+		}
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	case None:
+		return append(dst, src...), nil
+	}
+	return nil, fmt.Errorf("unknown compression %q", codec)
+}
+
+// DecodeAll decompresses a whole buffer written by EncodeAll.
+func DecodeAll(codec string, src, dst []byte) ([]byte, error) {
+	switch codec {
+	case Zstd:
+		return zstdDecoder().DecodeAll(src, dst)
+	case Gzip:
+		r, err := gzip.NewReader(bytes.NewReader(src))
+		if err != nil {
+			return nil, err
+		}
+		buf := bytes.NewBuffer(dst)
+		if _, err := io.Copy(buf, r); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), r.Close()
+	case None:
+		return append(dst, src...), nil
+	}
+	return nil, fmt.Errorf("unknown compression %q", codec)
+}
+
+// NewReader decompresses a stream.
+func NewReader(codec string, r io.Reader) (io.ReadCloser, error) {
+	switch codec {
+	case Zstd:
+		d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(2<<30))
+		if err != nil {
+			return nil, err
+		}
+		return d.IOReadCloser(), nil
+	case Gzip:
+		return gzip.NewReader(r)
+	case None:
+		return io.NopCloser(r), nil
+	}
+	return nil, fmt.Errorf("unknown compression %q", codec)
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
+
+// NewWriter compresses a stream into w; Close flushes the codec (not w).
+func NewWriter(codec string, level int, w io.Writer) (io.WriteCloser, error) {
+	switch codec {
+	case Zstd:
+		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstdLevel(level)), zstd.WithEncoderConcurrency(1))
+	case Gzip:
+		if level == 0 {
+			level = gzip.DefaultCompression
+		}
+		return gzip.NewWriterLevel(w, level)
+	case None:
+		return nopWriteCloser{w}, nil
+	}
+	return nil, fmt.Errorf("unknown compression %q", codec)
+}
+
+// ContentSize returns the uncompressed size recorded in a compressed object's header
+// (zstd frame header) or trailer (gzip ISIZE, modulo 4 GiB); ok is false when unknown.
+func ContentSize(codec string, head, tail []byte) (int64, bool) {
+	switch codec {
+	case Zstd:
+		var h zstd.Header
+		if err := h.Decode(head); err != nil || !h.HasFCS {
+			return 0, false
+		}
+		return int64(h.FrameContentSize), true
+	case Gzip:
+		if len(tail) < 4 {
+			return 0, false
+		}
+		t := tail[len(tail)-4:]
+		return int64(uint32(t[0]) | uint32(t[1])<<8 | uint32(t[2])<<16 | uint32(t[3])<<24), true
+	}
+	return 0, false
+}

@@ -1,0 +1,234 @@
+package index
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/segments"
+)
+
+// Badger is the local Index on a badger database. Only one process may hold it.
+type Badger struct {
+	db *badger.DB
+}
+
+// ErrLocked is returned by OpenBadger when another process holds the database.
+var ErrLocked = errors.New("index is locked by another process")
+
+// OpenBadger opens (creating) the index database in dir with the small-footprint
+// profile of LIBRARY-NOTES.md: the index is small and must not cost the backup host
+// hundreds of megabytes.
+func OpenBadger(dir string, logger *slog.Logger) (*Badger, error) {
+	opts := badger.DefaultOptions(dir).
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(4).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(4 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithValueThreshold(1 << 10).
+		WithNumCompactors(2).
+		WithCompression(0).
+		WithMetricsEnabled(false).
+		WithSyncWrites(true).
+		WithLogger(nil)
+	if logger != nil {
+		opts = opts.WithLogger(badgerLogger{logger})
+	}
+	db, err := badger.Open(opts)
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("open index %s: %w", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("open index %s: %w", dir, err)
+	}
+	return &Badger{db: db}, nil
+}
+
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}
+func (b badgerLogger) Infof(string, ...any)  {}
+func (b badgerLogger) Debugf(string, ...any) {}
+
+func walPrefix(server string) []byte { return []byte("w/" + server + "/") }
+func walKey(server, name string) []byte {
+	return []byte("w/" + server + "/" + name)
+}
+func backupPrefix(server string) []byte { return []byte("b/" + server + "/") }
+func backupKey(server, id string) []byte {
+	return []byte("b/" + server + "/" + id)
+}
+
+// Close implements Index.
+func (x *Badger) Close() error { return x.db.Close() }
+
+// PutWAL implements Index.
+func (x *Badger) PutWAL(_ context.Context, server string, f catalog.WALFile) error {
+	v, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	if err := x.db.Update(func(txn *badger.Txn) error { return txn.Set(walKey(server, f.Name), v) }); err != nil {
+		return fmt.Errorf("index put %s/%s: %w", server, f.Name, err)
+	}
+	return nil
+}
+
+// GetWAL implements Index.
+func (x *Badger) GetWAL(_ context.Context, server, name string) (catalog.WALFile, error) {
+	var f catalog.WALFile
+	err := x.get(walKey(server, name), &f)
+	if err != nil {
+		return f, fmt.Errorf("wal %s/%s: %w", server, name, err)
+	}
+	return f, nil
+}
+
+func (x *Badger) get(key []byte, v any) error {
+	return x.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(b []byte) error { return json.Unmarshal(b, v) })
+	})
+}
+
+// ScanWAL implements Index.
+func (x *Badger) ScanWAL(ctx context.Context, server string, r WALRange, fn func(catalog.WALFile) error) error {
+	prefix := walPrefix(server)
+	return x.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		start := append(slices.Clone(prefix), r.From...)
+		var stop []byte
+		if r.To != "" {
+			stop = append(slices.Clone(prefix), r.To...)
+		}
+		for it.Seek(start); it.Valid(); it.Next() {
+			item := it.Item()
+			if stop != nil && string(item.Key()) >= string(stop) {
+				break
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var f catalog.WALFile
+			if err := item.Value(func(b []byte) error { return json.Unmarshal(b, &f) }); err != nil {
+				return fmt.Errorf("index record %s: %w", item.Key(), err)
+			}
+			if err := fn(f); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteWAL implements Index.
+func (x *Badger) DeleteWAL(_ context.Context, server string, names []string) error {
+	wb := x.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, n := range names {
+		if err := wb.Delete(walKey(server, n)); err != nil {
+			return err
+		}
+	}
+	return wb.Flush()
+}
+
+// WALStats implements Index.
+func (x *Badger) WALStats(ctx context.Context, server string) (Stats, error) {
+	var s Stats
+	seen := map[uint32]bool{}
+	err := x.ScanWAL(ctx, server, WALRange{}, func(f catalog.WALFile) error {
+		s.Files++
+		s.RawBytes += f.RawSize
+		s.StoredBytes += f.StoredSize
+		if f.Kind == segments.KindSegment.String() {
+			s.Segments++
+			if s.FirstSegment == "" {
+				s.FirstSegment = f.Name
+			}
+			s.LastSegment = f.Name
+		}
+		if !seen[f.Timeline] && f.Timeline > 0 {
+			seen[f.Timeline] = true
+			s.Timelines = append(s.Timelines, f.Timeline)
+		}
+		if f.ArrivedAt.After(s.LastArrival) {
+			s.LastArrival = f.ArrivedAt
+			s.LastArrived = f.Name
+		}
+		return nil
+	})
+	slices.Sort(s.Timelines)
+	return s, err
+}
+
+// PutBackup implements Index.
+func (x *Badger) PutBackup(_ context.Context, server string, b catalog.Backup) error {
+	v, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	if err := x.db.Update(func(txn *badger.Txn) error { return txn.Set(backupKey(server, b.ID), v) }); err != nil {
+		return fmt.Errorf("index put backup %s/%s: %w", server, b.ID, err)
+	}
+	return nil
+}
+
+// GetBackup implements Index.
+func (x *Badger) GetBackup(_ context.Context, server, id string) (catalog.Backup, error) {
+	var b catalog.Backup
+	if err := x.get(backupKey(server, id), &b); err != nil {
+		return b, fmt.Errorf("backup %s/%s: %w", server, id, err)
+	}
+	return b, nil
+}
+
+// ListBackups implements Index. Backup ids are timestamps, so key order is age order.
+func (x *Badger) ListBackups(_ context.Context, server string) ([]catalog.Backup, error) {
+	var out []catalog.Backup
+	err := x.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: backupPrefix(server), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var b catalog.Backup
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &b) }); err != nil {
+				return err
+			}
+			out = append(out, b)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DeleteBackup implements Index.
+func (x *Badger) DeleteBackup(_ context.Context, server, id string) error {
+	return x.db.Update(func(txn *badger.Txn) error { return txn.Delete(backupKey(server, id)) })
+}
+
+// DropServer implements Index.
+func (x *Badger) DropServer(_ context.Context, server string) error {
+	return x.db.DropPrefix(walPrefix(server), backupPrefix(server))
+}
