@@ -25,6 +25,7 @@ type CLI struct {
 	ListServers ListServersCmd `cmd:"" name:"list-servers" help:"List configured servers with their archive state."`
 	Status      StatusCmd      `cmd:"" help:"Show a server's archive state."`
 	Index       IndexCmd       `cmd:"" help:"Index maintenance."`
+	ReceiveWAL  ReceiveWALCmd  `cmd:"" name:"receive-wal" help:"Stream a server's WAL in the foreground (or --create-slot, --drop-slot, --reset)."`
 }
 
 // exitError carries an exit status with its message.

@@ -79,9 +79,17 @@ func (c *WatchCmd) Run(a *App) error {
 
 	_, statErr := os.Stat(daemon.IndexDir(cfg.Home))
 	freshIndex := errors.Is(statErr, os.ErrNotExist)
-	idx, err := index.OpenBadger(daemon.IndexDir(cfg.Home), log)
-	if err != nil {
-		return err
+	// A command that found no daemon may hold the index for a moment: wait for it.
+	var idx *index.Badger
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		idx, err = index.OpenBadger(daemon.IndexDir(cfg.Home), log)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, index.ErrLocked) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	defer idx.Close()
 	store := storage.NewLocal(cfg.Home)

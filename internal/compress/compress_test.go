@@ -1,0 +1,56 @@
+package compress
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestRoundTrip(t *testing.T) {
+	src := make([]byte, 1<<20)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range src {
+		src[i] = byte(r.IntN(8)) // compressible, like WAL
+	}
+	for _, c := range Codecs {
+		for _, level := range []int{0, 1, 3, 19} {
+			if c == Gzip && level > 9 {
+				continue
+			}
+			enc, err := EncodeAll(c, level, src, nil)
+			if err != nil {
+				t.Fatalf("%s/%d: %v", c, level, err)
+			}
+			dec, err := DecodeAll(c, enc, nil)
+			if err != nil || !bytes.Equal(dec, src) {
+				t.Fatalf("%s/%d: round trip failed: %v", c, level, err)
+			}
+			if n, ok := ContentSize(c, enc[:min(len(enc), 32)], enc); c != None && (!ok || n != int64(len(src))) {
+				t.Fatalf("%s: content size %d %v", c, n, ok)
+			}
+			var buf bytes.Buffer
+			w, err := NewWriter(c, level, &buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = w.Write(src)
+			_ = w.Close()
+			rd, err := NewReader(c, &buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(rd)
+			if err != nil || !bytes.Equal(got, src) {
+				t.Fatalf("%s stream: %v", c, err)
+			}
+		}
+		name := "000000010000000000000001" + Suffix(c)
+		if got, base := FromName(name); got != c || base != "000000010000000000000001" {
+			t.Fatalf("FromName(%s) = %s %s", name, got, base)
+		}
+	}
+	if _, err := EncodeAll("lz9", 0, nil, nil); err == nil {
+		t.Fatal("unknown codec accepted")
+	}
+}

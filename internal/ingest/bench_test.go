@@ -1,0 +1,150 @@
+package ingest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/walkeeper/walkeeper/internal/fsutil"
+	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+// benchSegments returns real WAL segments for the benchmarks: those in
+// $WALKEEPER_BENCH_WAL (scripts/bench.sh fills it with pgbench's WAL), else a few made by a
+// throwaway cluster.
+func benchSegments(b *testing.B) []string {
+	dir := os.Getenv("WALKEEPER_BENCH_WAL")
+	if dir == "" {
+		b.Skip("set WALKEEPER_BENCH_WAL to a directory of real WAL segments (scripts/bench.sh does)")
+	}
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		if len(e.Name()) == 24 {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		b.Fatalf("no WAL segments in %s", dir)
+	}
+	return out
+}
+
+func benchPipeline(b *testing.B, workers int) (*Pipeline, string, func()) {
+	home := b.TempDir()
+	idx, err := index.OpenBadger(filepath.Join(home, "index"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := Server{Name: "bench", IncomingDir: filepath.Join(home, "bench", "incoming"), ErrorsDir: filepath.Join(home, "bench", "errors"),
+		Compression: "zstd", Workers: workers}
+	p, err := NewPipeline(srv, storage.NewLocal(home), idx, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := fsutil.MkdirAll(srv.IncomingDir, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	return p, srv.IncomingDir, func() { idx.Close() }
+}
+
+// BenchmarkPipeline measures validate+compress+store+index+unlink throughput of raw WAL
+// on one worker (MB/s per core), the default zstd level.
+func BenchmarkPipeline(b *testing.B) {
+	segs := benchSegments(b)
+	data := make([][]byte, len(segs))
+	var total int64
+	for i, s := range segs {
+		d, err := os.ReadFile(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		data[i] = d
+		total += int64(len(d))
+	}
+	b.SetBytes(total)
+	for b.Loop() {
+		b.StopTimer()
+		p, in, done := benchPipeline(b, 1)
+		for i, s := range segs {
+			if err := os.WriteFile(filepath.Join(in, filepath.Base(s)), data[i], 0o600); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		for _, s := range segs {
+			r, err := p.Process(context.Background(), filepath.Base(s))
+			if err != nil || r.Outcome != Archived {
+				b.Fatalf("%s: %v %+v", s, err, r)
+			}
+		}
+		b.StopTimer()
+		done()
+		b.StartTimer()
+	}
+}
+
+// BenchmarkDropToIndexed measures the latency from a durable drop into incoming/ (as
+// archive-wal does) to the committed index entry, through the real watcher; it reports
+// p50 and p99 in milliseconds.
+func BenchmarkDropToIndexed(b *testing.B) {
+	segs := benchSegments(b)
+	results := make(chan time.Time, 1)
+	var in string
+	stop := func() {}
+	// start runs a fresh pipeline: segment names are archived once per server, so every
+	// pass over the segments needs a new archive.
+	start := func() {
+		stop()
+		p, dir, done := benchPipeline(b, 2)
+		ctx, cancel := context.WithCancel(context.Background())
+		finished := make(chan struct{})
+		go func() {
+			defer close(finished)
+			_ = p.Run(ctx, func(r Result) {
+				if r.Outcome == Archived {
+					results <- time.Now()
+				}
+			})
+		}()
+		in = dir
+		stop = func() { cancel(); <-finished; done() }
+		time.Sleep(100 * time.Millisecond)
+	}
+	start()
+	defer func() { stop() }()
+	var lat []time.Duration
+	n := 0
+	for b.Loop() {
+		s := segs[n%len(segs)]
+		f, err := os.Open(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		if _, err := fsutil.WriteAtomic(filepath.Join(in, filepath.Base(s)), f, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		lat = append(lat, (<-results).Sub(t0))
+		n++
+		if n%len(segs) == 0 {
+			b.StopTimer()
+			start()
+			b.StartTimer()
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}

@@ -1,0 +1,245 @@
+// Package wktest runs the real walkeeper binary in tests the way a DBA would: a home and
+// config file owned by the PostgreSQL user, the `watch` daemon as a process that can be
+// stopped or killed, and CLI calls with their exit codes.
+package wktest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/walkeeper/walkeeper/internal/pgtest"
+)
+
+// Env is one walkeeper installation: a home directory and a config file.
+type Env struct {
+	Bin    string
+	Dir    string // private dir holding home, config and logs
+	Home   string
+	Config string
+	// Servers are the server sections, in order, as written to the config.
+	Servers []Server
+	Global  map[string]string
+}
+
+// Server is one [section] of the config.
+type Server struct {
+	Name     string
+	Settings map[string]string
+}
+
+// New makes an Env with the given servers and writes its config.
+func New(t testing.TB, servers ...Server) *Env {
+	t.Helper()
+	dir := pgtest.TempDir(t)
+	e := &Env{Bin: pgtest.Walkeeper(t), Dir: dir, Home: filepath.Join(dir, "home"), Config: filepath.Join(dir, "walkeeper.conf"),
+		Servers: servers, Global: map[string]string{}}
+	e.WriteConfig(t)
+	return e
+}
+
+// WriteConfig (re)writes the config file from e.Global and e.Servers.
+func (e *Env) WriteConfig(t testing.TB) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "[walkeeper]\nhome = %s\n", e.Home)
+	for k, v := range e.Global {
+		fmt.Fprintf(&b, "%s = %s\n", k, v)
+	}
+	for _, s := range e.Servers {
+		fmt.Fprintf(&b, "\n[%s]\n", s.Name)
+		for k, v := range s.Settings {
+			fmt.Fprintf(&b, "%s = %s\n", k, v)
+		}
+	}
+	if err := os.WriteFile(e.Config, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.Chown(e.Config); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ArchiveCommand is the archive_command for server.
+func (e *Env) ArchiveCommand(server string) string {
+	return fmt.Sprintf("%s --config %s archive-wal %s %%p", e.Bin, e.Config, server)
+}
+
+// RestoreCommand is the restore_command for server.
+func (e *Env) RestoreCommand(server string) string {
+	return fmt.Sprintf("%s --config %s get-wal %s %%f %%p", e.Bin, e.Config, server)
+}
+
+// Result is one CLI call's outcome.
+type Result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// Run calls walkeeper with args (as the PostgreSQL user) and returns its outcome.
+func (e *Env) Run(args ...string) Result {
+	cmd := exec.Command(e.Bin, append([]string{"--config", e.Config}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	pgtest.RunAs(cmd)
+	err := cmd.Run()
+	r := Result{Stdout: out.String(), Stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.Code = ee.ExitCode()
+	} else if err != nil {
+		r.Code = -1
+		r.Stderr += err.Error()
+	}
+	return r
+}
+
+// MustRun calls walkeeper and fails the test unless it exits 0.
+func (e *Env) MustRun(t testing.TB, args ...string) string {
+	t.Helper()
+	r := e.Run(args...)
+	if r.Code != 0 {
+		t.Fatalf("walkeeper %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.Code, r.Stdout, r.Stderr)
+	}
+	return r.Stdout
+}
+
+// JSON calls a read command with --json and decodes its output into v.
+func (e *Env) JSON(t testing.TB, v any, args ...string) {
+	t.Helper()
+	out := e.MustRun(t, append([]string{"--json"}, args...)...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("walkeeper %s --json: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// Daemon is a running `walkeeper watch`.
+type Daemon struct {
+	cmd  *exec.Cmd
+	Log  string
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
+}
+
+// StartDaemon starts `walkeeper watch` with extra environment (e.g. a failpoint) and
+// waits until its socket answers. Cleanup stops it.
+func (e *Env) StartDaemon(t testing.TB, env ...string) *Daemon {
+	t.Helper()
+	logf, err := os.CreateTemp(e.Dir, "watch-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(e.Bin, "--config", e.Config, "watch")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	pgtest.RunAs(cmd)
+	cmd.Env = append(cmd.Env, env...)
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start walkeeper watch: %v", err)
+	}
+	d := &Daemon{cmd: cmd, Log: logf.Name(), done: make(chan struct{})}
+	go func() {
+		err := cmd.Wait()
+		d.mu.Lock()
+		d.err = err
+		d.mu.Unlock()
+		logf.Close()
+		close(d.done)
+	}()
+	t.Cleanup(func() { d.Stop(t) })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(e.Home, "walkeeper.sock")); err == nil {
+			if r := e.Run("status", e.Servers[0].Name); r.Code == 0 && strings.Contains(r.Stdout, "running (pid") {
+				return d
+			}
+		}
+		select {
+		case <-d.done:
+			return d // died early (a failpoint may do that); callers check Exited
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("walkeeper watch did not come up in 30s; log:\n%s", d.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Output is the daemon's log so far.
+func (d *Daemon) Output() string {
+	b, _ := os.ReadFile(d.Log)
+	return string(b)
+}
+
+// Exited reports whether the process has ended.
+func (d *Daemon) Exited() bool {
+	select {
+	case <-d.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Wait waits for the process to end and returns its exit error.
+func (d *Daemon) Wait(timeout time.Duration) (error, bool) {
+	select {
+	case <-d.done:
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.err, true
+	case <-time.After(timeout):
+		return nil, false
+	}
+}
+
+// Stop sends SIGTERM and waits; it fails the test if the daemon does not exit 0.
+func (d *Daemon) Stop(t testing.TB) {
+	t.Helper()
+	if d.Exited() {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	err, ok := d.Wait(60 * time.Second)
+	if !ok {
+		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		t.Errorf("walkeeper watch did not stop within 60s of SIGTERM; log:\n%s", d.Output())
+		return
+	}
+	if err != nil {
+		t.Errorf("walkeeper watch exited with %v after SIGTERM; log:\n%s", err, d.Output())
+	}
+}
+
+// Kill sends SIGKILL and waits for the process to end.
+func (d *Daemon) Kill() {
+	if d.Exited() {
+		return
+	}
+	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+	d.Wait(30 * time.Second)
+}
+
+// Eventually polls cond until it returns true or the timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# make bench: walkeeper's archive benchmarks on real WAL, each against a baseline
+# measured in the same run (these machines are noisy: read the ratios).
+#  1. pipeline throughput (validate+zstd+store+index) vs cp of the same segments
+#  2. drop-to-indexed latency p50/p99 through the real fsnotify watcher
+#  3. archive-wal's cost per call vs cp + sync
+# Other suites: scripts/bench-backup.sh, scripts/bench-restore.sh, scripts/bench-sync.sh.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+PGBIN=${WALKEEPER_PGBIN:-/usr/lib/postgresql/15/bin}
+SCALE=${SCALE:-20}
+work=$(mktemp -d /tmp/walkeeper-bench-XXXXXX)
+chmod 755 "$work"
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres: "$work"
+cleanup() { as_pg "$PGBIN/pg_ctl" -D "$work/pgdata" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$work/wal"; [ "$(id -u)" = 0 ] && chown postgres: "$work/wal"
+echo "== generating real OLTP WAL with pgbench (scale $SCALE)"
+as_pg "$PGBIN/initdb" -D "$work/pgdata" -U postgres -A trust -k --no-sync >/dev/null
+cat >> "$work/pgdata/postgresql.conf" <<CONF
+port = $port
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$work'
+archive_mode = on
+archive_command = 'cp %p $work/wal/%f'
+max_wal_size = 4GB
+CONF
+as_pg "$PGBIN/pg_ctl" -D "$work/pgdata" -l "$work/pg.log" -w start >/dev/null
+as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -i -s "$SCALE" -q postgres >/dev/null 2>&1
+as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -c 4 -T "${SECONDS_OLTP:-30}" postgres >/dev/null 2>&1
+as_pg "$PGBIN/psql" -X -q -h 127.0.0.1 -p "$port" -U postgres -c "SELECT pg_switch_wal()" postgres >/dev/null
+sleep 3
+as_pg "$PGBIN/pg_ctl" -D "$work/pgdata" -m fast stop >/dev/null
+nseg=$(ls "$work/wal" | grep -cE '^[0-9A-F]{24}$')
+bytes=$(du -sb "$work/wal" | cut -f1)
+echo "   $nseg segments, $((bytes / 1048576)) MiB"
+
+echo "== 1. pipeline throughput, one worker, default zstd (vs cp + sync of the same files)"
+sync
+t0=$(date +%s.%N); mkdir -p "$work/cp"; cp "$work"/wal/* "$work/cp/"; sync; t1=$(date +%s.%N)
+cp_mbs=$(python3 -c "print(round($bytes/1048576/($t1-$t0),1))")
+out=$(cd "$root" && WALKEEPER_BENCH_WAL="$work/wal" go test -run '^$' -bench 'BenchmarkPipeline$' -benchtime 3x ./internal/ingest/ | grep -E '^Benchmark')
+wk_mbs=$(echo "$out" | awk '{for(i=1;i<=NF;i++) if($(i+1)=="MB/s") print $i}')
+echo "   walkeeper pipeline: $wk_mbs MB/s per core    cp+sync: $cp_mbs MB/s    ratio: $(python3 -c "print(round($wk_mbs/$cp_mbs,2))")"
+
+echo "== 2. drop-to-indexed latency (durable drop -> index commit, fsnotify watcher)"
+(cd "$root" && WALKEEPER_BENCH_WAL="$work/wal" go test -run '^$' -bench 'BenchmarkDropToIndexed$' -benchtime "${nseg}x" ./internal/ingest/ | grep -E '^Benchmark' | sed 's/^/   /')
+
+echo "== 3. archive-wal per call vs cp + sync (same segments, 16 MiB each)"
+cfg="$work/wk.conf"; printf '[walkeeper]\nhome = %s/home\n[b]\nconninfo = host=127.0.0.1 port=1\n' "$work" > "$cfg"
+mkdir -p "$work/cpsync"
+n=0; t0=$(date +%s.%N)
+for f in "$work"/wal/*; do [ $n -ge 40 ] && break; cp "$f" "$work/cpsync/"; sync "$work/cpsync/$(basename "$f")"; n=$((n+1)); done
+t1=$(date +%s.%N)
+n=0; t2=$(date +%s.%N)
+for f in "$work"/wal/*; do [ $n -ge 40 ] && break; "$root/bin/walkeeper" --config "$cfg" archive-wal b "$f"; n=$((n+1)); done
+t3=$(date +%s.%N)
+python3 - "$t0" "$t1" "$t2" "$t3" "$n" <<'PY'
+import sys
+t0,t1,t2,t3,n=map(float,sys.argv[1:])
+cp=(t1-t0)/n*1000; wk=(t3-t2)/n*1000
+print(f"   archive-wal: {wk:.1f} ms/call    cp+sync: {cp:.1f} ms/call    ratio: {wk/cp:.2f}")
+PY
