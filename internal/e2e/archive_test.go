@@ -364,3 +364,45 @@ func TestDaemonContract(t *testing.T) {
 	}
 	d.Stop(t)
 }
+
+// TestArchiveOtherKinds: .backup labels (from a real pg_basebackup), .history and .partial
+// files are archived and come back through get-wal.
+func TestArchiveOtherKinds(t *testing.T) {
+	env := newEnv(t)
+	pg, copies := primary(t, env, nil)
+	env.StartDaemon(t)
+	pgtest.RunPG(t, "pg_basebackup", "-h", pg.Host, "-p", fmt.Sprint(pg.Port), "-U", "postgres", "-D", filepath.Join(pgtest.TempDir(t), "bb"), "-X", "none", "-c", "fast")
+	var label string
+	wktest.Eventually(t, 30*time.Second, "a .backup label archived by PostgreSQL", func() bool {
+		for _, f := range listDir(t, copies) {
+			if strings.HasSuffix(f, ".backup") {
+				label = f
+				return true
+			}
+		}
+		return false
+	})
+	scratch := pgtest.TempDir(t)
+	history := writeFile(t, filepath.Join(scratch, "00000002.history"), []byte("1\t0/3000000\tno recovery target specified\n"))
+	env.MustRun(t, "archive-wal", "pg1", history)
+	seg := listDir(t, copies)[0]
+	segData, _ := os.ReadFile(filepath.Join(copies, seg))
+	partial := writeFile(t, filepath.Join(scratch, seg+".partial"), segData[:1<<20])
+	env.MustRun(t, "archive-wal", "pg1", partial)
+
+	want := map[string][]byte{"00000002.history": []byte("1\t0/3000000\tno recovery target specified\n"), seg + ".partial": segData[:1<<20]}
+	want[label], _ = os.ReadFile(filepath.Join(copies, label))
+	for name, data := range want {
+		wktest.Eventually(t, 30*time.Second, name+" archived", func() bool {
+			return env.Run("get-wal", "pg1", name, filepath.Join(scratch, "probe")).Code == 0
+		})
+		if got := getWAL(t, env, name); !bytes.Equal(got, data) {
+			t.Fatalf("%s: get-wal content differs", name)
+		}
+	}
+	var st status
+	env.JSON(t, &st, "status", "pg1")
+	if st.ErrorFiles != 0 {
+		t.Fatalf("quarantined: %+v", st.Errors)
+	}
+}

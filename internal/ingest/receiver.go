@@ -851,7 +851,7 @@ func ensureSlot(ctx context.Context, conn *pgconn.PgConn, name string, create bo
 		Mode: pglogrepl.PhysicalReplication, SnapshotAction: "RESERVE_WAL"}); err != nil {
 		return si, fmt.Errorf("create replication slot %s: %w", name, err)
 	}
-	log.Info("replication slot created", "slot", name)
+	log.Info("replication slot created")
 	return readSlot(ctx, conn, name)
 }
 
@@ -1015,7 +1015,7 @@ func (r *Receiver) startPosition(ctx context.Context, sys pglogrepl.IdentifySyst
 	// ones, left by an interrupted hand-over, are archived as partials so nothing they
 	// hold is lost.
 	for i, n := range partials {
-		if i == len(partials)-1 && best == partial {
+		if i == len(partials)-1 && best.src == partial.src {
 			continue
 		}
 		if err := fsutil.RenameDurable(filepath.Join(r.cfg.StreamingDir, n.Raw), filepath.Join(r.cfg.IncomingDir, n.Raw)); err != nil {

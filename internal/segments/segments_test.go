@@ -2,6 +2,7 @@ package segments
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -528,5 +529,22 @@ func TestValidateSegmentSynthetic(t *testing.T) {
 	var ve *ValidationError
 	if err == nil || errors.As(err, &ve) {
 		t.Errorf("invalid expectation: err = %v, want a plain error", err)
+	}
+}
+
+func TestLSNText(t *testing.T) {
+	type doc struct {
+		L LSN `json:"l"`
+	}
+	b, err := json.Marshal(doc{L: LSN(0x16B374D848)})
+	if err != nil || string(b) != `{"l":"16/B374D848"}` {
+		t.Fatalf("marshal: %s %v", b, err)
+	}
+	var d doc
+	if err := json.Unmarshal([]byte(`{"l":"0/3000028"}`), &d); err != nil || d.L != 0x3000028 {
+		t.Fatalf("unmarshal: %v %v", d.L, err)
+	}
+	if err := json.Unmarshal([]byte(`{"l":"zz"}`), &d); err == nil {
+		t.Fatal("bad LSN accepted")
 	}
 }

@@ -1,0 +1,145 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/walkeeper/walkeeper/internal/catalog"
+)
+
+// both runs f against the badger index directly and through the socket protocol the
+// daemon serves, which must behave the same.
+func both(t *testing.T, f func(t *testing.T, idx Index)) {
+	t.Run("badger", func(t *testing.T) {
+		b, err := OpenBadger(filepath.Join(t.TempDir(), "idx"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		f(t, b)
+	})
+	t.Run("remote", func(t *testing.T) {
+		b, err := OpenBadger(filepath.Join(t.TempDir(), "idx"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		sock := filepath.Join(t.TempDir(), "s")
+		ln, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: Handler(b)}
+		go srv.Serve(ln)
+		defer srv.Close()
+		hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+		f(t, NewRemote(hc))
+	})
+}
+
+func seg(tli uint32, n int) catalog.WALFile {
+	name := fmt.Sprintf("%08X%08X%08X", tli, 0, n)
+	return catalog.WALFile{Name: name, Kind: "segment", Timeline: tli, RawSize: 16 << 20, StoredSize: 1 << 20,
+		ArrivedAt: time.Date(2026, 1, 1, 0, 0, n, 0, time.UTC), Key: "pg1/wals/x/" + name}
+}
+
+func TestIndex(t *testing.T) {
+	both(t, func(t *testing.T, idx Index) {
+		ctx := context.Background()
+		for i := 1; i <= 5; i++ {
+			if err := idx.PutWAL(ctx, "pg1", seg(1, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = idx.PutWAL(ctx, "pg1", seg(2, 5))
+		_ = idx.PutWAL(ctx, "pg1", catalog.WALFile{Name: "00000002.history", Kind: "history", Timeline: 2, RawSize: 40, StoredSize: 40})
+		_ = idx.PutWAL(ctx, "pg2", seg(1, 1))
+
+		got, err := idx.GetWAL(ctx, "pg1", seg(1, 3).Name)
+		if err != nil || got.Name != seg(1, 3).Name || !got.ArrivedAt.Equal(seg(1, 3).ArrivedAt) {
+			t.Fatalf("get: %+v %v", got, err)
+		}
+		if _, err := idx.GetWAL(ctx, "pg1", "000000090000000000000001"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("missing: %v", err)
+		}
+		var names []string
+		err = idx.ScanWAL(ctx, "pg1", WALRange{From: seg(1, 2).Name, To: seg(1, 4).Name}, func(f catalog.WALFile) error {
+			names = append(names, f.Name)
+			return nil
+		})
+		if err != nil || len(names) != 2 || names[0] != seg(1, 2).Name || names[1] != seg(1, 3).Name {
+			t.Fatalf("range scan: %v %v", names, err)
+		}
+		names = nil
+		_ = idx.ScanWAL(ctx, "pg1", WALRange{}, func(f catalog.WALFile) error { names = append(names, f.Name); return nil })
+		// Name order is (timeline, segment) order, with a timeline's history first.
+		want := []string{seg(1, 1).Name, seg(1, 2).Name, seg(1, 3).Name, seg(1, 4).Name, seg(1, 5).Name, "00000002.history", seg(2, 5).Name}
+		if fmt.Sprint(names) != fmt.Sprint(want) {
+			t.Fatalf("full scan:\n%v\nwant\n%v", names, want)
+		}
+		st, err := idx.WALStats(ctx, "pg1")
+		if err != nil || st.Files != 7 || st.Segments != 6 || st.FirstSegment != seg(1, 1).Name || st.LastSegment != seg(2, 5).Name ||
+			len(st.Timelines) != 2 || st.RawBytes != 6*(16<<20)+40 {
+			t.Fatalf("stats: %+v %v", st, err)
+		}
+		if err := idx.DeleteWAL(ctx, "pg1", []string{seg(1, 1).Name, seg(1, 2).Name}); err != nil {
+			t.Fatal(err)
+		}
+		st, _ = idx.WALStats(ctx, "pg1")
+		if st.Files != 5 {
+			t.Fatalf("after delete: %+v", st)
+		}
+		stop := errors.New("stop")
+		if err := idx.ScanWAL(ctx, "pg1", WALRange{}, func(catalog.WALFile) error { return stop }); err == nil {
+			t.Fatal("callback error lost")
+		}
+
+		for _, id := range []string{"20260102T000000", "20260101T000000"} {
+			if err := idx.PutBackup(ctx, "pg1", catalog.Backup{ID: id, Status: catalog.StatusDone}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bs, err := idx.ListBackups(ctx, "pg1")
+		if err != nil || len(bs) != 2 || bs[0].ID != "20260101T000000" {
+			t.Fatalf("list backups: %+v %v", bs, err)
+		}
+		if _, err := idx.GetBackup(ctx, "pg1", "nope"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("missing backup: %v", err)
+		}
+		if err := idx.DeleteBackup(ctx, "pg1", "20260101T000000"); err != nil {
+			t.Fatal(err)
+		}
+		if err := idx.DropServer(ctx, "pg1"); err != nil {
+			t.Fatal(err)
+		}
+		st, _ = idx.WALStats(ctx, "pg1")
+		bs, _ = idx.ListBackups(ctx, "pg1")
+		if st.Files != 0 || len(bs) != 0 {
+			t.Fatalf("after drop: %+v %v", st, bs)
+		}
+		st, _ = idx.WALStats(ctx, "pg2")
+		if st.Files != 1 {
+			t.Fatalf("drop touched another server: %+v", st)
+		}
+	})
+}
+
+func TestBadgerLockedByAnotherOpen(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "idx")
+	a, err := OpenBadger(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := OpenBadger(dir, nil); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: %v", err)
+	}
+}

@@ -1,0 +1,442 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/pgtest"
+	"github.com/walkeeper/walkeeper/internal/segments"
+	"github.com/walkeeper/walkeeper/internal/storage"
+	"github.com/walkeeper/walkeeper/internal/wktest"
+)
+
+// rig is an in-process receiver plus the archive pipeline behind it, for one server.
+type rig struct {
+	home, streaming, incoming string
+	idx                       *index.Badger
+	store                     *storage.Local
+	rcv                       *Receiver
+	stopRcv                   func()
+	stopPipe                  func()
+	log                       *slog.Logger
+}
+
+type testWriter struct {
+	t  testing.TB
+	mu sync.Mutex
+	on bool
+}
+
+func (w *testWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.on {
+		w.t.Log(strings.TrimRight(string(b), "\n"))
+	}
+	return len(b), nil
+}
+
+func newRig(t *testing.T, conninfo string) *rig {
+	t.Helper()
+	home := pgtest.TempDir(t)
+	tw := &testWriter{t: t, on: true}
+	t.Cleanup(func() { tw.mu.Lock(); tw.on = false; tw.mu.Unlock() })
+	log := slog.New(slog.NewTextHandler(tw, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	r := &rig{home: home, streaming: filepath.Join(home, "pg1", "streaming"), incoming: filepath.Join(home, "pg1", "incoming"), log: log}
+	idx, err := index.OpenBadger(filepath.Join(home, "index"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.idx = idx
+	r.store = storage.NewLocal(home)
+	p, err := NewPipeline(Server{Name: "pg1", IncomingDir: r.incoming, ErrorsDir: filepath.Join(home, "pg1", "errors"),
+		Compression: "none", Workers: 2, QuietPeriod: 300 * time.Millisecond}, r.store, idx, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithCancel(context.Background())
+	pdone := make(chan struct{})
+	go func() { defer close(pdone); _ = p.Run(pctx, nil) }()
+	var once sync.Once
+	r.stopPipe = func() {
+		once.Do(func() {
+			pcancel()
+			<-pdone
+			idx.Close()
+		})
+	}
+	t.Cleanup(r.stopPipe)
+	r.startReceiver(t, conninfo, false)
+	return r
+}
+
+func (r *rig) startReceiver(t *testing.T, conninfo string, reset bool) {
+	t.Helper()
+	rcv, err := NewReceiver(ReceiverConfig{Server: "pg1", Conninfo: conninfo, SlotName: "walkeeper_pg1", CreateSlot: true,
+		StreamingDir: r.streaming, IncomingDir: r.incoming, Reset: reset, StatusInterval: time.Second,
+		MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second, Log: r.log,
+		ArchivedEnd: func(ctx context.Context) (string, error) {
+			st, err := r.idx.WALStats(ctx, "pg1")
+			return st.LastSegment, err
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rcv.Run(ctx) }()
+	var once sync.Once
+	r.rcv = rcv
+	r.stopRcv = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("receiver: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("receiver did not stop within 30s of cancellation")
+			}
+		})
+	}
+	t.Cleanup(r.stopRcv)
+}
+
+// archived lists the names the index holds for pg1.
+func (r *rig) archived(t *testing.T) map[string]catalog.WALFile {
+	t.Helper()
+	out := map[string]catalog.WALFile{}
+	if err := r.idx.ScanWAL(context.Background(), "pg1", index.WALRange{}, func(f catalog.WALFile) error {
+		out[f.Name] = f
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// waitArchived waits until name is in the index.
+func (r *rig) waitArchived(t *testing.T, name string, timeout time.Duration) {
+	t.Helper()
+	wktest.Eventually(t, timeout, name+" to be archived", func() bool {
+		_, err := r.idx.GetWAL(context.Background(), "pg1", name)
+		return err == nil
+	})
+}
+
+// contiguous fails unless the timeline's segments in names form one run without holes,
+// and returns the first and last segment numbers.
+func contiguous(t *testing.T, names []string, tli uint32, segSize uint64) (first, last uint64) {
+	t.Helper()
+	var nums []uint64
+	for _, n := range names {
+		p, err := segments.Parse(n)
+		if err != nil || p.Kind != segments.KindSegment || p.Timeline != tli {
+			continue
+		}
+		nums = append(nums, p.SegNo(segSize))
+	}
+	if len(nums) == 0 {
+		t.Fatalf("no segments of timeline %d in %v", tli, names)
+	}
+	sort.Slice(nums, func(i, j int) bool { return nums[i] < nums[j] })
+	for i := 1; i < len(nums); i++ {
+		if nums[i] != nums[i-1]+1 {
+			t.Fatalf("gap in timeline %d: segment %s is followed by %s (archive: %v)", tli,
+				segments.SegmentFileName(tli, nums[i-1], segSize), segments.SegmentFileName(tli, nums[i], segSize), names)
+		}
+	}
+	return nums[0], nums[len(nums)-1]
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const segSize16 = 16 << 20
+
+// TestReceiverSynchronousStandby: walkeeper is the only synchronous standby and there
+// is no archive_command. Every commit the primary acknowledged before it was stopped
+// with -m immediate is in what walkeeper flushed: pg_waldump finds the last one's COMMIT
+// record in the streamed files, and the segments before it are archived without a gap.
+func TestReceiverSynchronousStandby(t *testing.T) {
+	pg := pgtest.New(t, "primary", pgtest.Options{Conf: map[string]string{
+		"synchronous_standby_names": "walkeeper", "synchronous_commit": "on"}})
+	r := newRig(t, pg.ConnString(""))
+	pg.WaitFor(t, "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'walkeeper'", "sync", 30*time.Second)
+
+	// Bulk WAL (several segments), then single-row commits, each acknowledged only
+	// once walkeeper reported it flushed.
+	pg.PgBench(t, "-i", "-s", "3", "-q")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.ConnString(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE TABLE acked (id int PRIMARY KEY, xid bigint)"); err != nil {
+		t.Fatal(err)
+	}
+	var lastXID int64
+	var lastLSN string
+	for i := 1; i <= 300; i++ {
+		if err := conn.QueryRow(ctx, "INSERT INTO acked VALUES ($1, txid_current()) RETURNING xid", i).Scan(&lastXID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lastLSN); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	pg.Stop(t, "immediate")
+	r.stopRcv()
+
+	st := r.rcv.State()
+	flushed, err := segments.ParseLSN(st.FlushedLSN)
+	if err != nil {
+		t.Fatalf("receiver state %+v: %v", st, err)
+	}
+	last, _ := segments.ParseLSN(lastLSN)
+	if flushed < last {
+		t.Fatalf("receiver flushed up to %s, but the primary acknowledged commits up to %s", flushed, last)
+	}
+
+	// Gather what walkeeper holds: the archive (uncompressed here), incoming/ and the
+	// live .partial, which pg_waldump reads under its segment name.
+	dump := pgtest.TempDir(t)
+	partials, _ := filepath.Glob(filepath.Join(r.streaming, "*.partial"))
+	if len(partials) != 1 {
+		t.Fatalf("want one live .partial in streaming/, found %v", partials)
+	}
+	live := strings.TrimSuffix(filepath.Base(partials[0]), ".partial")
+	copyFile(t, partials[0], filepath.Join(dump, live))
+	r.waitArchived(t, segments.SegmentFileName(1, mustSegNo(t, live)-1, segSize16), 30*time.Second)
+	var names []string
+	for name, f := range r.archived(t) {
+		names = append(names, name)
+		copyFile(t, filepath.Join(r.home, f.Key), filepath.Join(dump, name))
+	}
+	first, lastSeg := contiguous(t, names, 1, segSize16)
+	if lastSeg+1 != mustSegNo(t, live) {
+		t.Fatalf("archive ends at segment %d, the live .partial is %s", lastSeg, live)
+	}
+	if err := pgtest.Chown(dump); err != nil {
+		t.Fatal(err)
+	}
+	start := segments.SegStart(mustSegNo(t, live)-1, segSize16)
+	out, _ := pgtest.RunPGErr("pg_waldump", "-p", dump, "-t", "1", "-s", start.String(), "-r", "Transaction")
+	re := regexp.MustCompile(fmt.Sprintf(`tx:\s+%d, lsn: [0-9A-F/]+, prev [0-9A-F/]+, desc: COMMIT`, lastXID))
+	if !re.MatchString(out) {
+		t.Fatalf("pg_waldump of the streamed WAL has no COMMIT for the last acknowledged transaction %d:\n%s", lastXID, tail(out, 15))
+	}
+	t.Logf("archive holds segments %d..%d plus %s.partial; last acknowledged commit (xid %d, before %s) found by pg_waldump; flushed %s",
+		first, lastSeg, live, lastXID, lastLSN, flushed)
+}
+
+func mustSegNo(t *testing.T, name string) uint64 {
+	t.Helper()
+	n, err := segments.Parse(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.SegNo(segSize16)
+}
+
+func tail(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// TestReceiverFollowsPromotion: walkeeper streams from a standby (its slot lives on the
+// standby); the standby is promoted, the receiver follows timeline 2, archives
+// 00000002.history and timeline 1's last segment as a .partial; then the new primary
+// restarts and the receiver reconnects and goes on without a gap.
+func TestReceiverFollowsPromotion(t *testing.T) {
+	primary := pgtest.New(t, "primary", pgtest.Options{})
+	standby := pgtest.NewStandby(t, "standby", primary, nil)
+	r := newRig(t, standby.ConnString(""))
+	wktest.Eventually(t, 30*time.Second, "the receiver to stream from the standby", func() bool {
+		return r.rcv.State().Connected && r.rcv.State().FlushedLSN != ""
+	})
+
+	primary.Psql(t, "CREATE TABLE t AS SELECT g FROM generate_series(1, 50000) g")
+	primary.Psql(t, "SELECT pg_switch_wal()")
+	primary.Psql(t, "INSERT INTO t SELECT generate_series(1, 1000)")
+	primary.Psql(t, "SELECT pg_switch_wal()")
+	primary.Psql(t, "INSERT INTO t SELECT generate_series(1, 10)")
+	want := primary.Psql(t, "SELECT pg_current_wal_lsn()")
+	standby.WaitFor(t, "SELECT pg_last_wal_replay_lsn() >= '"+want+"'", "t", 30*time.Second)
+	primary.Stop(t, "fast")
+	standby.Promote(t)
+	switchLSN := standby.Psql(t, "SELECT pg_current_wal_lsn()")
+	standby.Psql(t, "INSERT INTO t SELECT generate_series(1, 1000)")
+	standby.Psql(t, "SELECT pg_switch_wal()")
+
+	r.waitArchived(t, "00000002.history", 60*time.Second)
+	wktest.Eventually(t, 60*time.Second, "timeline 1's last segment as .partial and timeline 2's first segment", func() bool {
+		var partial, seg2 bool
+		for n := range r.archived(t) {
+			partial = partial || strings.HasPrefix(n, "00000001") && strings.HasSuffix(n, ".partial")
+			seg2 = seg2 || strings.HasPrefix(n, "00000002") && len(n) == 24
+		}
+		return partial && seg2
+	})
+	if tli := r.rcv.State().Timeline; tli != 2 {
+		t.Fatalf("receiver timeline %d after the promotion, want 2", tli)
+	}
+	sw, _ := segments.ParseLSN(switchLSN)
+	arch := r.archived(t)
+	wantPartial := segments.SegmentForLSN(1, sw, segSize16) + ".partial"
+	if _, ok := arch[wantPartial]; !ok {
+		// The switch point is where timeline 2 begins: at or before the LSN read after
+		// promotion, in the same segment unless a segment boundary lies in between.
+		found := false
+		for n := range arch {
+			found = found || strings.HasSuffix(n, ".partial")
+		}
+		if !found {
+			t.Fatalf("no .partial of timeline 1 archived (want %s); archive: %v", wantPartial, keys(arch))
+		}
+	}
+	hist, err := os.ReadFile(filepath.Join(r.home, arch["00000002.history"].Key))
+	if err != nil || !strings.HasPrefix(string(hist), "1\t") {
+		t.Fatalf("archived 00000002.history: %q, %v", hist, err)
+	}
+
+	// A restart of the server: the receiver reconnects and resumes where it flushed.
+	before := r.rcv.State().Reconnects
+	standby.Restart(t)
+	standby.Psql(t, "INSERT INTO t SELECT generate_series(1, 1000)")
+	next := standby.Psql(t, "SELECT pg_walfile_name(pg_current_wal_lsn())")
+	standby.Psql(t, "SELECT pg_switch_wal()")
+	r.waitArchived(t, next, 60*time.Second)
+	if st := r.rcv.State(); st.Reconnects <= before || !st.Connected {
+		t.Fatalf("after the server restart: reconnects %d (before %d), connected %v, last error %q", st.Reconnects, before, st.Connected, st.LastError)
+	}
+	var names []string
+	for n := range r.archived(t) {
+		names = append(names, n)
+	}
+	contiguous(t, names, 2, segSize16)
+	t.Logf("archive after promotion and restart: %v", names)
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestReceiverSIGKILL: the real `walkeeper watch` daemon streams (streaming_archiver =
+// on, no archive_command); it is killed with SIGKILL under load and started again; the
+// archive then holds every segment from where streaming began to the last one closed,
+// without a gap, and the daemon reports the receiver connected.
+func TestReceiverSIGKILL(t *testing.T) {
+	pg := pgtest.New(t, "primary", pgtest.Options{})
+	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{
+		"conninfo": pg.ConnString(""), "streaming_archiver": "on", "create_slot": "auto"}})
+	d := env.StartDaemon(t)
+	pg.WaitFor(t, "SELECT state FROM pg_stat_replication WHERE application_name = 'walkeeper'", "streaming", 30*time.Second)
+
+	// A bulk load (many segments) with the daemon killed in the middle of it.
+	bench := make(chan string, 1)
+	go func() {
+		out, err := pgtest.RunPGErr("pgbench", "-h", pg.Host, "-p", fmt.Sprint(pg.Port), "-U", pgtest.PGUser, "-i", "-s", "5", "-q", "postgres")
+		if err != nil {
+			out += err.Error()
+		}
+		bench <- out
+	}()
+	time.Sleep(800 * time.Millisecond)
+	killedAt := pg.Psql(t, "SELECT pg_walfile_name(pg_current_wal_lsn())")
+	d.Kill()
+	time.Sleep(500 * time.Millisecond)
+	d2 := env.StartDaemon(t)
+	if out := <-bench; !strings.Contains(out, "done in") {
+		t.Fatalf("pgbench -i: %s", out)
+	}
+	t.Logf("daemon killed while the server wrote %s", killedAt)
+	last := pg.Psql(t, "SELECT pg_walfile_name(pg_current_wal_lsn())")
+	pg.Psql(t, "SELECT pg_switch_wal()")
+
+	wals := filepath.Join(env.Home, "pg1", "wals")
+	list := func() []string {
+		var out []string
+		_ = filepath.Walk(wals, func(p string, fi os.FileInfo, err error) error {
+			if err == nil && !fi.IsDir() && !strings.HasPrefix(fi.Name(), ".") {
+				out = append(out, strings.TrimSuffix(strings.TrimSuffix(fi.Name(), ".zst"), ".gz"))
+			}
+			return nil
+		})
+		sort.Strings(out)
+		return out
+	}
+	wktest.Eventually(t, 60*time.Second, last+" to be archived after the restart", func() bool {
+		for _, n := range list() {
+			if n == last {
+				return true
+			}
+		}
+		return false
+	})
+	names := list()
+	first, lastNo := contiguous(t, names, 1, segSize16)
+	if lastNo != mustSegNo(t, last) {
+		t.Fatalf("archive ends at %d, want %s", lastNo, last)
+	}
+	if lastNo-first < 3 {
+		t.Fatalf("expected the load to span several segments, archive: %v\nfirst daemon:\n%s\nsecond daemon:\n%s", names, d.Output(), d2.Output())
+	}
+	if _, err := os.Stat(filepath.Join(env.Home, "pg1", "errors")); err == nil {
+		if es, _ := os.ReadDir(filepath.Join(env.Home, "pg1", "errors")); len(es) > 0 {
+			t.Fatalf("files quarantined: %v", es)
+		}
+	}
+	st, ok, err := ReadReceiverState(filepath.Join(env.Home, "pg1", "streaming"))
+	if err != nil || !ok || !st.Running || !st.Connected {
+		t.Fatalf("receiver.state after the restart: %+v ok=%v err=%v", st, ok, err)
+	}
+	if !strings.Contains(d2.Output(), "from=streaming/") {
+		t.Fatalf("the restarted receiver did not resume from its .partial:\n%s", d2.Output())
+	}
+	d2.Stop(t)
+	if st, _, _ := ReadReceiverState(filepath.Join(env.Home, "pg1", "streaming")); st.Running {
+		t.Fatalf("receiver.state says running after the daemon stopped: %+v", st)
+	}
+	t.Logf("archive after SIGKILL and restart: segments %d..%d, no gap", first, lastNo)
+}

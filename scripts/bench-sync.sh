@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Commit latency with walkeeper as the synchronous standby, against a real PostgreSQL
+# standby as the synchronous standby, measured in one run on the same primary
+# (synchronous_commit = on, pgbench simple-update). Target: walkeeper <= 1.2x.
+#
+#   phase 0  warm-up, no synchronous standby (async figure, for reference)
+#   phase 1  a streaming PostgreSQL standby (pg_basebackup -R) is synchronous_standby_names
+#   phase 2  `walkeeper watch` with streaming_archiver = on is synchronous_standby_names
+#            (the full daemon: receiver plus validate/compress/index of every segment)
+#   phase 3  `walkeeper receive-wal` alone (receiver only, like the standby which only
+#            receives and replays)
+#
+# Environment: CLIENTS (4), SECONDS_RUN (20), SCALE (10), WALKEEPER_PGBIN.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+PGBIN=${WALKEEPER_PGBIN:-/usr/lib/postgresql/15/bin}
+CLIENTS=${CLIENTS:-4}
+SECS=${SECONDS_RUN:-20}
+SCALE=${SCALE:-10}
+work=$(mktemp -d /tmp/walkeeper-bench-sync-XXXXXX)
+chmod 755 "$work"
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres: "$work"
+wkpid=""
+cleanup() {
+  [ -n "$wkpid" ] && kill "$wkpid" 2>/dev/null && wait "$wkpid" 2>/dev/null || true
+  as_pg "$PGBIN/pg_ctl" -D "$work/standby" -m immediate stop >/dev/null 2>&1 || true
+  as_pg "$PGBIN/pg_ctl" -D "$work/primary" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+pport=$(freeport); sport=$(freeport)
+psqlp() { as_pg "$PGBIN/psql" -X -qAt -h 127.0.0.1 -p "$pport" -U postgres -d postgres -c "$1"; }
+waitfor() { # sql want seconds
+  for _ in $(seq 1 $(( $3 * 10 ))); do [ "$(psqlp "$1" 2>/dev/null || true)" = "$2" ] && return 0; sleep 0.1; done
+  echo "timed out waiting for: $1 = $2" >&2; return 1
+}
+bench() { # label
+  local out lat tps
+  out=$(as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$pport" -U postgres -n -b simple-update -c "$CLIENTS" -j 2 -T "$SECS" postgres 2>&1)
+  lat=$(echo "$out" | awk -F'= ' '/^latency average/ {print $2}' | awk '{print $1}')
+  tps=$(echo "$out" | awk -F'= ' '/^tps/ {print $2}' | awk '{print $1}')
+  printf '   %-44s latency avg %8s ms   tps %8s\n' "$1" "$lat" "$tps" >&2
+  echo "$lat"
+}
+
+echo "== building walkeeper"
+(cd "$root" && go build -o "$work/walkeeper" ./cmd/walkeeper)
+chmod 755 "$work/walkeeper"
+
+echo "== primary (port $pport) and a streaming standby (port $sport), pgbench scale $SCALE"
+as_pg "$PGBIN/initdb" -D "$work/primary" -U postgres -A trust -k --no-sync >/dev/null
+cat >> "$work/primary/postgresql.conf" <<CONF
+port = $pport
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$work'
+wal_level = replica
+max_wal_senders = 10
+max_replication_slots = 10
+max_wal_size = 4GB
+synchronous_commit = on
+synchronous_standby_names = ''
+CONF
+echo "host replication all 127.0.0.1/32 trust" >> "$work/primary/pg_hba.conf"
+as_pg "$PGBIN/pg_ctl" -D "$work/primary" -l "$work/primary.log" -w start >/dev/null
+as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$pport" -U postgres -i -s "$SCALE" -q postgres >/dev/null 2>&1
+as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$pport" -U postgres -D "$work/standby" -R -X stream -c fast --no-sync
+cat >> "$work/standby/postgresql.conf" <<CONF
+port = $sport
+unix_socket_directories = '$work'
+hot_standby = on
+primary_conninfo = 'host=127.0.0.1 port=$pport user=postgres application_name=standby1'
+CONF
+as_pg "$PGBIN/pg_ctl" -D "$work/standby" -l "$work/standby.log" -w start >/dev/null
+
+echo "== pgbench -b simple-update -c $CLIENTS -T $SECS, synchronous_commit = on"
+bench "phase 0: no synchronous standby (warm-up)" >/dev/null
+psqlp "ALTER SYSTEM SET synchronous_standby_names = 'standby1'"; psqlp "SELECT pg_reload_conf()" >/dev/null
+waitfor "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby1'" sync 30
+lat_pg=$(bench "phase 1: PostgreSQL standby synchronous")
+as_pg "$PGBIN/pg_ctl" -D "$work/standby" -m fast -w stop >/dev/null
+
+cfg="$work/walkeeper.conf"
+cat > "$cfg" <<CONF
+[walkeeper]
+home = $work/home
+[pg1]
+conninfo = host=127.0.0.1 port=$pport user=postgres dbname=postgres sslmode=disable
+streaming_archiver = on
+create_slot = auto
+CONF
+[ "$(id -u)" = 0 ] && chown postgres: "$cfg"
+psqlp "ALTER SYSTEM SET synchronous_standby_names = 'walkeeper'"; psqlp "SELECT pg_reload_conf()" >/dev/null
+if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$work/walkeeper" --config "$cfg" watch 2>"$work/watch.log" & else "$work/walkeeper" --config "$cfg" watch 2>"$work/watch.log" & fi
+wkpid=$!
+waitfor "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'walkeeper'" sync 60
+lat_wk=$(bench "phase 2: walkeeper watch synchronous")
+kill "$wkpid"; wait "$wkpid" || true; wkpid=""
+
+if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$work/walkeeper" --config "$cfg" receive-wal pg1 2>"$work/receive.log" & else "$work/walkeeper" --config "$cfg" receive-wal pg1 2>"$work/receive.log" & fi
+wkpid=$!
+waitfor "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'walkeeper'" sync 60
+lat_rcv=$(bench "phase 3: walkeeper receive-wal synchronous")
+kill "$wkpid"; wait "$wkpid" || true; wkpid=""
+
+python3 - "$lat_pg" "$lat_wk" "$lat_rcv" <<'PY'
+import sys
+pg, wk, rcv = map(float, sys.argv[1:])
+print(f"== ratio walkeeper watch / PostgreSQL standby:       {wk/pg:.2f}x (target <= 1.2x)")
+print(f"== ratio walkeeper receive-wal / PostgreSQL standby: {rcv/pg:.2f}x")
+PY
