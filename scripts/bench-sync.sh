@@ -70,8 +70,9 @@ cat >> "$work/standby/postgresql.conf" <<CONF
 port = $sport
 unix_socket_directories = '$work'
 hot_standby = on
-primary_conninfo = 'host=127.0.0.1 port=$pport user=postgres application_name=standby1'
 CONF
+# pg_basebackup -R put primary_conninfo in postgresql.auto.conf, which wins: name it there.
+echo "primary_conninfo = 'host=127.0.0.1 port=$pport user=postgres application_name=standby1'" >> "$work/standby/postgresql.auto.conf"
 as_pg "$PGBIN/pg_ctl" -D "$work/standby" -l "$work/standby.log" -w start >/dev/null
 
 echo "== pgbench -b simple-update -c $CLIENTS -T $SECS, synchronous_commit = on"

@@ -124,6 +124,41 @@ func EncodeAll(codec string, level int, src, dst []byte) ([]byte, error) {
 	return nil, fmt.Errorf("unknown compression %q", codec)
 }
 
+var parallelPool sync.Pool
+
+// EncodeAllParallel is EncodeAll spread over all cores for one buffer: zstd compresses
+// its blocks concurrently into a single frame (with the content size recorded). It costs
+// some throughput per core, so callers use it when latency matters more: a lone file.
+func EncodeAllParallel(codec string, level int, src, dst []byte) ([]byte, error) {
+	if codec != Zstd || runtime.GOMAXPROCS(0) < 2 || len(src) < 1<<20 {
+		return EncodeAll(codec, level, src, dst)
+	}
+	buf := bytes.NewBuffer(dst)
+	type pooled struct {
+		level zstd.EncoderLevel
+		enc   *zstd.Encoder
+	}
+	var enc *zstd.Encoder
+	if p, ok := parallelPool.Get().(*pooled); ok && p.level == zstdLevel(level) {
+		enc = p.enc
+	} else {
+		var err error
+		enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstdLevel(level)), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+		if err != nil {
+			return nil, err
+		}
+	}
+	enc.ResetContentSize(buf, int64(len(src)))
+	if _, err := enc.Write(src); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	parallelPool.Put(&pooled{level: zstdLevel(level), enc: enc})
+	return buf.Bytes(), nil
+}
+
 // DecodeAll decompresses a whole buffer written by EncodeAll.
 func DecodeAll(codec string, src, dst []byte) ([]byte, error) {
 	switch codec {

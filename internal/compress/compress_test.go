@@ -22,6 +22,16 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s/%d: %v", c, level, err)
 			}
+			par, err := EncodeAllParallel(c, level, src, nil)
+			if err != nil {
+				t.Fatalf("%s/%d parallel: %v", c, level, err)
+			}
+			if dec, err := DecodeAll(c, par, nil); err != nil || !bytes.Equal(dec, src) {
+				t.Fatalf("%s/%d: parallel round trip failed: %v", c, level, err)
+			}
+			if n, ok := ContentSize(c, par[:min(len(par), 32)], par); c != None && (!ok || n != int64(len(src))) {
+				t.Fatalf("%s: parallel content size %d %v", c, n, ok)
+			}
 			dec, err := DecodeAll(c, enc, nil)
 			if err != nil || !bytes.Equal(dec, src) {
 				t.Fatalf("%s/%d: round trip failed: %v", c, level, err)

@@ -415,13 +415,27 @@ func (r *Receiver) session(ctx context.Context) error {
 // result it returns), ctx ends or the connection fails.
 func (r *Receiver) stream(ctx context.Context, conn *pgconn.PgConn) (*pglogrepl.CopyDoneResult, error) {
 	nextStatus := time.Now().Add(r.cfg.StatusInterval)
+	// A read deadline on the socket instead of a context per message: pgconn would
+	// start a watcher goroutine and a timer for every ReceiveMessage, which costs
+	// commit latency when walkeeper is the synchronous standby.
+	nc := conn.Conn()
+	stopWatch := context.AfterFunc(ctx, func() { _ = nc.SetReadDeadline(time.Now()) })
+	defer stopWatch()
+	defer func() { _ = nc.SetReadDeadline(time.Time{}) }()
+	var deadline time.Time
 	for {
+		if !deadline.Equal(nextStatus) {
+			if err := nc.SetReadDeadline(nextStatus); err != nil {
+				return nil, fmt.Errorf("receive: %w", err)
+			}
+			deadline = nextStatus
+		}
+		// Checked after setting the deadline: a cancellation that set its own
+		// deadline before ours was overwritten is seen here.
 		if ctx.Err() != nil {
 			return nil, r.finish(conn)
 		}
-		rctx, cancel := context.WithDeadline(ctx, nextStatus)
-		msg, err := conn.ReceiveMessage(rctx)
-		cancel()
+		msg, err := conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, r.finish(conn)
@@ -467,6 +481,8 @@ func (r *Receiver) stream(ctx context.Context, conn *pgconn.PgConn) (*pglogrepl.
 			if err := r.flushAndReport(conn); err != nil {
 				return nil, err
 			}
+			_ = nc.SetReadDeadline(time.Time{})
+			deadline = time.Time{}
 			cdr, err := pglogrepl.SendStandbyCopyDone(ctx, conn)
 			if err != nil {
 				return nil, fmt.Errorf("end of timeline %d: %w", r.tli, err)

@@ -1,5 +1,7 @@
-// Package restore brings archived data back: get-wal for restore_command, and the
-// restore of base backups with their recovery configuration.
+// Package restore brings archived data back: get-wal for restore_command (with a
+// prefetch spool and the .partial fallback), the restore of base backups with their
+// recovery configuration and point-in-time targets, remote restores over ssh, and the
+// sandbox.
 package restore
 
 import (
@@ -7,6 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/ingest"
@@ -18,32 +23,118 @@ import (
 // it, which PostgreSQL reads as "no such file" (end of recovery or a probe).
 var ErrNotArchived = errors.New("not archived")
 
+// Where get-wal found a file.
+const (
+	FromSpool            = "spool"
+	FromArchive          = "archive"
+	FromArchivedPartial  = "archived-partial"
+	FromStreamingPartial = "streaming-partial"
+)
+
+// GetOptions tunes get-wal.
+type GetOptions struct {
+	// Prefetch is how many following segments to decompress ahead into the spool
+	// (0: none).
+	Prefetch int
+	// SpoolDir defaults to <dir of dest>/walkeeper_spool.
+	SpoolDir string
+	// StreamingDir is the streaming receiver's directory, whose live
+	// "<segment>.partial" is served when the segment is not archived ("" = skip).
+	StreamingDir string
+	// StartPrefetcher launches the background prefetcher for spool (a detached
+	// process: get-wal must return at once for replay to go on). Nil: no prefetch.
+	StartPrefetcher func(spool string) error
+}
+
 // GetWAL writes the archived file walName of server to dest, decompressed, through a
 // temporary name and a rename so PostgreSQL never reads a partial file. It reads the
 // archive through storage only: restore_command must not wait for the index. The copy
 // is not fsynced: PostgreSQL fetches it again from the archive after a crash.
 func GetWAL(ctx context.Context, store storage.Store, server, walName, dest string) error {
-	if _, err := segments.Parse(walName); err != nil {
-		return fmt.Errorf("get-wal %s: %w", walName, err)
+	_, err := Get(ctx, store, server, walName, dest, GetOptions{})
+	return err
+}
+
+// Get is get-wal: from the spool when the prefetcher has the file ready, else from
+// the archive; a segment that is not archived complete is served from its archived
+// .partial or the streaming receiver's live .partial (PostgreSQL replays what it
+// holds; the tail is zeros). It returns where the file came from.
+func Get(ctx context.Context, store storage.Store, server, walName, dest string, o GetOptions) (string, error) {
+	n, err := segments.Parse(walName)
+	if err != nil {
+		return "", fmt.Errorf("get-wal %s: %w", walName, err)
 	}
+	spool := ""
+	if o.Prefetch > 0 && n.Kind == segments.KindSegment {
+		spool = o.SpoolDir
+		if spool == "" {
+			abs, err := filepath.Abs(dest)
+			if err != nil {
+				return "", err
+			}
+			spool = filepath.Join(filepath.Dir(abs), SpoolDirName)
+		}
+		if spoolValid(spool) && os.Rename(filepath.Join(spool, walName), dest) == nil {
+			kickPrefetch(spool, walName, o)
+			return FromSpool, nil
+		}
+	}
+	from, err := fetch(ctx, store, server, n, dest, o.StreamingDir)
+	if err != nil {
+		return "", err
+	}
+	if spool != "" && from == FromArchive {
+		kickPrefetch(spool, walName, o)
+	}
+	return from, nil
+}
+
+func fetch(ctx context.Context, store storage.Store, server string, n segments.Name, dest, streamingDir string) (string, error) {
+	walName := n.Raw
 	key, codec, err := ingest.FindArchived(ctx, store, server, walName)
+	from := FromArchive
+	if errors.Is(err, storage.ErrNotFound) && n.Kind == segments.KindSegment {
+		key, codec, err = ingest.FindArchived(ctx, store, server, walName+".partial")
+		from = FromArchivedPartial
+		if errors.Is(err, storage.ErrNotFound) && streamingDir != "" {
+			live := filepath.Join(streamingDir, walName+".partial")
+			if f, oerr := os.Open(live); oerr == nil {
+				defer f.Close()
+				if _, werr := fsutil.WriteAtomicNoSync(dest, f, 0o600); werr != nil {
+					return "", fmt.Errorf("get-wal %s: %w", walName, werr)
+				}
+				return FromStreamingPartial, nil
+			}
+		}
+	}
 	if errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("get-wal %s: %w", walName, ErrNotArchived)
+		return "", fmt.Errorf("get-wal %s: %w", walName, ErrNotArchived)
 	}
 	if err != nil {
-		return fmt.Errorf("get-wal %s: %w", walName, err)
+		return "", fmt.Errorf("get-wal %s: %w", walName, err)
 	}
 	data, err := ingest.ReadArchived(ctx, store, key, codec)
 	if err != nil {
-		return fmt.Errorf("get-wal %s: %w", walName, err)
+		return "", fmt.Errorf("get-wal %s: %w", walName, err)
 	}
-	if err := writeNoSync(dest, data); err != nil {
-		return fmt.Errorf("get-wal %s: %w", walName, err)
+	if _, err := fsutil.WriteAtomicNoSync(dest, bytes.NewReader(data), 0o600); err != nil {
+		return "", fmt.Errorf("get-wal %s: %w", walName, err)
 	}
-	return nil
+	return from, nil
 }
 
-func writeNoSync(dest string, data []byte) error {
-	_, err := fsutil.WriteAtomicNoSync(dest, bytes.NewReader(data), 0o600)
-	return err
+// kickPrefetch records what PostgreSQL asked for last and makes sure a prefetcher runs.
+// Failures only cost speed, never correctness, so they are ignored.
+func kickPrefetch(spool, walName string, o GetOptions) {
+	if o.StartPrefetcher == nil {
+		return
+	}
+	if err := prepareSpool(spool); err != nil {
+		return
+	}
+	_, _ = fsutil.WriteAtomicNoSync(filepath.Join(spool, wantedFile), strings.NewReader(fmt.Sprintf("%s %d\n", walName, o.Prefetch)), 0o600)
+	if prefetcherRunning(spool) {
+		return
+	}
+	_ = o.StartPrefetcher(spool)
 }

@@ -1,0 +1,240 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/walkeeper/walkeeper/internal/fsutil"
+)
+
+// localSink writes items on this host with a pool of workers and no per-file fsync:
+// one syncfs per filesystem at the end, then an fsync of every directory created,
+// which makes the whole tree durable at a fraction of the cost of fsyncing each file.
+type localSink struct {
+	owner *Owner
+	mu    sync.Mutex
+	dirs  []string
+}
+
+// checkTarget describes why dir cannot be restored into, or returns nil. A running
+// postmaster is refused even with --force.
+func checkTarget(dir string, force bool) error {
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return usage("%s exists and is not a directory", dir)
+	}
+	if pid := postmasterPID(filepath.Join(dir, "postmaster.pid")); pid > 0 {
+		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+			return fmt.Errorf("%s holds a running PostgreSQL (postmaster.pid: pid %d): stop it first", dir, pid)
+		}
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	if len(ents) > 0 && !force {
+		names := make([]string, 0, 3)
+		for i := 0; i < len(ents) && i < 3; i++ {
+			names = append(names, ents[i].Name())
+		}
+		return usage("%s is not empty (%d entries: %s...): restore never overwrites without --force", dir, len(ents), strings.Join(names, ", "))
+	}
+	return nil
+}
+
+func postmasterPID(p string) int {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, _ := strconv.Atoi(strings.TrimSpace(line))
+	return pid
+}
+
+func (s *localSink) prepare(ctx context.Context, roots []string, force bool) error {
+	for _, r := range roots {
+		if err := checkTarget(r, force); err != nil {
+			return err
+		}
+	}
+	for _, r := range roots {
+		ents, err := os.ReadDir(r)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		for _, e := range ents {
+			if err := os.RemoveAll(filepath.Join(r, e.Name())); err != nil {
+				return fmt.Errorf("--force: clearing %s: %w", r, err)
+			}
+		}
+		if err := fsutil.MkdirAll(r, 0o700); err != nil {
+			return err
+		}
+		if err := os.Chmod(r, 0o700); err != nil {
+			return err
+		}
+		if err := s.chown(r); err != nil {
+			return err
+		}
+		s.dirs = append(s.dirs, r, filepath.Dir(r))
+	}
+	return nil
+}
+
+func (s *localSink) chown(p string) error {
+	if s.owner == nil {
+		return nil
+	}
+	if err := os.Lchown(p, s.owner.UID, s.owner.GID); err != nil {
+		return fmt.Errorf("chown %s: %w", p, err)
+	}
+	return nil
+}
+
+func (s *localSink) write(ctx context.Context, items []item, jobs int, progress func(int64)) error {
+	var files []item
+	for _, it := range items {
+		p := it.path()
+		switch it.kind {
+		case 'd':
+			if err := os.Mkdir(p, it.mode); err != nil && !errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("restore: %w", err)
+			}
+			if err := os.Chmod(p, it.mode); err != nil {
+				return fmt.Errorf("restore: %w", err)
+			}
+			if err := s.chown(p); err != nil {
+				return err
+			}
+			s.dirs = append(s.dirs, p)
+		case 'l':
+			if err := os.Symlink(it.link, p); err != nil {
+				return fmt.Errorf("restore: %w", err)
+			}
+			if err := s.chown(p); err != nil {
+				return err
+			}
+		case 'f':
+			files = append(files, it)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan item)
+	errc := make(chan error, jobs)
+	var wg sync.WaitGroup
+	for w := 0; w < jobs; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1<<20)
+			for it := range work {
+				if err := s.writeFile(ctx, it, buf, progress); err != nil {
+					errc <- err
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+feed:
+	for _, it := range files {
+		select {
+		case work <- it:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+	}
+	return ctx.Err()
+}
+
+// progressWriter reports every chunk written.
+type progressWriter struct {
+	w  io.Writer
+	fn func(int64)
+}
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.fn(int64(n))
+	return n, err
+}
+
+func (s *localSink) writeFile(ctx context.Context, it item, buf []byte, progress func(int64)) error {
+	p := it.path()
+	r, err := it.open(ctx)
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", it.rel, err)
+	}
+	defer r.Close()
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, it.mode)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	n, err := io.CopyBuffer(progressWriter{f, progress}, r, buf)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", it.rel, err)
+	}
+	if it.size >= 0 && n != it.size {
+		return fmt.Errorf("restore %s: got %d bytes, backup says %d", it.rel, n, it.size)
+	}
+	if err := os.Chmod(p, it.mode); err != nil {
+		return err
+	}
+	if !it.mtime.IsZero() {
+		_ = os.Chtimes(p, it.mtime, it.mtime)
+	}
+	return s.chown(p)
+}
+
+// finish makes the restored tree durable: syncfs on each filesystem holding a root,
+// then every directory created (entries), deepest first.
+func (s *localSink) finish(ctx context.Context, roots []string) error {
+	for _, r := range roots {
+		f, err := os.Open(r)
+		if err != nil {
+			return err
+		}
+		err = unix.Syncfs(int(f.Fd()))
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("syncfs %s: %w", r, err)
+		}
+	}
+	dirs := append([]string(nil), s.dirs...)
+	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+	for _, d := range dirs {
+		if err := fsutil.SyncDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/walkeeper/walkeeper/internal/catalog"
+)
+
+// Choice is a backup chosen for a target, with the timeline recovery will follow.
+type Choice struct {
+	Backup catalog.Backup
+	TLI    uint32
+}
+
+// CheckBackup validates a target against one backup before anything is written: the
+// backup must be DONE, the target must not lie before the backup's end (PostgreSQL can
+// only stop once the backup is consistent), and the asked timeline must be reachable.
+func CheckBackup(b catalog.Backup, t Target, tl *Timelines) (Choice, error) {
+	if !b.Done() {
+		why := ""
+		if b.Error != "" {
+			why = ": " + b.Error
+		}
+		return Choice{}, fmt.Errorf("backup %s is %s, only DONE backups can be restored%s", b.ID, b.Status, why)
+	}
+	if !t.Time.IsZero() && t.Time.Before(b.EndTime) {
+		return Choice{}, usage("--target-time %s is before backup %s ended (%s): recovery cannot stop before the backup is consistent; use an older backup or ID auto",
+			pgTime(t.Time), b.ID, pgTime(b.EndTime))
+	}
+	if t.HasLSN && t.LSN < b.EndLSN {
+		return Choice{}, usage("--target-lsn %s is before backup %s ended (%s): recovery cannot stop before the backup is consistent; use an older backup or ID auto",
+			t.LSN, b.ID, b.EndLSN)
+	}
+	tli, err := tl.Resolve(t.TLI, b)
+	if err != nil {
+		return Choice{}, err
+	}
+	return Choice{Backup: b, TLI: tli}, nil
+}
+
+// ChooseAuto picks, for ID "auto", the newest DONE backup that can reach the target: it
+// ends before the target time or LSN and can reach the asked timeline. Transaction ids
+// and restore point names say nothing about which backup precedes them, so they need
+// an explicit ID. backups are oldest first.
+func ChooseAuto(backups []catalog.Backup, t Target, tl *Timelines) (Choice, error) {
+	if t.XID != "" || t.Name != "" {
+		return Choice{}, usage("ID auto needs --target-time or --target-lsn (a transaction id or restore point does not tell which backup precedes it): give a backup ID, latest or oldest")
+	}
+	var reasons []string
+	for i := len(backups) - 1; i >= 0; i-- {
+		b := backups[i]
+		if !b.Done() {
+			continue
+		}
+		c, err := CheckBackup(b, t, tl)
+		if err == nil {
+			return c, nil
+		}
+		reasons = append(reasons, fmt.Sprintf("%s: %s", b.ID, strings.TrimSuffix(err.Error(), ": "+ErrUsage.Error())))
+	}
+	if len(reasons) == 0 {
+		return Choice{}, errors.New("no DONE backup to restore")
+	}
+	return Choice{}, fmt.Errorf("no DONE backup can reach %s: %s", t, strings.Join(reasons, "; "))
+}

@@ -1,0 +1,264 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/walkeeper/walkeeper/internal/fsutil"
+	"github.com/walkeeper/walkeeper/internal/ingest"
+	"github.com/walkeeper/walkeeper/internal/segments"
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+// The spool's control files. The spool holds only segments decompressed ahead (named
+// as in the archive, so a rename hands one to PostgreSQL) and these dot files.
+const (
+	wantedFile = ".wanted" // "<segment> <prefetch>": what PostgreSQL asked for last
+	lockFile   = ".lock"   // flock held by the one running prefetcher
+	bootFile   = ".boot"   // boot id the spool was filled under
+)
+
+// PrefetchIdle is how long a prefetcher waits for PostgreSQL's next request before it
+// exits; the next get-wal starts a new one.
+var PrefetchIdle = 5 * time.Second
+
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// spoolValid reports whether the spool's files can be served. Spooled files are never
+// fsynced (they can be fetched again), so after an OS crash a renamed file may have
+// lost its content: a spool filled under another boot is emptied instead.
+func spoolValid(spool string) bool {
+	b, err := os.ReadFile(filepath.Join(spool, bootFile))
+	if err == nil && strings.TrimSpace(string(b)) == bootID() {
+		return true
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		if _, serr := os.Stat(spool); serr != nil {
+			return false
+		}
+	}
+	wipeSpool(spool)
+	_, _ = fsutil.WriteAtomicNoSync(filepath.Join(spool, bootFile), strings.NewReader(bootID()+"\n"), 0o600)
+	return false
+}
+
+func wipeSpool(spool string) {
+	ents, _ := os.ReadDir(spool)
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ".") || fsutil.IsTemp(e.Name()) {
+			os.Remove(filepath.Join(spool, e.Name()))
+		}
+	}
+}
+
+func prepareSpool(spool string) error {
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(spool, bootFile)); err != nil {
+		spoolValid(spool)
+	}
+	return nil
+}
+
+// prefetcherRunning reports whether a prefetcher holds the spool's lock.
+func prefetcherRunning(spool string) bool {
+	f, err := os.OpenFile(filepath.Join(spool, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return true
+	}
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false
+}
+
+func readWanted(spool string) (name string, n int) {
+	b, err := os.ReadFile(filepath.Join(spool, wantedFile))
+	if err != nil {
+		return "", 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return "", 0
+	}
+	n, _ = strconv.Atoi(f[1])
+	return f[0], n
+}
+
+// PrefetchStats counts a prefetcher's work.
+type PrefetchStats struct {
+	Fetched int
+	Bytes   int64
+}
+
+// Prefetch is the background prefetcher get-wal starts: while PostgreSQL keeps asking
+// (the spool's .wanted file changes), it decompresses the N segments after the last one
+// asked for into the spool, nearest first, with jobs workers, and drops spooled
+// segments PostgreSQL has gone past. Only one runs per spool (flock); it exits after
+// PrefetchIdle without a new request, at the end of the archive's timeline, or when the
+// spool disappears (recovery ended).
+func Prefetch(ctx context.Context, store storage.Store, server, spool string, jobs int) (PrefetchStats, error) {
+	var st PrefetchStats
+	lf, err := os.OpenFile(filepath.Join(spool, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return st, fmt.Errorf("prefetch: %w", err)
+	}
+	defer lf.Close()
+	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return st, nil // another prefetcher serves this spool
+	}
+	id, err := ingest.LoadIdentity(ctx, store, server)
+	if err != nil {
+		return st, fmt.Errorf("prefetch: %w", err)
+	}
+	segSize := id.SegSize
+	if !segments.ValidSegSize(segSize) {
+		return st, fmt.Errorf("prefetch: %s: no valid WAL segment size in the archive identity", server)
+	}
+	jobs = max(1, jobs)
+	last := ""
+	idleSince := time.Now()
+	for {
+		if ctx.Err() != nil {
+			return st, ctx.Err()
+		}
+		if _, err := os.Stat(spool); err != nil {
+			return st, nil
+		}
+		w, n := readWanted(spool)
+		if w != "" && w != last {
+			last = w
+			if err := fillSpool(ctx, store, server, spool, w, n, segSize, jobs, &st); err != nil {
+				return st, err
+			}
+			idleSince = time.Now()
+			continue
+		}
+		if time.Since(idleSince) > PrefetchIdle {
+			// Give up the lock, then look once more so a request that arrived while a
+			// get-wal saw us running is not left without a prefetcher.
+			_ = unix.Flock(int(lf.Fd()), unix.LOCK_UN)
+			if w2, _ := readWanted(spool); w2 == last || unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+				return st, nil
+			}
+			idleSince = time.Now()
+			continue
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func fillSpool(ctx context.Context, store storage.Store, server, spool, wanted string, n int, segSize uint64, jobs int, st *PrefetchStats) error {
+	wn, err := segments.Parse(wanted)
+	if err != nil || wn.Kind != segments.KindSegment || wn.ValidFor(segSize) != nil {
+		return nil
+	}
+	cur := wn.SegNo(segSize)
+	n = min(max(n, 0), 64)
+	// Drop what PostgreSQL went past and what lies outside the window (another
+	// timeline's probe may have moved it).
+	ents, _ := os.ReadDir(spool)
+	have := map[string]bool{}
+	for _, e := range ents {
+		if fsutil.IsTemp(e.Name()) {
+			os.Remove(filepath.Join(spool, e.Name()))
+			continue
+		}
+		sn, err := segments.Parse(e.Name())
+		if err != nil || sn.Kind != segments.KindSegment {
+			continue
+		}
+		s := sn.SegNo(segSize)
+		if s <= cur || s > cur+uint64(n) {
+			os.Remove(filepath.Join(spool, e.Name()))
+			continue
+		}
+		have[e.Name()] = true
+	}
+	var todo []string
+	for i := 1; i <= n; i++ {
+		name := segments.SegmentFileName(wn.Timeline, cur+uint64(i), segSize)
+		if !have[name] {
+			todo = append(todo, name)
+		}
+	}
+	var next, end atomic.Int64
+	end.Store(int64(len(todo)))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for w := 0; w < jobs; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= end.Load() {
+					return
+				}
+				name := todo[i]
+				key, codec, err := ingest.FindArchived(ctx, store, server, name)
+				if errors.Is(err, storage.ErrNotFound) {
+					// End of this timeline in the archive: nothing after it either.
+					for {
+						e := end.Load()
+						if i >= e || end.CompareAndSwap(e, i) {
+							break
+						}
+					}
+					return
+				}
+				if err == nil {
+					var data []byte
+					data, err = ingest.ReadArchived(ctx, store, key, codec)
+					if err == nil {
+						_, err = fsutil.WriteAtomicNoSync(filepath.Join(spool, name), bytes.NewReader(data), 0o600)
+						if err == nil {
+							mu.Lock()
+							st.Fetched++
+							st.Bytes += int64(len(data))
+							mu.Unlock()
+						}
+					}
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					end.Store(0)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		if _, serr := os.Stat(spool); serr != nil {
+			return nil // spool removed: recovery ended
+		}
+		return fmt.Errorf("prefetch: %w", firstErr)
+	}
+	return nil
+}

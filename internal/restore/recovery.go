@@ -1,0 +1,128 @@
+package restore
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// WAL delivery modes of a restore.
+const (
+	// WALGet writes a restore_command that calls this walkeeper binary (get-wal with
+	// prefetch): the archive stays the single source and the restore writes no WAL.
+	WALGet = "get-wal"
+	// WALCopy copies exactly the WAL needed into DEST/pg_wal/walkeeper_wal/ and writes
+	// restore_command = 'cp pg_wal/walkeeper_wal/%f %p': the restored cluster needs
+	// nothing from the backup host (remote restores).
+	WALCopy = "copy-wal"
+)
+
+// CopyWALDir is where --copy-wal puts the WAL, relative to the data directory. It is
+// inside pg_wal because pg_verifybackup skips pg_wal (a directory beside the cluster
+// files would make it report extra files), PostgreSQL ignores subdirectories there,
+// files fetched through restore_command are marked .done and never re-archived (WAL
+// dropped into pg_wal itself would be archived again after promotion, and a .partial
+// under a segment name would clash with the real segment), and relative paths in
+// restore_command keep working if the data directory moves. recovery_end_command
+// removes it once recovery has ended.
+const CopyWALDir = "pg_wal/walkeeper_wal"
+
+// SpoolDirName is get-wal's prefetch spool, created beside the %p path PostgreSQL
+// hands over (so in pg_wal/, for the same reasons as CopyWALDir).
+const SpoolDirName = "walkeeper_spool"
+
+// Setting is one postgresql.conf line.
+type Setting struct {
+	Name, Value string
+}
+
+// RecoverySettings are the settings a restore appends to postgresql.auto.conf.
+func RecoverySettings(restoreCommand, endCommand string, t Target, tli uint32) []Setting {
+	s := []Setting{{"restore_command", restoreCommand}}
+	if endCommand != "" {
+		s = append(s, Setting{"recovery_end_command", endCommand})
+	}
+	switch {
+	case !t.Time.IsZero():
+		s = append(s, Setting{"recovery_target_time", pgTime(t.Time)})
+	case t.XID != "":
+		s = append(s, Setting{"recovery_target_xid", t.XID})
+	case t.Name != "":
+		s = append(s, Setting{"recovery_target_name", t.Name})
+	case t.HasLSN:
+		s = append(s, Setting{"recovery_target_lsn", t.LSN.String()})
+	case t.Immediate:
+		s = append(s, Setting{"recovery_target", "immediate"})
+	}
+	if t.IsSet() && !t.Immediate && t.Name == "" {
+		s = append(s, Setting{"recovery_target_inclusive", strconv.FormatBool(!t.Exclusive)})
+	}
+	if tli > 0 {
+		s = append(s, Setting{"recovery_target_timeline", strconv.FormatUint(uint64(tli), 10)})
+	}
+	if t.IsSet() {
+		a := t.Action
+		if a == "" {
+			a = ActionPause
+		}
+		s = append(s, Setting{"recovery_target_action", a})
+	}
+	return s
+}
+
+// RenderSettings renders settings as postgresql.conf lines under a comment header.
+func RenderSettings(header string, settings []Setting) string {
+	var b strings.Builder
+	b.WriteString("\n# " + header + "\n")
+	for _, s := range settings {
+		fmt.Fprintf(&b, "%s = %s\n", s.Name, QuoteConf(s.Value))
+	}
+	return b.String()
+}
+
+// QuoteConf quotes a postgresql.conf string value: single quotes doubled, backslashes
+// escaped (the configuration parser reads backslash escapes inside quotes).
+func QuoteConf(v string) string {
+	v = strings.ReplaceAll(v, `\`, `\\`)
+	return "'" + strings.ReplaceAll(v, "'", "''") + "'"
+}
+
+// ShellQuote quotes one word for /bin/sh (restore_command runs through the shell).
+func ShellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+=:,@%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// GetWALCommand is the restore_command of --get-wal: this binary, its configuration,
+// get-wal with prefetch.
+func GetWALCommand(bin, configFile, server string, prefetch int) string {
+	cmd := ShellQuote(bin)
+	if configFile != "" {
+		cmd += " --config " + ShellQuote(configFile)
+	}
+	if prefetch > 0 {
+		cmd += " get-wal --prefetch " + strconv.Itoa(prefetch)
+	} else {
+		cmd += " get-wal"
+	}
+	return cmd + " " + ShellQuote(server) + " %f %p"
+}
+
+// CopyWALCommand is the restore_command of --copy-wal (relative to the data directory,
+// where PostgreSQL runs it).
+func CopyWALCommand() string { return "cp " + CopyWALDir + "/%f %p" }
+
+// CopyWALEndCommand removes the copied WAL once recovery has ended.
+func CopyWALEndCommand() string { return "rm -rf " + CopyWALDir }
+
+// SpoolEndCommand removes get-wal's spool once recovery has ended.
+func SpoolEndCommand() string { return "rm -rf pg_wal/" + SpoolDirName }
+
+func header(server, id string, t Target, now time.Time) string {
+	return fmt.Sprintf("walkeeper restore of %s backup %s to %s, %s", server, id, t, now.UTC().Format(time.RFC3339))
+}

@@ -1,0 +1,160 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+
+	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/compress"
+	"github.com/walkeeper/walkeeper/internal/ingest"
+	"github.com/walkeeper/walkeeper/internal/segments"
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+// Timelines is what the archive knows about a server's timelines: every archived
+// .history file, read through storage (no index needed, like get-wal).
+type Timelines struct {
+	// History maps a timeline above 1 to its parsed history file.
+	History map[uint32][]segments.HistoryEntry
+	// Raw keeps each history file's bytes (restore --copy-wal ships them).
+	Raw map[uint32][]byte
+}
+
+// LoadTimelines reads every archived history file of server.
+func LoadTimelines(ctx context.Context, store storage.Store, server string) (*Timelines, error) {
+	tl := &Timelines{History: map[uint32][]segments.HistoryEntry{}, Raw: map[uint32][]byte{}}
+	prefix := server + "/wals/" + segments.HistoryDir + "/"
+	var keys []string
+	if err := store.List(ctx, prefix, func(i storage.Info) error { keys = append(keys, i.Key); return nil }); err != nil {
+		return nil, fmt.Errorf("timelines of %s: %w", server, err)
+	}
+	for _, k := range keys {
+		codec, base := compress.FromName(path.Base(k))
+		n, err := segments.Parse(base)
+		if err != nil || n.Kind != segments.KindHistory {
+			continue
+		}
+		data, err := ingest.ReadArchived(ctx, store, k, codec)
+		if err != nil {
+			return nil, fmt.Errorf("timelines of %s: %w", server, err)
+		}
+		h, err := segments.ParseHistory(n.Timeline, data)
+		if err != nil {
+			return nil, fmt.Errorf("timelines of %s: %s: %w", server, k, err)
+		}
+		tl.History[n.Timeline] = h
+		tl.Raw[n.Timeline] = data
+	}
+	return tl, nil
+}
+
+// Newest is the highest timeline the archive has a history file for (1 when none).
+func (tl *Timelines) Newest() uint32 {
+	newest := uint32(1)
+	for t := range tl.History {
+		newest = max(newest, t)
+	}
+	return newest
+}
+
+// Sorted lists the timelines with a history file, ascending.
+func (tl *Timelines) Sorted() []uint32 {
+	out := make([]uint32, 0, len(tl.History))
+	for t := range tl.History {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// Reachable explains why backup b cannot be recovered onto timeline tli, or returns nil
+// when it can: tli is b's timeline, or b's timeline is an ancestor of tli and tli branched
+// off after the backup ended (PostgreSQL refuses a timeline that left before the backup
+// became consistent).
+func (tl *Timelines) Reachable(b catalog.Backup, tli uint32) error {
+	if tli == b.Timeline {
+		return nil
+	}
+	if tli < b.Timeline {
+		return fmt.Errorf("timeline %d is older than backup %s's timeline %d", tli, b.ID, b.Timeline)
+	}
+	h, ok := tl.History[tli]
+	if !ok {
+		return fmt.Errorf("timeline %d: %s is not in the archive (timelines known: %s)", tli, segments.HistoryFileName(tli), tl.describe())
+	}
+	end := b.EndLSN
+	if end > 0 {
+		end-- // WAL ending exactly at the switch point still belongs to the old timeline
+	}
+	if segments.CanReach(h, tli, b.Timeline, end) {
+		return nil
+	}
+	for _, e := range h {
+		if e.Timeline == b.Timeline {
+			return fmt.Errorf("timeline %d branched off timeline %d at %s, before backup %s ended at %s: that backup cannot reach it",
+				tli, b.Timeline, e.SwitchLSN, b.ID, b.EndLSN)
+		}
+	}
+	return fmt.Errorf("timeline %d does not descend from backup %s's timeline %d", tli, b.ID, b.Timeline)
+}
+
+func (tl *Timelines) describe() string {
+	s := "1"
+	for _, t := range tl.Sorted() {
+		s += ", " + strconv.FormatUint(uint64(t), 10)
+	}
+	return s
+}
+
+// Resolve turns --target-tli into a timeline number for backup b and checks b can reach
+// it: "current" is b's timeline, "latest" the archive's newest timeline, a number itself,
+// and "" (the default) the newest timeline b can reach — PostgreSQL's own default,
+// "latest", minus timelines that branched before the backup, which PostgreSQL would
+// reject at startup.
+func (tl *Timelines) Resolve(flag string, b catalog.Backup) (uint32, error) {
+	switch flag {
+	case "current":
+		return b.Timeline, nil
+	case "latest":
+		t := tl.Newest()
+		if t < b.Timeline {
+			t = b.Timeline
+		}
+		if err := tl.Reachable(b, t); err != nil {
+			return 0, fmt.Errorf("--target-tli latest: %w", err)
+		}
+		return t, nil
+	case "":
+		sorted := tl.Sorted()
+		for i := len(sorted) - 1; i >= 0; i-- {
+			if sorted[i] > b.Timeline && tl.Reachable(b, sorted[i]) == nil {
+				return sorted[i], nil
+			}
+		}
+		return b.Timeline, nil
+	}
+	n, err := strconv.ParseUint(flag, 10, 32)
+	if err != nil || n == 0 {
+		return 0, usage("--target-tli %q: want a timeline number, current or latest", flag)
+	}
+	if err := tl.Reachable(b, uint32(n)); err != nil {
+		return 0, fmt.Errorf("--target-tli %d: %w", n, err)
+	}
+	return uint32(n), nil
+}
+
+// SegmentTimeline is the timeline whose file PostgreSQL reads for segment segNo when
+// recovering along timeline tli: the newest timeline on tli's path that had begun by that
+// segment (a switch segment is read from the new timeline, which holds the old timeline's
+// part too).
+func (tl *Timelines) SegmentTimeline(tli uint32, segNo, segSize uint64) uint32 {
+	for _, e := range tl.History[tli] {
+		if segNo < segments.SegNoOf(e.SwitchLSN, segSize) {
+			return e.Timeline
+		}
+	}
+	return tli
+}
