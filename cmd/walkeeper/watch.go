@@ -77,8 +77,6 @@ func (c *WatchCmd) Run(a *App) error {
 	}
 	defer lock.Close()
 
-	_, statErr := os.Stat(daemon.IndexDir(cfg.Home))
-	freshIndex := errors.Is(statErr, os.ErrNotExist)
 	// A command that found no daemon may hold the index for a moment: wait for it.
 	var idx *index.Badger
 	for deadline := time.Now().Add(15 * time.Second); ; {
@@ -96,9 +94,14 @@ func (c *WatchCmd) Run(a *App) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	if freshIndex {
-		// Invariant 4: a lost index is rebuilt from the archive before anything else.
-		for _, s := range cfg.Servers {
+	// Invariant 4: a lost index is rebuilt from the archive before anything else.
+	for _, s := range cfg.Servers {
+		lost, err := indexLost(ctx, idx, store, s.Name)
+		if err != nil {
+			return err
+		}
+		if lost {
+			log.Warn("the index holds nothing for a server whose archive is not empty: rebuilding it", "server", s.Name)
 			if err := rebuildServer(ctx, idx, store, s.Name, log); err != nil {
 				return err
 			}
@@ -135,11 +138,13 @@ func (c *WatchCmd) Run(a *App) error {
 		if err != nil {
 			return err
 		}
-		p.EnsureIdentity(ctx)
 		st.update(s.Name, func(ss *daemon.ServerState) { ss.Watching = true })
 		wg.Add(1)
 		go func(name string) {
 			defer wg.Done()
+			// Ask the server who it is before the first file is judged; files wait in
+			// incoming/ meanwhile, and other servers are not held up.
+			p.EnsureIdentity(ctx)
 			err := p.Run(ctx, func(r ingest.Result) { st.record(name, r) })
 			st.update(name, func(ss *daemon.ServerState) { ss.Watching = false })
 			if err != nil {
@@ -171,6 +176,26 @@ func (c *WatchCmd) Run(a *App) error {
 	}
 	log.Info("walkeeper watch stopped")
 	return nil
+}
+
+// errStop ends a scan early.
+var errStop = errors.New("stop")
+
+// indexLost reports whether the index has no WAL record of a server whose archive holds
+// files: the index was deleted, or recreated empty by a command run without the daemon.
+func indexLost(ctx context.Context, idx index.Index, store storage.Store, server string) (bool, error) {
+	err := idx.ScanWAL(ctx, server, index.WALRange{}, func(catalog.WALFile) error { return errStop })
+	if errors.Is(err, errStop) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	err = store.List(ctx, server+"/wals/", func(storage.Info) error { return errStop })
+	if errors.Is(err, errStop) {
+		return true, nil
+	}
+	return false, err
 }
 
 func selectServers(cfg *config.Config, names []string) ([]*config.Server, error) {

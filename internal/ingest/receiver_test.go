@@ -6,11 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -439,4 +441,103 @@ func TestReceiverSIGKILL(t *testing.T) {
 		t.Fatalf("receiver.state says running after the daemon stopped: %+v", st)
 	}
 	t.Logf("archive after SIGKILL and restart: segments %d..%d, no gap", first, lastNo)
+}
+
+// TestReceiveWALCommand: `walkeeper receive-wal` manages the slot (create_slot = manual
+// by default), streams in the foreground without a daemon (completed segments wait in
+// incoming/), stops cleanly on SIGTERM, and --reset starts at the server's position.
+func TestReceiveWALCommand(t *testing.T) {
+	pg := pgtest.New(t, "primary", pgtest.Options{})
+	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{"conninfo": pg.ConnString("")}})
+	slots := "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'walkeeper_pg1'"
+
+	if r := env.Run("receive-wal", "pg1", "--create-slot", "--drop-slot"); r.Code != 2 {
+		t.Fatalf("--create-slot --drop-slot: exit %d (want 2), stderr %q", r.Code, r.Stderr)
+	}
+	if out := env.MustRun(t, "receive-wal", "pg1", "--create-slot"); !strings.Contains(out, "created") || pg.Psql(t, slots) != "1" {
+		t.Fatalf("--create-slot: %q, slots %s", out, pg.Psql(t, slots))
+	}
+	if out := env.MustRun(t, "receive-wal", "pg1", "--create-slot"); !strings.Contains(out, "already exists") {
+		t.Fatalf("second --create-slot: %q", out)
+	}
+
+	run := func(args ...string) (*exec.Cmd, *lockedWriter) {
+		cmd := exec.Command(env.Bin, append([]string{"--config", env.Config, "receive-wal", "pg1"}, args...)...)
+		logb := &lockedWriter{b: &strings.Builder{}}
+		cmd.Stderr = logb
+		pgtest.RunAs(cmd)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+		return cmd, logb
+	}
+	stop := func(cmd *exec.Cmd) {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("receive-wal after SIGTERM: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("receive-wal did not stop within 30s of SIGTERM")
+		}
+	}
+
+	cmd, _ := run()
+	pg.WaitFor(t, "SELECT state FROM pg_stat_replication WHERE application_name = 'walkeeper'", "streaming", 30*time.Second)
+	pg.Psql(t, "CREATE TABLE t AS SELECT generate_series(1, 10000) g")
+	seg := pg.Psql(t, "SELECT pg_walfile_name(pg_current_wal_lsn())")
+	pg.Psql(t, "SELECT pg_switch_wal()")
+	incoming := filepath.Join(env.Home, "pg1", "incoming")
+	wktest.Eventually(t, 30*time.Second, seg+" in incoming/", func() bool {
+		_, err := os.Stat(filepath.Join(incoming, seg))
+		return err == nil
+	})
+	stop(cmd)
+	st, ok, err := ReadReceiverState(filepath.Join(env.Home, "pg1", "streaming"))
+	if err != nil || !ok || st.Running || st.FlushedLSN == "" {
+		t.Fatalf("receiver.state after SIGTERM: %+v ok=%v err=%v", st, ok, err)
+	}
+
+	// --reset: the streaming state is discarded and streaming starts at the server's
+	// current segment.
+	pg.Psql(t, "SELECT pg_switch_wal()")
+	pg.Psql(t, "INSERT INTO t SELECT generate_series(1, 10)")
+	cur := pg.Psql(t, "SELECT pg_walfile_name(pg_current_wal_lsn())")
+	cmd, logb := run("--reset")
+	wktest.Eventually(t, 30*time.Second, "the reset receiver to stream", func() bool {
+		_, err := os.Stat(filepath.Join(env.Home, "pg1", "streaming", cur+".partial"))
+		return err == nil && strings.Contains(logb.String(), "current position")
+	})
+	stop(cmd)
+
+	if out := env.MustRun(t, "receive-wal", "pg1", "--drop-slot"); !strings.Contains(out, "dropped") || pg.Psql(t, slots) != "0" {
+		t.Fatalf("--drop-slot: %q, slots %s", out, pg.Psql(t, slots))
+	}
+	// create_slot = manual and no slot: the receiver says what to do.
+	cmd, logb = run()
+	wktest.Eventually(t, 30*time.Second, "the missing-slot error", func() bool {
+		return strings.Contains(logb.String(), "does not exist (create_slot = manual")
+	})
+	stop(cmd)
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	b  *strings.Builder
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }

@@ -58,7 +58,7 @@ func ChooseAuto(backups []catalog.Backup, t Target, tl *Timelines) (Choice, erro
 		if err == nil {
 			return c, nil
 		}
-		reasons = append(reasons, fmt.Sprintf("%s: %s", b.ID, strings.TrimSuffix(err.Error(), ": "+ErrUsage.Error())))
+		reasons = append(reasons, fmt.Sprintf("%s: %s", b.ID, err.Error()))
 	}
 	if len(reasons) == 0 {
 		return Choice{}, errors.New("no DONE backup to restore")

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"os/exec"
-	"path"
 	"strings"
 	"sync"
 )
@@ -155,9 +154,14 @@ func (s *sshSink) write(ctx context.Context, items []item, jobs int, progress fu
 }
 
 type loaded struct {
-	data []byte
-	err  error
+	data   []byte
+	err    error
+	stream bool // too big to hold: the writer streams it
 }
+
+// streamAbove is the size from which a file is streamed by the tar writer itself
+// instead of being decompressed ahead in memory.
+const streamAbove = 32 << 20
 
 func (s *sshSink) writeRoot(ctx context.Context, root string, items []item, jobs int, progress func(int64)) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -181,6 +185,10 @@ func (s *sshSink) writeRoot(ctx context.Context, root string, items []item, jobs
 		for i, it := range items {
 			if it.kind != 'f' {
 				slots[i] <- loaded{}
+				continue
+			}
+			if it.size > streamAbove {
+				slots[i] <- loaded{stream: true}
 				continue
 			}
 			select {
@@ -223,6 +231,25 @@ func (s *sshSink) writeRoot(ctx context.Context, root string, items []item, jobs
 			case 'l':
 				hdr.Typeflag, hdr.Linkname, hdr.Mode = tar.TypeSymlink, it.link, 0o777
 			case 'f':
+				if l.stream {
+					hdr.Typeflag, hdr.Size = tar.TypeReg, it.size
+					if err := tw.WriteHeader(hdr); err != nil {
+						return err
+					}
+					r, err := it.open(ctx)
+					if err != nil {
+						return fmt.Errorf("restore %s: %w", it.rel, err)
+					}
+					n, err := io.Copy(progressWriter{tw, progress}, r)
+					r.Close()
+					if err == nil && n != it.size {
+						err = fmt.Errorf("got %d bytes, backup says %d", n, it.size)
+					}
+					if err != nil {
+						return fmt.Errorf("restore %s: %w", it.rel, err)
+					}
+					continue
+				}
 				<-sem
 				if l.err != nil {
 					return l.err
@@ -267,5 +294,3 @@ func (s *sshSink) finish(ctx context.Context, roots []string) error {
 	}
 	return nil
 }
-
-var _ = path.Clean

@@ -48,13 +48,20 @@ type TargetFlags struct {
 	TLI       string
 }
 
-// ErrUsage marks an error in what the user asked for (exit status 2), as opposed to a
+// UsageError is an error in what the user asked for (exit status 2), as opposed to a
 // failure while doing it.
-var ErrUsage = errors.New("bad usage")
+type UsageError struct{ Msg string }
 
-// usage wraps a message as an ErrUsage error.
+func (e *UsageError) Error() string { return e.Msg }
+
+// IsUsage reports whether err is (or wraps) a UsageError.
+func IsUsage(err error) bool {
+	var u *UsageError
+	return errors.As(err, &u)
+}
+
 func usage(format string, a ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, a...), ErrUsage)
+	return &UsageError{Msg: fmt.Sprintf(format, a...)}
 }
 
 // timeLayouts are the forms --target-time accepts: PostgreSQL's timestamptz output

@@ -293,43 +293,43 @@ func Evaluate(in Input) (Plan, error) {
 	}
 
 	// WAL.
-	var anchor *state
-	var policyKept []*state // newest first
-	for _, s := range done {
-		if s.policy {
-			policyKept = append(policyKept, s)
+	// need holds the backups that must be recoverable to any later point;
+	// the cutoff is the lowest begin LSN among them.
+	var need []*state
+	if in.WALPolicy.Kind == Window {
+		// Every kept DONE backup (pinned ones too) that ended inside the WAL
+		// window, plus the newest kept one that ended before its start (the
+		// base for PITR to the window start).
+		walStart := in.Now.Add(-in.WALPolicy.Window)
+		for _, s := range done { // newest first
+			if !s.keep {
+				continue
+			}
+			need = append(need, s)
+			if s.b.EndTime.Before(walStart) {
+				break
+			}
+		}
+		if len(need) > 0 {
+			last := need[len(need)-1]
+			if !last.b.EndTime.Before(walStart) && last.b.BeginTime.After(walStart) {
+				plan.Notes = append(plan.Notes, fmt.Sprintf("WAL recovery window starts %s but the oldest retained backup %s begins %s: no earlier point is recoverable",
+					walStart.UTC().Format(time.RFC3339), last.b.ID, last.b.BeginTime.UTC().Format(time.RFC3339)))
+			}
+		}
+	} else {
+		// WAL policy main: PITR from every backup the policy keeps; a
+		// backup kept only because it is pinned keeps only begin..end.
+		for _, s := range done {
+			if s.policy {
+				need = append(need, s)
+			}
 		}
 	}
-	if len(policyKept) > 0 {
-		oldest := policyKept[0]
-		for _, s := range policyKept {
-			if s.b.BeginLSN < oldest.b.BeginLSN {
-				oldest = s
-			}
-		}
-		anchor = oldest
-		if in.WALPolicy.Kind == Window {
-			// Every kept DONE backup (pinned ones too) is a candidate: the
-			// newest one that ended before the WAL window start is the base
-			// for PITR to that start; when none did, the oldest kept one.
-			walStart := in.Now.Add(-in.WALPolicy.Window)
-			anchor = nil
-			for _, s := range done { // newest first
-				if !s.keep {
-					continue
-				}
-				if s.b.EndTime.Before(walStart) {
-					anchor = s
-					break
-				}
-				if anchor == nil || s.b.BeginLSN < anchor.b.BeginLSN {
-					anchor = s
-				}
-			}
-			if !anchor.b.EndTime.Before(walStart) && anchor.b.BeginTime.After(walStart) {
-				plan.Notes = append(plan.Notes, fmt.Sprintf("WAL recovery window starts %s but the oldest retained backup %s begins %s: no earlier point is recoverable",
-					walStart.UTC().Format(time.RFC3339), anchor.b.ID, anchor.b.BeginTime.UTC().Format(time.RFC3339)))
-			}
+	var anchor *state
+	for _, s := range need {
+		if anchor == nil || s.b.BeginLSN < anchor.b.BeginLSN {
+			anchor = s
 		}
 	}
 	pitr := map[*state]bool{}

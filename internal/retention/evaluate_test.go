@@ -204,13 +204,13 @@ func TestEvaluate(t *testing.T) {
 			},
 			tls: []Timeline{tl(1, 0, 0, 0, 450)},
 			want: want{
-				keep: map[string]string{"w300": "needed as base", "w100": "within recovery window 372 days", "w40": "within",
-					"w20": "within", "w1": "within"},
-				obsolete: map[string]string{"w400": "outside recovery window"},
-				// w300 and w100 keep their islands; PITR from w40 (newest ended before now-30d).
-				wal:    [][3]uint64{{1, 0, 10}, {1, 13, 100}, {1, 102, 200}},
+				keep: map[string]string{"w400": "needed as base", "w300": "within recovery window 372 days", "w100": "within",
+					"w40": "within", "w20": "within", "w1": "within"},
+				// 12 months = 372 days: w400 is the base. w400, w300 and w100
+				// keep their islands; PITR from w40 (newest ended before now-30d).
+				wal:    [][3]uint64{{1, 0, 5}, {1, 7, 10}, {1, 13, 100}, {1, 102, 200}},
 				pitr:   []string{"w40", "w20", "w1"},
-				noPITR: []string{"w300", "w100"},
+				noPITR: []string{"w400", "w300", "w100"},
 			},
 		},
 		{
@@ -269,7 +269,7 @@ func TestEvaluate(t *testing.T) {
 				bk("b1", StatusDone, 1, 10, 11, days(900), false),
 				bk("b2", StatusDone, 1, 30, 31, days(2), false),
 			},
-			tls: []Timeline{tl(1, 0, 0, 3, 99)},
+			tls:  []Timeline{tl(1, 0, 0, 3, 99)},
 			want: want{keep: map[string]string{"b1": "no retention policy", "b2": "no retention policy"}, wal: [][3]uint64{{1, 3, 10}}},
 		},
 	}
@@ -368,15 +368,17 @@ func TestHistoryFilesAreNeverDeleted(t *testing.T) {
 func TestEvaluateErrors(t *testing.T) {
 	good := Input{Now: now, SegSize: seg}
 	cases := map[string]func(*Input){
-		"zero now":           func(in *Input) { in.Now = time.Time{} },
-		"bad segsize":        func(in *Input) { in.SegSize = 1000 },
-		"negative minred":    func(in *Input) { in.MinimumRedundancy = -1 },
-		"negative grace":     func(in *Input) { in.FailedGrace = -time.Second },
-		"redundancy 0":       func(in *Input) { in.Policy = Policy{Kind: Redundancy} },
-		"window 0":           func(in *Input) { in.Policy = Policy{Kind: Window} },
-		"main as backup":     func(in *Input) { in.Policy = Policy{Kind: Main} },
-		"redundancy as WAL":  func(in *Input) { in.WALPolicy = Policy{Kind: Redundancy, Redundancy: 1} },
-		"duplicate id":       func(in *Input) { in.Backups = []Backup{bk("a", StatusDone, 1, 1, 2, now, false), bk("a", StatusDone, 1, 1, 2, now, false)} },
+		"zero now":          func(in *Input) { in.Now = time.Time{} },
+		"bad segsize":       func(in *Input) { in.SegSize = 1000 },
+		"negative minred":   func(in *Input) { in.MinimumRedundancy = -1 },
+		"negative grace":    func(in *Input) { in.FailedGrace = -time.Second },
+		"redundancy 0":      func(in *Input) { in.Policy = Policy{Kind: Redundancy} },
+		"window 0":          func(in *Input) { in.Policy = Policy{Kind: Window} },
+		"main as backup":    func(in *Input) { in.Policy = Policy{Kind: Main} },
+		"redundancy as WAL": func(in *Input) { in.WALPolicy = Policy{Kind: Redundancy, Redundancy: 1} },
+		"duplicate id": func(in *Input) {
+			in.Backups = []Backup{bk("a", StatusDone, 1, 1, 2, now, false), bk("a", StatusDone, 1, 1, 2, now, false)}
+		},
 		"empty id":           func(in *Input) { in.Backups = []Backup{bk("", StatusDone, 1, 1, 2, now, false)} },
 		"end before begin":   func(in *Input) { in.Backups = []Backup{bk("a", StatusDone, 1, 5, 2, now, false)} },
 		"done without end":   func(in *Input) { in.Backups = []Backup{{ID: "a", Status: StatusDone}} },

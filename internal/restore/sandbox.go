@@ -1,0 +1,303 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walkeeper/walkeeper/internal/fsutil"
+)
+
+// SandboxState is what `walkeeper sandbox` leaves in <home>/<server>/sandbox.json so
+// that `sandbox status` and `sandbox stop` find the instance.
+type SandboxState struct {
+	Server    string    `json:"server"`
+	BackupID  string    `json:"backup_id"`
+	Target    string    `json:"target"`
+	Timeline  uint32    `json:"timeline"`
+	Root      string    `json:"root"`     // scratch directory, removed by stop
+	DataDir   string    `json:"data_dir"` // PGDATA
+	SocketDir string    `json:"socket_dir"`
+	Port      int       `json:"port"`
+	LogFile   string    `json:"log_file"`
+	PGBin     string    `json:"pg_bin"`
+	User      string    `json:"db_user,omitempty"`
+	OSUser    string    `json:"os_user,omitempty"` // who PostgreSQL runs as (when started by root)
+	StartedAt time.Time `json:"started_at"`
+}
+
+// SandboxStateFile is the state file of a server's sandbox.
+func SandboxStateFile(serverDir string) string { return filepath.Join(serverDir, "sandbox.json") }
+
+// LoadSandbox reads a server's sandbox state; os.ErrNotExist when none.
+func LoadSandbox(serverDir string) (SandboxState, error) {
+	var st SandboxState
+	b, err := os.ReadFile(SandboxStateFile(serverDir))
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("%s: %w", SandboxStateFile(serverDir), err)
+	}
+	return st, nil
+}
+
+// SaveSandbox writes the state durably.
+func SaveSandbox(serverDir string, st SandboxState) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(SandboxStateFile(serverDir), append(b, '\n'), 0o600)
+}
+
+// Conninfo is how to reach the sandbox over TCP on the loopback interface.
+func (s SandboxState) Conninfo(db string) string {
+	ci := fmt.Sprintf("host=127.0.0.1 port=%d dbname=%s", s.Port, db)
+	if s.User != "" {
+		ci += " user=" + s.User
+	}
+	return ci + " sslmode=disable"
+}
+
+// socketConninfo reaches the sandbox over its private unix socket.
+func (s SandboxState) socketConninfo() string {
+	ci := fmt.Sprintf("host=%s port=%d dbname=postgres", s.SocketDir, s.Port)
+	if s.User != "" {
+		ci += " user=" + s.User
+	}
+	return ci
+}
+
+// SandboxSettings are the settings that make a restored cluster a private, read-only
+// flashback copy: its own port and socket, loopback only, hot standby to read while
+// paused, no archiving into the real server's archive, no SSL files of the original.
+func SandboxSettings(port int, socketDir string) []Setting {
+	return []Setting{
+		{"port", strconv.Itoa(port)},
+		{"listen_addresses", "127.0.0.1"},
+		{"unix_socket_directories", socketDir},
+		{"hot_standby", "on"},
+		{"archive_mode", "off"},
+		{"ssl", "off"},
+		{"logging_collector", "off"},
+		{"log_destination", "stderr"},
+		{"cluster_name", "walkeeper-sandbox"},
+		{"synchronous_standby_names", ""},
+		{"primary_conninfo", ""},
+	}
+}
+
+// FindPGBin finds the directory of pg_ctl for a PostgreSQL major version: explicit
+// wins, then Debian's /usr/lib/postgresql/<major>/bin, Red Hat's /usr/pgsql-<major>/bin,
+// then pg_ctl on PATH.
+func FindPGBin(explicit string, pgVersion int) (string, error) {
+	if explicit != "" {
+		if _, err := os.Stat(filepath.Join(explicit, "pg_ctl")); err != nil {
+			return "", usage("--pg-bin %s: no pg_ctl there", explicit)
+		}
+		return explicit, nil
+	}
+	major := pgVersion / 10000
+	if major > 0 {
+		for _, d := range []string{fmt.Sprintf("/usr/lib/postgresql/%d/bin", major), fmt.Sprintf("/usr/pgsql-%d/bin", major)} {
+			if _, err := os.Stat(filepath.Join(d, "pg_ctl")); err == nil {
+				return d, nil
+			}
+		}
+	}
+	if p, err := exec.LookPath("pg_ctl"); err == nil {
+		return filepath.Dir(p), nil
+	}
+	return "", fmt.Errorf("pg_ctl for PostgreSQL %d not found (looked in /usr/lib/postgresql/%d/bin, /usr/pgsql-%d/bin and PATH): give --pg-bin", major, major, major)
+}
+
+// FreePort asks the kernel for a free loopback TCP port.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// PostgresOwner is who PostgreSQL must run as when walkeeper runs as root: the
+// `postgres` OS user. It returns nil when not root (PostgreSQL runs as the caller).
+func PostgresOwner() (*Owner, string, error) {
+	if os.Geteuid() != 0 {
+		return nil, "", nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, "", fmt.Errorf("running as root and there is no OS user postgres to run PostgreSQL as: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &Owner{UID: uid, GID: gid}, u.HomeDir, nil
+}
+
+// CheckReachable fails when the owner cannot traverse to dir (root restoring under a
+// 0700 home that PostgreSQL, as postgres, could not open).
+func CheckReachable(dir string, o *Owner) error {
+	if o == nil {
+		return nil
+	}
+	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err == nil {
+			st := fi.Sys().(*syscall.Stat_t)
+			perm := fi.Mode().Perm()
+			ok := perm&0o001 != 0 || int(st.Uid) == o.UID && perm&0o100 != 0 || int(st.Gid) == o.GID && perm&0o010 != 0
+			if !ok {
+				return usage("%s: the postgres OS user cannot reach %s (mode %v): choose a --dir it can reach", dir, d, perm)
+			}
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
+
+// runAs runs a command as owner (nil: as ourselves) and returns combined output.
+func runAs(ctx context.Context, o *Owner, home string, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	if o != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(o.UID), Gid: uint32(o.GID)}}
+		env := []string{}
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "HOME=") && !strings.HasPrefix(kv, "USER=") && !strings.HasPrefix(kv, "LOGNAME=") {
+				env = append(env, kv)
+			}
+		}
+		cmd.Env = append(env, "HOME="+home, "USER=postgres", "LOGNAME=postgres")
+		cmd.Dir = "/"
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// StartSandbox starts PostgreSQL on the restored directory (pg_ctl start -w, which
+// returns once the hot standby accepts read-only connections) and waits until replay
+// is paused at the target. On failure the server log's tail is part of the error.
+func StartSandbox(ctx context.Context, st SandboxState, o *Owner, home string, timeout time.Duration) error {
+	args := []string{"start", "-w", "-t", strconv.Itoa(int(timeout.Seconds())), "-D", st.DataDir, "-l", st.LogFile}
+	if out, err := runAs(ctx, o, home, filepath.Join(st.PGBin, "pg_ctl"), args...); err != nil {
+		return fmt.Errorf("pg_ctl start: %v: %s\n--- %s ---\n%s", err, strings.TrimSpace(out), st.LogFile, logTail(st.LogFile, 15))
+	}
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		state, err := PauseState(ctx, st)
+		if err == nil && state == "paused" {
+			return nil
+		}
+		if err == nil && state == "not in recovery" {
+			return fmt.Errorf("the sandbox finished recovery without pausing at %s (the target was not reached, or recovery ended first)\n--- %s ---\n%s", st.Target, st.LogFile, logTail(st.LogFile, 15))
+		}
+		if err != nil {
+			last = err
+		}
+		if postmasterPID(filepath.Join(st.DataDir, "postmaster.pid")) == 0 {
+			return fmt.Errorf("PostgreSQL stopped during recovery\n--- %s ---\n%s", st.LogFile, logTail(st.LogFile, 15))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("replay did not pause at %s within %s (last: %v)\n--- %s ---\n%s", st.Target, timeout, last, st.LogFile, logTail(st.LogFile, 15))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// PauseState asks the sandbox for pg_get_wal_replay_pause_state() ("not paused",
+// "pause requested", "paused") or "not in recovery".
+func PauseState(ctx context.Context, st SandboxState) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, st.socketConninfo())
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.Background())
+	var rec bool
+	var state string
+	if err := conn.QueryRow(cctx, "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() ELSE '' END").Scan(&rec, &state); err != nil {
+		return "", err
+	}
+	if !rec {
+		return "not in recovery", nil
+	}
+	return state, nil
+}
+
+// ReplayPosition reports where the paused sandbox stands.
+func ReplayPosition(ctx context.Context, st SandboxState) (lsn string, lastXact string, err error) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, st.socketConninfo())
+	if err != nil {
+		return "", "", err
+	}
+	defer conn.Close(context.Background())
+	err = conn.QueryRow(cctx, "SELECT coalesce(pg_last_wal_replay_lsn()::text, ''), coalesce(pg_last_xact_replay_timestamp()::text, '')").Scan(&lsn, &lastXact)
+	return lsn, lastXact, err
+}
+
+// StopSandbox stops the sandbox's PostgreSQL (fast) and removes its scratch directory.
+func StopSandbox(ctx context.Context, st SandboxState, o *Owner, home string) error {
+	if pid := postmasterPID(filepath.Join(st.DataDir, "postmaster.pid")); pid > 0 {
+		if out, err := runAs(ctx, o, home, filepath.Join(st.PGBin, "pg_ctl"), "stop", "-D", st.DataDir, "-m", "fast", "-w", "-t", "60"); err != nil {
+			if alive(pid) {
+				return fmt.Errorf("pg_ctl stop: %v: %s", err, strings.TrimSpace(out))
+			}
+		}
+	}
+	if st.Root == "" || st.Root == "/" {
+		return errors.New("sandbox state has no scratch directory")
+	}
+	if err := os.RemoveAll(st.Root); err != nil {
+		return fmt.Errorf("removing %s: %w", st.Root, err)
+	}
+	return fsutil.SyncDir(filepath.Dir(st.Root))
+}
+
+// Running reports whether the sandbox's postmaster is alive.
+func (s SandboxState) Running() bool {
+	pid := postmasterPID(filepath.Join(s.DataDir, "postmaster.pid"))
+	return pid > 0 && alive(pid)
+}
+
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+func logTail(p string, n int) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
