@@ -25,7 +25,16 @@ type CLI struct {
 	ListServers ListServersCmd `cmd:"" name:"list-servers" help:"List configured servers with their archive state."`
 	Status      StatusCmd      `cmd:"" help:"Show a server's archive state."`
 	Index       IndexCmd       `cmd:"" help:"Index maintenance."`
+	Restore     RestoreCmd     `cmd:"" aliases:"recover" help:"Restore a backup into a data directory (locally or over ssh), optionally to a point in time."`
+	Sandbox     SandboxCmd     `cmd:"" help:"Flashback: start a read-only PostgreSQL paused at a point in time from a backup (sandbox SERVER [ID] --target-...; sandbox stop|status)."`
+	PrefetchWAL PrefetchWALCmd `cmd:"" name:"prefetch-wal" hidden:"" help:"get-wal's background prefetcher."`
 	ReceiveWAL  ReceiveWALCmd  `cmd:"" name:"receive-wal" help:"Stream a server's WAL in the foreground (or --create-slot, --drop-slot, --reset)."`
+	Check       CheckCmd       `cmd:"" help:"Run pass/fail checks of a server (or all): connections, archiving, WAL chain, backups, daemon; exit 1 if any fails."`
+	Verify      VerifyCmd      `cmd:"" help:"Verify stored backups against their backup_manifest and the WAL chain for gaps; exit 1 on any problem."`
+	Backup      BackupCmd      `cmd:"" help:"Take a base backup of a server."`
+	ListBackups ListBackupsCmd `cmd:"" name:"list-backups" help:"List a server's backups with the WAL linked to each."`
+	ShowBackup  ShowBackupCmd  `cmd:"" name:"show-backup" help:"Show everything known about one backup (ID may be latest or oldest)."`
+	Delete      DeleteCmd      `cmd:"" help:"Delete a backup (refused for a backup pinned with keep)."`
 }
 
 // exitError carries an exit status with its message.

@@ -76,6 +76,17 @@ func archivedEndFromStore(store storage.Store, server string) func(context.Conte
 	}
 }
 
+// systemIDFromStore gives the system identifier the server's archive was learned from.
+func systemIDFromStore(store storage.Store, server string) func(context.Context) (uint64, bool) {
+	return func(ctx context.Context) (uint64, bool) {
+		id, err := ingest.LoadIdentity(ctx, store, server)
+		if err != nil || id.SystemID == 0 {
+			return 0, false
+		}
+		return id.SystemID, true
+	}
+}
+
 // runReceivers is the daemon service: one receiver per watched server with
 // streaming_archiver = on, its state served in /v1/info.
 func runReceivers(ctx context.Context, env *daemonEnv) error {
@@ -86,6 +97,7 @@ func runReceivers(ctx context.Context, env *daemonEnv) error {
 		}
 		rc := receiverConfig(s, env.log)
 		rc.ArchivedEnd = archivedEndFromIndex(env.idx, s.Name)
+		rc.SystemID = systemIDFromStore(env.store, s.Name)
 		name := s.Name
 		rc.OnState = func(st ingest.ReceiverState) {
 			env.state.update(name, func(ss *daemon.ServerState) { ss.Receiver = st })
@@ -182,6 +194,11 @@ func (c *ReceiveWALCmd) Run(a *App) error {
 	log := daemonLogger(cfg, a.g.Verbose)
 	rc := receiverConfig(srv, log)
 	rc.Reset = c.Reset
+	store, err := a.Store()
+	if err != nil {
+		return err
+	}
+	rc.SystemID = systemIDFromStore(store, srv.Name)
 	if d := a.Daemon(); d != nil {
 		info, err := d.Info(ctx)
 		if err == nil {
@@ -191,10 +208,6 @@ func (c *ReceiveWALCmd) Run(a *App) error {
 		}
 		rc.ArchivedEnd = archivedEndFromIndex(d.Index(), srv.Name)
 	} else {
-		store, err := a.Store()
-		if err != nil {
-			return err
-		}
 		rc.ArchivedEnd = archivedEndFromStore(store, srv.Name)
 		log.Warn("no walkeeper watch is running: streamed segments wait in incoming/ until it starts", "server", srv.Name)
 	}

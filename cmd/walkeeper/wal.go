@@ -8,7 +8,6 @@ import (
 
 	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/pgutil"
-	"github.com/walkeeper/walkeeper/internal/restore"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -28,30 +27,6 @@ func (c *ArchiveWALCmd) Run(a *App) error {
 		return err
 	}
 	return nil
-}
-
-// GetWALCmd is restore_command's helper.
-type GetWALCmd struct {
-	Server  string `arg:"" help:"Server name."`
-	WALName string `arg:"" name:"walname" help:"The WAL file name PostgreSQL asks for (%f)."`
-	Dest    string `arg:"" help:"Where to write it (%p)."`
-}
-
-// Run implements the command.
-func (c *GetWALCmd) Run(a *App) error {
-	srv, err := a.Server(c.Server)
-	if err != nil {
-		return err
-	}
-	store, err := a.Store()
-	if err != nil {
-		return err
-	}
-	err = restore.GetWAL(context.Background(), store, srv.Name, c.WALName, c.Dest)
-	if errors.Is(err, restore.ErrNotArchived) {
-		return &exitError{code: 1, err: fmt.Errorf("%s: %s is not in the archive", srv.Name, c.WALName)}
-	}
-	return err
 }
 
 // SwitchWALCmd forces a WAL switch.

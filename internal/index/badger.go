@@ -89,6 +89,26 @@ func (x *Badger) PutWAL(_ context.Context, server string, f catalog.WALFile) err
 	return nil
 }
 
+// PutWALBatch records many archived files in one write batch (one fsync per flush
+// instead of one per file), for bulk loads such as benchmarks and rebuilds.
+func (x *Badger) PutWALBatch(_ context.Context, server string, fs []catalog.WALFile) error {
+	wb := x.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, f := range fs {
+		v, err := json.Marshal(f)
+		if err != nil {
+			return err
+		}
+		if err := wb.Set(walKey(server, f.Name), v); err != nil {
+			return fmt.Errorf("index put %s/%s: %w", server, f.Name, err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("index put batch of %s: %w", server, err)
+	}
+	return nil
+}
+
 // GetWAL implements Index.
 func (x *Badger) GetWAL(_ context.Context, server, name string) (catalog.WALFile, error) {
 	var f catalog.WALFile
@@ -182,6 +202,65 @@ func (x *Badger) WALStats(ctx context.Context, server string) (Stats, error) {
 	})
 	slices.Sort(s.Timelines)
 	return s, err
+}
+
+// WALTimelines implements Index with seeks only: per timeline, one forward seek to its
+// first key (its .history sorts before its segments) and one reverse seek to its last,
+// reading no values, so the cost is independent of the number of archived segments.
+func (x *Badger) WALTimelines(ctx context.Context, server string) ([]TimelineSpan, error) {
+	prefix := walPrefix(server)
+	var out []TimelineSpan
+	err := x.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
+		defer it.Close()
+		rit := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false, Reverse: true})
+		defer rit.Close()
+		pos := slices.Clone(prefix)
+		for it.Seek(pos); it.Valid(); it.Seek(pos) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			name := string(it.Item().Key()[len(prefix):])
+			n, err := segments.Parse(name)
+			if err != nil {
+				// Not a name the archive writes: step over it.
+				pos = append(slices.Clone(it.Item().Key()), 0)
+				continue
+			}
+			span := TimelineSpan{Timeline: n.Timeline}
+			tliPrefix := append(slices.Clone(prefix), name[:8]...)
+			for ; it.ValidForPrefix(tliPrefix); it.Next() {
+				name := string(it.Item().Key()[len(prefix):])
+				n, err := segments.Parse(name)
+				if err != nil {
+					continue
+				}
+				if n.Kind == segments.KindHistory {
+					span.History = true
+					continue
+				}
+				span.MinName = name
+				break
+			}
+			end := append(slices.Clone(tliPrefix), 0xff)
+			if span.MinName != "" {
+				for rit.Seek(end); rit.ValidForPrefix(tliPrefix); rit.Next() {
+					name := string(rit.Item().Key()[len(prefix):])
+					if n, err := segments.Parse(name); err == nil && n.Kind != segments.KindHistory {
+						span.MaxName = name
+						break
+					}
+				}
+			}
+			out = append(out, span)
+			pos = end
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("index timelines of %s: %w", server, err)
+	}
+	return out, nil
 }
 
 // PutBackup implements Index.

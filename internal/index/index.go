@@ -34,6 +34,16 @@ type Stats struct {
 	Timelines    []uint32  `json:"timelines,omitempty"`
 }
 
+// TimelineSpan is what the index holds for one timeline: the lowest and highest names of
+// its segments, .partial and .backup files (both "" when it has only a history file), and
+// whether its .history file is archived.
+type TimelineSpan struct {
+	Timeline uint32 `json:"timeline"`
+	MinName  string `json:"min_name,omitempty"`
+	MaxName  string `json:"max_name,omitempty"`
+	History  bool   `json:"history,omitempty"`
+}
+
 // Index is the catalog interface. The daemon holds the badger database; other processes
 // reach the same methods over its unix socket (see Open).
 type Index interface {
@@ -47,6 +57,10 @@ type Index interface {
 	DeleteWAL(ctx context.Context, server string, names []string) error
 	// WALStats summarises the server's archive.
 	WALStats(ctx context.Context, server string) (Stats, error)
+	// WALTimelines returns, per timeline, the first and last segment-like names (a few
+	// key seeks per timeline, no values read), so retention plans over millions of
+	// segments without loading them.
+	WALTimelines(ctx context.Context, server string) ([]TimelineSpan, error)
 	// PutBackup records a backup (insert or replace by id).
 	PutBackup(ctx context.Context, server string, b catalog.Backup) error
 	// GetBackup returns one backup.

@@ -143,3 +143,61 @@ func TestBadgerLockedByAnotherOpen(t *testing.T) {
 		t.Fatalf("second open: %v", err)
 	}
 }
+
+func TestWALTimelines(t *testing.T) {
+	both(t, func(t *testing.T, idx Index) {
+		ctx := context.Background()
+		if spans, err := idx.WALTimelines(ctx, "pg1"); err != nil || len(spans) != 0 {
+			t.Fatalf("empty index: %+v %v", spans, err)
+		}
+		for i := 3; i <= 300; i++ {
+			_ = idx.PutWAL(ctx, "pg1", seg(1, i))
+		}
+		_ = idx.PutWAL(ctx, "pg1", catalog.WALFile{Name: "000000010000000000000004.00000028.backup", Kind: "backup", Timeline: 1})
+		_ = idx.PutWAL(ctx, "pg1", catalog.WALFile{Name: "000000010000000000000130.partial", Kind: "partial", Timeline: 1})
+		_ = idx.PutWAL(ctx, "pg1", catalog.WALFile{Name: "00000002.history", Kind: "history", Timeline: 2})
+		_ = idx.PutWAL(ctx, "pg1", seg(2, 7))
+		_ = idx.PutWAL(ctx, "pg1", seg(2, 9))
+		_ = idx.PutWAL(ctx, "pg1", catalog.WALFile{Name: "00000003.history", Kind: "history", Timeline: 3})
+		_ = idx.PutWAL(ctx, "pg1", seg(0x1A, 2))
+		_ = idx.PutWAL(ctx, "pg0", seg(5, 1))
+		_ = idx.PutWAL(ctx, "pg10", seg(6, 1))
+		spans, err := idx.WALTimelines(ctx, "pg1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []TimelineSpan{
+			{Timeline: 1, MinName: seg(1, 3).Name, MaxName: "000000010000000000000130.partial"},
+			{Timeline: 2, MinName: seg(2, 7).Name, MaxName: seg(2, 9).Name, History: true},
+			{Timeline: 3, History: true},
+			{Timeline: 0x1A, MinName: seg(0x1A, 2).Name, MaxName: seg(0x1A, 2).Name},
+		}
+		if fmt.Sprint(spans) != fmt.Sprint(want) {
+			t.Fatalf("spans:\n%+v\nwant\n%+v", spans, want)
+		}
+	})
+}
+
+func TestPutWALBatch(t *testing.T) {
+	b, err := OpenBadger(filepath.Join(t.TempDir(), "idx"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	var fs []catalog.WALFile
+	for i := 1; i <= 3000; i++ {
+		fs = append(fs, seg(1, i))
+	}
+	if err := b.PutWALBatch(ctx, "pg1", fs); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.WALStats(ctx, "pg1")
+	if err != nil || st.Segments != 3000 || st.FirstSegment != seg(1, 1).Name || st.LastSegment != seg(1, 3000).Name {
+		t.Fatalf("stats after batch: %+v %v", st, err)
+	}
+	got, err := b.GetWAL(ctx, "pg1", seg(1, 1234).Name)
+	if err != nil || got.Key != seg(1, 1234).Key {
+		t.Fatalf("get after batch: %+v %v", got, err)
+	}
+}

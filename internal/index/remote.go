@@ -69,6 +69,8 @@ func Handler(idx Index) http.Handler {
 			err = idx.DeleteWAL(ctx, req.Server, req.Names)
 		case "WALStats":
 			out, err = idx.WALStats(ctx, req.Server)
+		case "WALTimelines":
+			out, err = idx.WALTimelines(ctx, req.Server)
 		case "PutBackup":
 			if req.Backup == nil {
 				err = errors.New("PutBackup: no record")
@@ -201,6 +203,13 @@ func (x *Remote) WALStats(ctx context.Context, server string) (Stats, error) {
 	var s Stats
 	err := x.call(ctx, "WALStats", request{Server: server}, &s)
 	return s, err
+}
+
+// WALTimelines implements Index.
+func (x *Remote) WALTimelines(ctx context.Context, server string) ([]TimelineSpan, error) {
+	var out []TimelineSpan
+	err := x.call(ctx, "WALTimelines", request{Server: server}, &out)
+	return out, err
 }
 
 // PutBackup implements Index.

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,6 +47,9 @@ type ReceiverConfig struct {
 	// ArchivedEnd, if set, names the newest complete segment in the archive (or "" when
 	// there is none), so a receiver without local state starts right after it.
 	ArchivedEnd func(ctx context.Context) (string, error)
+	// SystemID, if set, gives the system identifier the archive belongs to (false when
+	// none is known yet): a receiver pointed at another cluster refuses to stream.
+	SystemID func(ctx context.Context) (uint64, bool)
 	// Reset discards the streaming state once, at start: the receiver starts at the
 	// server's current position instead of where it stopped.
 	Reset bool
@@ -129,6 +133,7 @@ type Receiver struct {
 	mu         sync.Mutex
 	st         ReceiverState
 	serverEnd  segments.LSN
+	stFlush    segments.LSN // flushPos as last published, for other goroutines
 	caughtUpAt time.Time
 	lastPub    time.Time
 	lastFile   time.Time
@@ -179,8 +184,8 @@ func (r *Receiver) snapshotLocked() ReceiverState {
 	s := r.st
 	now := time.Now()
 	s.UpdatedAt = now.UTC()
-	if r.serverEnd > r.flushPos && r.flushPos != 0 {
-		s.LagBytes = int64(r.serverEnd - r.flushPos)
+	if r.serverEnd > r.stFlush && r.stFlush != 0 {
+		s.LagBytes = int64(r.serverEnd - r.stFlush)
 		if !r.caughtUpAt.IsZero() {
 			s.LagSeconds = now.Sub(r.caughtUpAt).Seconds()
 		}
@@ -224,6 +229,7 @@ func (r *Receiver) writeStateFile(s ReceiverState) {
 // unless a second has passed).
 func (r *Receiver) positions() {
 	r.mu.Lock()
+	r.stFlush = r.flushPos
 	if r.flushPos >= r.serverEnd {
 		r.caughtUpAt = time.Now()
 	}
@@ -349,6 +355,11 @@ func (r *Receiver) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("IDENTIFY_SYSTEM: %w", err)
 	}
+	if r.cfg.SystemID != nil {
+		if want, ok := r.cfg.SystemID(ctx); ok && strconv.FormatUint(want, 10) != sys.SystemID {
+			return fmt.Errorf("the server's system identifier is %s, but this archive belongs to %d: streaming_conninfo points at another cluster", sys.SystemID, want)
+		}
+	}
 	segSize, err := showSegSize(ctx, conn)
 	if err != nil {
 		return err
@@ -396,11 +407,15 @@ func (r *Receiver) session(ctx context.Context) error {
 			}
 			return fmt.Errorf("START_REPLICATION %s on timeline %d: %w", start, tli, err)
 		}
-		r.gapSkip = false
 		cdr, err := r.stream(ctx, conn)
 		if err != nil {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && pe.Code == "58P01" && r.writePos == start {
+				return &walGoneError{from: start, err: fmt.Errorf("streaming from %s on timeline %d: %w", start, tli, err)}
+			}
 			return err
 		}
+		r.gapSkip = false
 		if cdr == nil {
 			// CopyDone without a next timeline: the server is shutting down.
 			return errors.New("the server ended streaming (shutting down)")
@@ -763,7 +778,14 @@ func (r *Receiver) completeSegment(suffix string) error {
 	}
 	f.Close()
 	name := segments.SegmentFileName(r.fileTLI, r.fileSeg, r.segSize) + suffix
-	if err := fsutil.RenameDurable(f.Name(), filepath.Join(r.cfg.IncomingDir, name)); err != nil {
+	dst := filepath.Join(r.cfg.IncomingDir, name)
+	if sameContent(f.Name(), dst) {
+		// archive_command delivered the same bytes first: replacing its durable copy
+		// would only make ingest start over.
+		if err := fsutil.RemoveDurable(f.Name()); err != nil {
+			return err
+		}
+	} else if err := fsutil.RenameDurable(f.Name(), dst); err != nil {
 		return fmt.Errorf("hand %s to incoming: %w", name, err)
 	}
 	if suffix == "" {
@@ -1142,4 +1164,22 @@ func ReadReceiverState(streamingDir string) (ReceiverState, bool, error) {
 		s.Running, s.Connected = false, false
 	}
 	return s, true, nil
+}
+
+// sameContent reports whether both files exist and hold the same bytes.
+func sameContent(a, b string) bool {
+	fb, err := os.Stat(b)
+	if err != nil {
+		return false
+	}
+	fa, err := os.Stat(a)
+	if err != nil || fa.Size() != fb.Size() {
+		return false
+	}
+	x, err := os.ReadFile(a)
+	if err != nil {
+		return false
+	}
+	y, err := os.ReadFile(b)
+	return err == nil && bytes.Equal(x, y)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/index"
 	"github.com/walkeeper/walkeeper/internal/pgtest"
 	"github.com/walkeeper/walkeeper/internal/segments"
@@ -196,6 +197,10 @@ func TestReceiverSynchronousStandby(t *testing.T) {
 		"synchronous_standby_names": "walkeeper", "synchronous_commit": "on"}})
 	r := newRig(t, pg.ConnString(""))
 	pg.WaitFor(t, "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'walkeeper'", "sync", 30*time.Second)
+	// A base backup taken by PostgreSQL's own tool, without WAL: recovering it needs
+	// everything from walkeeper.
+	backup := filepath.Join(pgtest.TempDir(t), "base")
+	pgtest.RunPG(t, "pg_basebackup", "-d", pg.ConnString(""), "-D", backup, "-X", "none", "-c", "fast", "--no-sync")
 
 	// Bulk WAL (several segments), then single-row commits, each acknowledged only
 	// once walkeeper reported it flushed.
@@ -259,6 +264,37 @@ func TestReceiverSynchronousStandby(t *testing.T) {
 	re := regexp.MustCompile(fmt.Sprintf(`tx:\s+%d, lsn: [0-9A-F/]+, prev [0-9A-F/]+, desc: COMMIT`, lastXID))
 	if !re.MatchString(out) {
 		t.Fatalf("pg_waldump of the streamed WAL has no COMMIT for the last acknowledged transaction %d:\n%s", lastXID, tail(out, 15))
+	}
+
+	// The primary's data directory is gone; the backup recovers with walkeeper get-wal
+	// as restore_command (the live .partial serves the last segment) and has every
+	// acknowledged row.
+	if err := os.RemoveAll(pg.Dir); err != nil {
+		t.Fatal(err)
+	}
+	r.stopPipe()
+	if err := pgtest.Chown(r.home); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(r.home, "walkeeper.conf")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("[walkeeper]\nhome = %s\n[pg1]\nconninfo = host=127.0.0.1 port=1\n", r.home)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = pgtest.Chown(cfg)
+	auto := fmt.Sprintf("\nrestore_command = '%s --config %s get-wal pg1 %%f %%p'\nsynchronous_standby_names = ''\n", pgtest.Walkeeper(t), cfg)
+	f, err := os.OpenFile(filepath.Join(backup, "postgresql.auto.conf"), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(auto)
+	f.Close()
+	if err := os.WriteFile(filepath.Join(backup, "recovery.signal"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	restored := pgtest.FromDataDir(t, "restored", backup)
+	restored.WaitFor(t, "SELECT pg_is_in_recovery()", "f", 60*time.Second)
+	if got := restored.Psql(t, "SELECT count(*), max(id), max(xid) FROM acked"); got != fmt.Sprintf("300|300|%d", lastXID) {
+		t.Fatalf("restored cluster: acked rows count|max(id)|max(xid) = %s, want 300|300|%d", got, lastXID)
 	}
 	t.Logf("archive holds segments %d..%d plus %s.partial; last acknowledged commit (xid %d, before %s) found by pg_waldump; flushed %s",
 		first, lastSeg, live, lastXID, lastLSN, flushed)
@@ -408,7 +444,10 @@ func TestReceiverSIGKILL(t *testing.T) {
 		sort.Strings(out)
 		return out
 	}
-	wktest.Eventually(t, 60*time.Second, last+" to be archived after the restart", func() bool {
+	wktest.Eventually(t, 60*time.Second, last+" to be archived after the restart and incoming/ to drain", func() bool {
+		if es, _ := os.ReadDir(filepath.Join(env.Home, "pg1", "incoming")); len(es) > 0 {
+			return false
+		}
 		for _, n := range list() {
 			if n == last {
 				return true
@@ -433,8 +472,13 @@ func TestReceiverSIGKILL(t *testing.T) {
 	if err != nil || !ok || !st.Running || !st.Connected {
 		t.Fatalf("receiver.state after the restart: %+v ok=%v err=%v", st, ok, err)
 	}
-	if !strings.Contains(d2.Output(), "from=streaming/") {
-		t.Fatalf("the restarted receiver did not resume from its .partial:\n%s", d2.Output())
+	if rs := daemonReceiver(t, env.Home); rs["connected"] != true || rs["slot"] != "walkeeper_pg1" || rs["flushed_lsn"] == "" {
+		t.Fatalf("/v1/info receiver state: %v", rs)
+	}
+	// It resumes from its .partial, or after the last segment it handed over when it
+	// was killed between two segments; never from the server's current position.
+	if out := d2.Output(); !strings.Contains(out, "from=streaming/") && !strings.Contains(out, `from="after archived`) {
+		t.Fatalf("the restarted receiver did not resume where it stopped:\n%s", out)
 	}
 	d2.Stop(t)
 	if st, _, _ := ReadReceiverState(filepath.Join(env.Home, "pg1", "streaming")); st.Running {
@@ -523,6 +567,18 @@ func TestReceiveWALCommand(t *testing.T) {
 		return strings.Contains(logb.String(), "does not exist (create_slot = manual")
 	})
 	stop(cmd)
+
+	// An archive that belongs to another cluster: the receiver refuses to stream.
+	idPath := filepath.Join(env.Home, "pg1", "identity.json")
+	if err := os.WriteFile(idPath, []byte(`{"system_id":"12345","wal_segment_size":16777216}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = pgtest.Chown(idPath)
+	cmd, logb = run()
+	wktest.Eventually(t, 30*time.Second, "the wrong-cluster error", func() bool {
+		return strings.Contains(logb.String(), "but this archive belongs to 12345")
+	})
+	stop(cmd)
 }
 
 type lockedWriter struct {
@@ -540,4 +596,59 @@ func (w *lockedWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.String()
+}
+
+// daemonReceiver is the receiver state the running daemon serves at /v1/info.
+func daemonReceiver(t *testing.T, home string) map[string]any {
+	t.Helper()
+	c, err := daemon.Dial(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, _ := info.Servers["pg1"].Receiver.(map[string]any)
+	return rs
+}
+
+// TestReceiverWithArchiveCommand: archive_command and streaming on one server; every
+// segment arrives both ways, is archived once, and nothing is quarantined.
+func TestReceiverWithArchiveCommand(t *testing.T) {
+	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{"streaming_archiver": "on", "create_slot": "auto"}})
+	pg := pgtest.New(t, "primary", pgtest.Options{ArchiveCommand: env.ArchiveCommand("pg1")})
+	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
+	env.WriteConfig(t)
+	d := env.StartDaemon(t)
+	pg.WaitFor(t, "SELECT state FROM pg_stat_replication WHERE application_name = 'walkeeper'", "streaming", 30*time.Second)
+	pg.PgBench(t, "-i", "-s", "3", "-q")
+	last := pg.Psql(t, "SELECT pg_walfile_name(pg_current_wal_lsn())")
+	pg.Psql(t, "SELECT pg_switch_wal()")
+	pg.WaitFor(t, "SELECT last_archived_wal >= '"+last+"' FROM pg_stat_archiver", "t", 60*time.Second)
+	// Both doors deliver the same names: archive-wal's copy and the receiver's rename
+	// may replace each other in incoming/ before ingest sees them, or each be ingested
+	// (the second as a duplicate); either way each name is archived once.
+	var ss daemon.ServerState
+	wktest.Eventually(t, 60*time.Second, last+" archived and incoming/ drained", func() bool {
+		c, err := daemon.Dial(env.Home)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(context.Background())
+		if err != nil {
+			return false
+		}
+		ss = info.Servers["pg1"]
+		es, _ := os.ReadDir(filepath.Join(env.Home, "pg1", "incoming"))
+		_, err = os.Stat(filepath.Join(env.Home, "pg1", "wals", last[:16], last+".zst"))
+		return err == nil && len(es) == 0
+	})
+	if es, _ := os.ReadDir(filepath.Join(env.Home, "pg1", "errors")); len(es) > 0 || ss.Quarantined > 0 {
+		t.Fatalf("files quarantined with archive_command and streaming together: %v (%+v)\n%s", es, ss, d.Output())
+	}
+	if got := pg.Psql(t, "SELECT failed_count FROM pg_stat_archiver"); got != "0" {
+		t.Fatalf("archive_command failed %s times", got)
+	}
+	t.Logf("daemon: %d archived, %d duplicates accepted, 0 quarantined", ss.Archived, ss.Duplicates)
 }

@@ -103,6 +103,7 @@ func planWAL(ctx context.Context, store storage.Store, server string, b catalog.
 		} else if ok {
 			out = append(out, w)
 			seg++
+			name = segments.SegmentFileName(tl.SegmentTimeline(tli, seg, segSize), seg, segSize)
 		}
 		if seg <= consistent {
 			return nil, fmt.Errorf("backup %s: WAL segment %s, needed to reach the backup's end (%s), is not in the archive", b.ID, name, b.EndLSN)

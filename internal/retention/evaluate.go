@@ -156,7 +156,7 @@ func validate(in Input) error {
 		}
 	}
 	for _, t := range in.Timelines {
-		if t.HasSegments && t.MinSegNo > t.MaxSegNo {
+		if t.HasSegments && (t.MinSegNo > t.MaxSegNo || t.MaxSegNo >= 1<<62) {
 			return fmt.Errorf("retention: timeline %d: min segment %d > max segment %d", t.ID, t.MinSegNo, t.MaxSegNo)
 		}
 	}
@@ -184,11 +184,13 @@ type state struct {
 // other statuses are failed: kept until FailedGrace has passed, never
 // counted, and their WAL is not protected.
 //
-// WAL: the PITR cutoff is the begin LSN of the oldest backup kept by policy,
-// not counting backups kept only because they are pinned (WAL policy main),
-// or, with a WAL recovery window, of the newest kept DONE backup (pinned
-// ones included) that ended before Now-WALWindow (the oldest kept DONE
-// backup when none did); in-progress backups pull it back to their begin.
+// WAL: the PITR cutoff is the lowest begin LSN of the backups that must be
+// recoverable to any later point: with WAL policy main, every backup kept by
+// the backup policy or minimum_redundancy (not those kept only because they
+// are pinned); with a WAL recovery window, every kept DONE backup (pinned
+// ones included) that ended inside Now-WALWindow..Now plus the newest kept
+// one that ended before Now-WALWindow (the base for PITR to the WAL window
+// start). In-progress backups pull the cutoff back to their begin.
 // On every timeline, segments wholly before the cutoff's segment are deleted
 // except each kept DONE backup's begin..end segments on its timeline. With
 // no DONE backup no WAL is deleted. History files are never deleted.
@@ -336,10 +338,10 @@ func Evaluate(in Input) (Plan, error) {
 	if anchor == nil {
 		plan.Notes = append(plan.Notes, "no DONE backup to anchor WAL retention: no WAL is deleted")
 	} else {
-		cut := anchor.b.BeginLSN
+		cut, by := anchor.b.BeginLSN, "backup "+anchor.b.ID
 		for _, s := range inProgress {
 			if s.b.BeginLSN < cut {
-				cut = s.b.BeginLSN
+				cut, by = s.b.BeginLSN, "backup in progress "+s.b.ID
 			}
 		}
 		plan.KeepFromLSN, plan.HasCutoff = cut, true
@@ -348,7 +350,7 @@ func Evaluate(in Input) (Plan, error) {
 				pitr[s] = true
 			}
 		}
-		plan.WAL = walRanges(in, done, cut, anchor.b.ID)
+		plan.WAL = walRanges(in, done, cut, by)
 	}
 	for _, s := range done {
 		if s.keep && !pitr[s] && anchor != nil {
@@ -391,7 +393,7 @@ type island struct{ from, to uint64 } // [from, to)
 // walRanges computes deletable segment ranges: on each timeline, segments
 // below the cutoff's segment, minus the begin..end islands of kept DONE
 // backups on that timeline.
-func walRanges(in Input, done []*state, cut uint64, anchorID string) []Range {
+func walRanges(in Input, done []*state, cut uint64, by string) []Range {
 	cutSeg := cut / in.SegSize
 	islands := map[uint32][]island{}
 	for _, s := range done {
@@ -420,7 +422,7 @@ func walRanges(in Input, done []*state, cut uint64, anchorID string) []Range {
 		is := islands[t.ID]
 		sort.Slice(is, func(i, j int) bool { return is[i].from < is[j].from })
 		pos := t.MinSegNo
-		reason := fmt.Sprintf("before WAL needed by retained backups (keep from LSN %X/%08X, backup %s)", cut>>32, uint32(cut), anchorID)
+		reason := fmt.Sprintf("before WAL needed by retained backups (keep from LSN %X/%08X, %s)", cut>>32, uint32(cut), by)
 		for _, isl := range is {
 			if isl.to <= pos {
 				continue

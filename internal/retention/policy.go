@@ -3,6 +3,23 @@
 //
 // Applying a Plan (deleting backups and WAL through the index and storage)
 // is done elsewhere.
+//
+// Choices, where Barman or the issue left room:
+//   - A MONTH is 31 days and a WEEK 7 days, as in Barman.
+//   - Recovery window boundary: a backup whose EndTime equals Now-Window to
+//     the nanosecond is inside the window; one a nanosecond earlier is the
+//     base for the window start. The same holds for the WAL window.
+//   - A failed backup (any status other than DONE, STARTED, WAITING_WAL) is
+//     obsolete once Now - EndTime (BeginTime if no end) >= FailedGrace.
+//   - History files are never deleted: they are tiny, and PostgreSQL's
+//     recovery_target_timeline=latest probes N+1.history, N+2.history, ...
+//     and stops at the first missing one, so deleting one would hide every
+//     newer timeline.
+//   - Timelines: WAL is kept from one PITR cutoff LSN onward on every
+//     timeline (LSNs grow across timelines, so this covers the switch points
+//     any kept backup can reach); below it only the begin..end segments of
+//     kept backups on their own timeline stay. Branches that a backup cannot
+//     reach are not pruned above the cutoff (safe, simple).
 package retention
 
 import (

@@ -37,7 +37,9 @@ func sw(tli uint32, lsn segments.LSN) segments.HistoryEntry {
 	return segments.HistoryEntry{Timeline: tli, SwitchLSN: lsn, Reason: "no recovery target specified"}
 }
 
-func at(segNo uint64, off uint64) segments.LSN { return segments.SegStart(segNo, mb16) + segments.LSN(off) }
+func at(segNo uint64, off uint64) segments.LSN {
+	return segments.SegStart(segNo, mb16) + segments.LSN(off)
+}
 
 func gap(tli uint32, from, to uint64) Gap {
 	return Gap{Timeline: tli, First: seg(tli, from), Last: seg(tli, to), Count: to - from + 1}
@@ -141,8 +143,8 @@ func TestFindChain(t *testing.T) {
 			gaps: []Gap{gap(3, 12, 12)},
 		},
 		{
-			name: "history missing: the chain cannot cross to the timeline",
-			in: ChainInput{Start: seg(1, 2), Segments: join(segs(1, 1, 6), segs(2, 6, 9))},
+			name:   "history missing: the chain cannot cross to the timeline",
+			in:     ChainInput{Start: seg(1, 2), Segments: join(segs(1, 1, 6), segs(2, 6, 9))},
 			target: 1, end: seg(1, 6), needed: 5, spans: 1,
 			problems: []string{"timeline 2 has archived segments but its history file 00000002.history is not archived"},
 		},

@@ -1,0 +1,57 @@
+// Package basebackup takes physical base backups over the replication protocol and owns
+// their on-disk format, backup.info and the catalog operations on them (resolve, list
+// figures, delete). Restore and verify read backups only through Contents and OpenEntry.
+//
+// # Taking a backup
+//
+// Take sends its own PG15 BASE_BACKUP command (LABEL, PROGRESS, CHECKPOINT 'fast',
+// WAIT false, WAL false, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C'; no TABLESPACE_MAP,
+// so pg_tblspc/<oid> arrive as symlinks) on a replication=yes connection and
+// demultiplexes PG15's single COPY stream itself: 'n' starts a tar archive (tablespaces
+// first, base.tar last), 'd' carries its bytes, 'p' progress, 'm' the manifest. Each tar
+// stream is parsed on the fly; every regular file is cut into 4 MiB chunks that a pool
+// of compression workers (parallel_jobs, default all cores) compresses while the stream
+// is still being read, and a pool of writers stores each file as one durable object.
+// bandwidth_limit throttles the reading of the stream.
+//
+// One backup per server at a time: Take holds an flock on <home>/<server>/backup.lock
+// for the whole backup (the kernel drops it if the process dies); the next Take marks
+// backups a dead process left STARTED or WAITING_WAL as FAILED.
+//
+// States, each written durably to backup.info and then to the index: STARTED (before
+// the first byte; updated with the begin LSN/WAL as soon as the server reports them),
+// WAITING_WAL (all data, the manifest and the contents list are stored), then DONE once
+// every segment from BeginWAL to EndWAL is in the archive (ingest.FindArchived), or
+// FAILED with the error. After the stream, the end segment is closed on purpose so an
+// idle server cannot stall the backup: pg_switch_wal() on a primary, on the primary
+// through primary_conninfo for a standby. The wait is bounded by the wait timeout; the
+// error names the cause: pg_stat_archiver's last failure (of the server and, for a
+// standby, of the primary), a daemon that is not running, or a standby without
+// primary_conninfo.
+//
+// # On-disk format (storage keys, all through storage.Store)
+//
+//	<server>/base/<id>/backup.info         catalog.Backup as JSON; the truth about the backup
+//	<server>/base/<id>/backup_manifest     the server's manifest, byte for byte as sent
+//	<server>/base/<id>/contents.json       {"version":1,"backup_id":..,"entries":[Entry...]}
+//	<server>/base/<id>/data/pgdata/<path>[.zst|.gz]   one object per non-empty file
+//	<server>/base/<id>/data/<oid>/<path>[.zst|.gz]    files of tablespace <oid>
+//
+// <id> is the UTC start time, 20061102T150405. Directories, symlinks and empty files
+// exist only as entries in contents.json (with mode and mtime). A file's object is a
+// sequence of independent compressed frames, one per 4 MiB of content (zstd frames or
+// gzip members, which their standard streaming decoders read as one stream), so one
+// large relation segment is compressed on all cores and the object still decompresses
+// with `zstd -d` or `gzip -d`.
+//
+// Why one object per file rather than one tar per tablespace: restore extracts files in
+// parallel with no shared stream to decode, verify checks (and a DBA fetches) one file
+// without reading the rest, a damaged object loses one file rather than the rest of an
+// archive, and an object store can take the objects unchanged. The cost is one durable
+// write per file; the writer pool overlaps those fsyncs.
+//
+// contents.json is written after every data object is durable and before WAITING_WAL,
+// so a backup whose backup.info says WAITING_WAL or DONE has all of its content.
+// Delete runs the other way round: backup.info is first rewritten FAILED ("being
+// deleted"), then content objects go, backup.info last, and the index record after it.
+package basebackup

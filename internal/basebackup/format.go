@@ -1,0 +1,275 @@
+package basebackup
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/compress"
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+// Entry types.
+const (
+	TypeFile    = "file"
+	TypeDir     = "dir"
+	TypeSymlink = "symlink"
+)
+
+// Entry is one item of a stored backup: what restore recreates and verify checks, one
+// at a time and in any order (directories first).
+type Entry struct {
+	Tablespace uint32    `json:"tablespace"` // 0 = the data directory, else the tablespace OID
+	Path       string    `json:"path"`       // slash-separated, relative to the data directory or tablespace root
+	Type       string    `json:"type"`       // "file" | "dir" | "symlink"
+	Mode       uint32    `json:"mode"`       // permission bits
+	Size       int64     `json:"size"`       // uncompressed
+	ModTime    time.Time `json:"mtime"`
+	Link       string    `json:"link,omitempty"`  // symlink target (pg_tblspc/<oid> -> original location)
+	Key        string    `json:"key,omitempty"`   // storage key of the stored content (files)
+	Codec      string    `json:"codec,omitempty"` // compression of the stored content
+	StoredSize int64     `json:"stored_size,omitempty"`
+}
+
+// contentsFile is the stored form of a backup's entry list.
+type contentsFile struct {
+	Version int     `json:"version"`
+	BackupID string `json:"backup_id"`
+	Entries []Entry `json:"entries"`
+}
+
+// formatVersion is written in contents.json; readers refuse newer versions.
+const formatVersion = 1
+
+// Prefix is the storage prefix of everything a backup stores: "<server>/base/<id>/".
+func Prefix(server, id string) string { return server + "/base/" + id + "/" }
+
+// InfoKey is the key of a backup's backup.info (the catalog.Backup JSON).
+func InfoKey(server, id string) string { return Prefix(server, id) + "backup.info" }
+
+// ManifestKey is the key of the server's backup_manifest, stored as sent.
+func ManifestKey(server, id string) string { return Prefix(server, id) + "backup_manifest" }
+
+// ContentsKey is the key of the entry list (contents.json).
+func ContentsKey(server, id string) string { return Prefix(server, id) + "contents.json" }
+
+// DataPrefix is the prefix under which file contents are stored, one object per file:
+// data/pgdata/<path> for the data directory, data/<oid>/<path> for a tablespace.
+func DataPrefix(server, id string) string { return Prefix(server, id) + "data/" }
+
+// dataKey is the key of one file's content.
+func dataKey(server, id string, tablespace uint32, p, codec string) string {
+	root := "pgdata"
+	if tablespace != 0 {
+		root = strconv.FormatUint(uint64(tablespace), 10)
+	}
+	return DataPrefix(server, id) + root + "/" + p + compress.Suffix(codec)
+}
+
+// LoadInfo reads a backup's backup.info.
+func LoadInfo(ctx context.Context, store storage.Store, server, id string) (catalog.Backup, error) {
+	var b catalog.Backup
+	r, err := store.Get(ctx, InfoKey(server, id))
+	if err != nil {
+		return b, fmt.Errorf("backup %s of %s: %w", id, server, err)
+	}
+	defer r.Close()
+	if err := json.NewDecoder(r).Decode(&b); err != nil {
+		return b, fmt.Errorf("backup %s of %s: %s: %w", id, server, InfoKey(server, id), err)
+	}
+	if b.ID != id {
+		return b, fmt.Errorf("backup %s of %s: %s holds id %q", id, server, InfoKey(server, id), b.ID)
+	}
+	return b, nil
+}
+
+// SaveInfo writes a backup's backup.info durably.
+func SaveInfo(ctx context.Context, store storage.Store, b catalog.Backup) error {
+	data, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	if _, err := store.Put(ctx, InfoKey(b.Server, b.ID), bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("backup %s: write backup.info: %w", b.ID, err)
+	}
+	return nil
+}
+
+// Contents returns every entry of a stored backup, sorted so that each directory comes
+// before its contents (data directory first, then tablespaces by OID).
+func Contents(ctx context.Context, store storage.Store, server, id string) ([]Entry, error) {
+	key := ContentsKey(server, id)
+	r, err := store.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s of %s: contents: %w", id, server, err)
+	}
+	defer r.Close()
+	var c contentsFile
+	if err := json.NewDecoder(r).Decode(&c); err != nil {
+		return nil, fmt.Errorf("backup %s of %s: %s: %w", id, server, key, err)
+	}
+	if c.Version > formatVersion {
+		return nil, fmt.Errorf("backup %s of %s: %s: format version %d is newer than this walkeeper reads (%d)", id, server, key, c.Version, formatVersion)
+	}
+	sortEntries(c.Entries)
+	return c.Entries, nil
+}
+
+// sortEntries orders entries by tablespace then path: a parent directory's path is a
+// prefix of its children's, so it sorts first.
+func sortEntries(es []Entry) {
+	sort.SliceStable(es, func(i, j int) bool {
+		if es[i].Tablespace != es[j].Tablespace {
+			return es[i].Tablespace < es[j].Tablespace
+		}
+		return es[i].Path < es[j].Path
+	})
+}
+
+// OpenEntry returns the decompressed content of a file entry. Reading it to the end
+// fails if the content is not exactly e.Size bytes, so a truncated or damaged object
+// never passes for a good one.
+func OpenEntry(ctx context.Context, store storage.Store, e Entry) (io.ReadCloser, error) {
+	if e.Type != TypeFile {
+		return nil, fmt.Errorf("%s: not a file (%s)", e.Path, e.Type)
+	}
+	if e.Key == "" {
+		if e.Size != 0 {
+			return nil, fmt.Errorf("%s: no stored content for %d bytes", e.Path, e.Size)
+		}
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	codec := e.Codec
+	if codec == "" {
+		codec = compress.None
+	}
+	raw, err := store.Get(ctx, e.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", e.Path, err)
+	}
+	dr, err := compress.NewReader(codec, raw)
+	if err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("%s: %s: %w", e.Path, e.Key, err)
+	}
+	return &entryReader{r: dr, raw: raw, e: e}, nil
+}
+
+type entryReader struct {
+	r   io.ReadCloser
+	raw io.Closer
+	e   Entry
+	n   int64
+}
+
+func (er *entryReader) Read(p []byte) (int, error) {
+	n, err := er.r.Read(p)
+	er.n += int64(n)
+	if er.n > er.e.Size {
+		return n, fmt.Errorf("%s: %s holds more than the %d bytes recorded", er.e.Path, er.e.Key, er.e.Size)
+	}
+	if errors.Is(err, io.EOF) && er.n != er.e.Size {
+		return n, fmt.Errorf("%s: %s holds %d bytes, %d recorded: %w", er.e.Path, er.e.Key, er.n, er.e.Size, io.ErrUnexpectedEOF)
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return n, fmt.Errorf("%s: %s: %w", er.e.Path, er.e.Key, err)
+	}
+	return n, err
+}
+
+func (er *entryReader) Close() error {
+	err := er.r.Close()
+	if cerr := er.raw.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Resolve finds a backup by exact id, by --name, or as `latest` / `oldest` (the newest
+// or oldest DONE backup). An exact id or name may resolve to a backup that is not DONE
+// (show-backup and delete need them); callers that restore check Done().
+func Resolve(backups []catalog.Backup, ref string) (catalog.Backup, error) {
+	sorted := append([]catalog.Backup(nil), backups...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
+	switch ref {
+	case "latest", "oldest":
+		var done []catalog.Backup
+		for _, b := range sorted {
+			if b.Done() {
+				done = append(done, b)
+			}
+		}
+		if len(done) == 0 {
+			return catalog.Backup{}, fmt.Errorf("backup %q: no DONE backup exists%s", ref, existing(sorted))
+		}
+		if ref == "latest" {
+			return done[len(done)-1], nil
+		}
+		return done[0], nil
+	}
+	for _, b := range sorted {
+		if b.ID == ref {
+			return b, nil
+		}
+	}
+	for _, b := range sorted {
+		if b.Name != "" && b.Name == ref {
+			return b, nil
+		}
+	}
+	return catalog.Backup{}, fmt.Errorf("backup %q not found (give an id, a name, latest or oldest)%s", ref, existing(sorted))
+}
+
+func existing(bs []catalog.Backup) string {
+	if len(bs) == 0 {
+		return "; the server has no backups"
+	}
+	var parts []string
+	for _, b := range bs {
+		s := b.ID
+		if b.Name != "" {
+			s += " (" + b.Name + ")"
+		}
+		if !b.Done() {
+			s += " " + b.Status
+		}
+		parts = append(parts, s)
+	}
+	const max = 10
+	if len(parts) > max {
+		parts = append(parts[len(parts)-max:], fmt.Sprintf("and %d older", len(parts)-max))
+	}
+	return "; backups: " + strings.Join(parts, ", ")
+}
+
+// ValidName checks a --name: it must not be empty, look like a backup id or a keyword.
+func ValidName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("backup name is empty")
+	case name == "latest" || name == "oldest" || name == "auto":
+		return fmt.Errorf("backup name %q is a reserved word", name)
+	case looksLikeID(name):
+		return fmt.Errorf("backup name %q looks like a backup id", name)
+	case strings.ContainsAny(name, "/\x00\n"):
+		return fmt.Errorf("backup name %q: '/', newlines and NUL are not allowed", name)
+	}
+	return nil
+}
+
+// IDLayout is the time layout of backup ids (UTC).
+const IDLayout = "20060102T150405"
+
+func looksLikeID(s string) bool {
+	_, err := time.Parse(IDLayout, s)
+	return err == nil
+}

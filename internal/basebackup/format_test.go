@@ -1,0 +1,172 @@
+package basebackup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/compress"
+	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+func TestResolve(t *testing.T) {
+	bs := []catalog.Backup{
+		{ID: "20260101T000000", Status: catalog.StatusFailed, Name: "broken"},
+		{ID: "20260102T000000", Status: catalog.StatusDone, Name: "monday"},
+		{ID: "20260103T000000", Status: catalog.StatusDone},
+		{ID: "20260104T000000", Status: catalog.StatusFailed},
+		{ID: "20260105T000000", Status: catalog.StatusWaitingWAL},
+	}
+	for _, tc := range []struct{ ref, want, err string }{
+		{"latest", "20260103T000000", ""},
+		{"oldest", "20260102T000000", ""},
+		{"monday", "20260102T000000", ""},
+		{"broken", "20260101T000000", ""},
+		{"20260104T000000", "20260104T000000", ""},
+		{"nope", "", `backup "nope" not found`},
+	} {
+		b, err := Resolve(bs, tc.ref)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "20260102T000000 (monday)") {
+				t.Errorf("%s: error %v, want %q listing the backups", tc.ref, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || b.ID != tc.want {
+			t.Errorf("%s: got %q %v, want %s", tc.ref, b.ID, err, tc.want)
+		}
+	}
+	if _, err := Resolve(bs[:1], "latest"); err == nil || !strings.Contains(err.Error(), "no DONE backup") {
+		t.Errorf("latest with only FAILED backups: %v", err)
+	}
+	if _, err := Resolve(nil, "oldest"); err == nil || !strings.Contains(err.Error(), "no backups") {
+		t.Errorf("oldest of nothing: %v", err)
+	}
+}
+
+func TestValidName(t *testing.T) {
+	for _, n := range []string{"", "latest", "oldest", "auto", "20260101T000000", "a/b"} {
+		if ValidName(n) == nil {
+			t.Errorf("%q accepted", n)
+		}
+	}
+	for _, n := range []string{"monday", "before-upgrade", "v15.4"} {
+		if err := ValidName(n); err != nil {
+			t.Errorf("%q: %v", n, err)
+		}
+	}
+}
+
+func TestTryLock(t *testing.T) {
+	dir := t.TempDir()
+	a, err := TryLock(filepath.Join(dir, "pg1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TryLock(filepath.Join(dir, "pg1")); !errors.Is(err, ErrBackupRunning) {
+		t.Fatalf("second lock of pg1: %v", err)
+	}
+	b, err := TryLock(filepath.Join(dir, "pg2"))
+	if err != nil {
+		t.Fatalf("another server must back up in parallel: %v", err)
+	}
+	b.Unlock()
+	a.Unlock()
+	c, err := TryLock(filepath.Join(dir, "pg1"))
+	if err != nil {
+		t.Fatalf("after unlock: %v", err)
+	}
+	c.Unlock()
+}
+
+// TestOpenEntryChecksSize: a stored object whose content is shorter or longer than
+// recorded fails to read; multi-frame objects decode as one stream.
+func TestOpenEntryChecksSize(t *testing.T) {
+	ctx := context.Background()
+	store := storage.NewLocal(t.TempDir())
+	var obj []byte
+	var want []byte
+	for i := range 3 {
+		part := bytes.Repeat([]byte{byte('a' + i)}, 5000)
+		want = append(want, part...)
+		var err error
+		obj, err = compress.EncodeAll(compress.Zstd, 3, part, obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := store.Put(ctx, "pg1/base/x/data/pgdata/f.zst", bytes.NewReader(obj)); err != nil {
+		t.Fatal(err)
+	}
+	e := Entry{Path: "f", Type: TypeFile, Size: int64(len(want)), Key: "pg1/base/x/data/pgdata/f.zst", Codec: compress.Zstd, ModTime: time.Now()}
+	read := func(e Entry) ([]byte, error) {
+		r, err := OpenEntry(ctx, store, e)
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		return io.ReadAll(r)
+	}
+	got, err := read(e)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read back: %v (len %d)", err, len(got))
+	}
+	e.Size++
+	if _, err := read(e); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("short object: %v", err)
+	}
+	e.Size -= 2
+	if _, err := read(e); err == nil {
+		t.Fatal("long object read without error")
+	}
+	empty := Entry{Path: "empty", Type: TypeFile}
+	if got, err := read(empty); err != nil || len(got) != 0 {
+		t.Fatalf("empty file: %v %q", err, got)
+	}
+}
+
+type fakeScanner []catalog.WALFile
+
+func (f fakeScanner) ScanWAL(ctx context.Context, server string, r index.WALRange, fn func(catalog.WALFile) error) error {
+	for _, w := range f {
+		if w.Name >= r.From && (r.To == "" || w.Name < r.To) {
+			if err := fn(w); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// TestLinkedWAL: WAL belongs to a backup from its begin WAL to the next DONE backup's
+// begin WAL; FAILED backups do not cut the range.
+func TestLinkedWAL(t *testing.T) {
+	var wal fakeScanner
+	for _, n := range []string{"000000010000000000000001", "000000010000000000000002", "000000010000000000000003",
+		"000000010000000000000004", "000000010000000000000005", "00000002.history", "000000020000000000000005"} {
+		wal = append(wal, catalog.WALFile{Name: n, RawSize: 100, StoredSize: 10})
+	}
+	bs := []catalog.Backup{
+		{ID: "a", Status: catalog.StatusDone, BeginWAL: "000000010000000000000002"},
+		{ID: "b", Status: catalog.StatusFailed, BeginWAL: "000000010000000000000003"},
+		{ID: "c", Status: catalog.StatusDone, BeginWAL: "000000010000000000000004"},
+		{ID: "d", Status: catalog.StatusFailed},
+	}
+	got, err := LinkedWAL(context.Background(), wal, "pg1", bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"a": 2, "b": 1, "c": 4, "d": 0}
+	for id, n := range want {
+		if got[id].Count != n || got[id].Bytes != int64(100*n) || got[id].StoredBytes != int64(10*n) {
+			t.Errorf("%s: %+v, want %d files", id, got[id], n)
+		}
+	}
+}

@@ -1,0 +1,531 @@
+package basebackup
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/walkeeper/walkeeper/internal/compress"
+	"github.com/walkeeper/walkeeper/internal/segments"
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+// chunkSize is how much of a file one compression job takes: large files (relation
+// segments of up to 1 GiB) are split so every core works on them; the chunks are
+// independent frames concatenated into the file's one object.
+const chunkSize = 4 << 20
+
+// streamResult is what BASE_BACKUP reported and what was stored.
+type streamResult struct {
+	startLSN, endLSN segments.LSN
+	startTLI, endTLI uint32
+	entries          []*Entry
+	manifest         []byte
+	tsLocations      map[uint32]string // from the tablespace result set and 'n' messages
+	size, stored     int64
+	files            int
+}
+
+// streamOptions configures one BASE_BACKUP transfer.
+type streamOptions struct {
+	store          storage.Store
+	server, id     string
+	label          string
+	codec          string
+	level          int
+	jobs           int
+	writers        int
+	bandwidthLimit int64
+	progress       func(total int64) func(done int64)
+	onStart        func(startLSN segments.LSN, tli uint32) error
+}
+
+// baseBackupSQL is the PG15 BASE_BACKUP command walkeeper sends. No TABLESPACE_MAP: the
+// pg_tblspc links come through as symlinks, so a relocated restore verifies cleanly. No
+// WAL: walkeeper takes the WAL from its own archive. WAIT false: walkeeper waits for the
+// archive itself, with a timeout and a cause.
+func baseBackupSQL(label string) string {
+	return fmt.Sprintf("BASE_BACKUP (LABEL '%s', PROGRESS, CHECKPOINT 'fast', WAIT false, WAL false, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C')",
+		strings.ReplaceAll(label, "'", "''"))
+}
+
+// chunk is one compression job and its result.
+type chunk struct {
+	raw  []byte
+	out  []byte
+	err  error
+	done chan struct{}
+}
+
+// fileJob is one file being stored: its chunks arrive in order on chunks.
+type fileJob struct {
+	entry  *Entry
+	chunks chan *chunk
+}
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, chunkSize); return &b }}
+
+// pipeline compresses and stores the files of the tar streams.
+type pipeline struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	o      streamOptions
+	work   chan *chunk
+	files  chan *fileJob
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	entries []*Entry
+	stored  int64
+}
+
+func newPipeline(ctx context.Context, o streamOptions) *pipeline {
+	ctx, cancel := context.WithCancelCause(ctx)
+	p := &pipeline{ctx: ctx, cancel: cancel, o: o,
+		work:  make(chan *chunk, 2*o.jobs),
+		files: make(chan *fileJob, o.writers)}
+	for range o.jobs {
+		p.wg.Add(1)
+		go p.compressor()
+	}
+	for range o.writers {
+		p.wg.Add(1)
+		go p.writer()
+	}
+	return p
+}
+
+func (p *pipeline) fail(err error) { p.cancel(err) }
+
+// err is the first failure, if any.
+func (p *pipeline) err() error {
+	if p.ctx.Err() == nil {
+		return nil
+	}
+	return context.Cause(p.ctx)
+}
+
+func (p *pipeline) compressor() {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case c, ok := <-p.work:
+			if !ok {
+				return
+			}
+			c.out, c.err = compress.EncodeAll(p.o.codec, p.o.level, c.raw, nil)
+			releaseRaw(c)
+			close(c.done)
+		}
+	}
+}
+
+// chunkReader yields a file's compressed chunks in order, for storage.Put.
+type chunkReader struct {
+	ctx    context.Context
+	chunks chan *chunk
+	cur    []byte
+	curC   *chunk
+}
+
+func (r *chunkReader) Read(b []byte) (int, error) {
+	for len(r.cur) == 0 {
+		if r.curC != nil {
+			releaseChunk(r.curC)
+			r.curC = nil
+		}
+		var c *chunk
+		var ok bool
+		select {
+		case <-r.ctx.Done():
+			return 0, context.Cause(r.ctx)
+		case c, ok = <-r.chunks:
+		}
+		if !ok {
+			return 0, io.EOF
+		}
+		select {
+		case <-r.ctx.Done():
+			return 0, context.Cause(r.ctx)
+		case <-c.done:
+		}
+		if c.err != nil {
+			return 0, c.err
+		}
+		r.cur, r.curC = c.out, c
+	}
+	n := copy(b, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+// releaseRaw returns a compressed chunk's input buffer to the pool.
+func releaseRaw(c *chunk) {
+	if cap(c.raw) == chunkSize {
+		b := c.raw[:0]
+		chunkPool.Put(&b)
+	}
+	c.raw = nil
+}
+
+func releaseChunk(c *chunk) { c.out = nil }
+
+func (p *pipeline) writer() {
+	defer p.wg.Done()
+	for {
+		var job *fileJob
+		var ok bool
+		select {
+		case <-p.ctx.Done():
+			return
+		case job, ok = <-p.files:
+		}
+		if !ok {
+			return
+		}
+		r := &chunkReader{ctx: p.ctx, chunks: job.chunks}
+		n, err := p.o.store.Put(p.ctx, job.entry.Key, r)
+		if r.curC != nil {
+			releaseChunk(r.curC)
+		}
+		if err != nil {
+			p.fail(fmt.Errorf("store %s: %w", job.entry.Path, err))
+			return
+		}
+		p.mu.Lock()
+		job.entry.StoredSize = n
+		p.stored += n
+		p.mu.Unlock()
+	}
+}
+
+// archive reads one tar stream (one tablespace) and feeds the pipeline.
+func (p *pipeline) archive(r io.Reader, tablespace uint32) error {
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("tar stream of tablespace %d: %w", tablespace, err)
+		}
+		name := strings.TrimPrefix(h.Name, "./")
+		clean := path.Clean(name)
+		if clean == "." || strings.HasPrefix(clean, "../") || strings.HasPrefix(clean, "/") {
+			return fmt.Errorf("tar stream of tablespace %d: unsafe path %q", tablespace, h.Name)
+		}
+		e := &Entry{Tablespace: tablespace, Path: clean, Mode: uint32(h.Mode) & 0o7777, ModTime: h.ModTime.UTC()}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			e.Type = TypeDir
+		case tar.TypeSymlink:
+			e.Type = TypeSymlink
+			e.Link = h.Linkname
+		case tar.TypeReg, tar.TypeRegA:
+			e.Type = TypeFile
+			e.Size = h.Size
+		default:
+			return fmt.Errorf("tar stream of tablespace %d: %s: unexpected entry type %q", tablespace, h.Name, h.Typeflag)
+		}
+		p.mu.Lock()
+		p.entries = append(p.entries, e)
+		p.mu.Unlock()
+		if e.Type != TypeFile || e.Size == 0 {
+			continue
+		}
+		e.Codec = p.o.codec
+		e.Key = dataKey(p.o.server, p.o.id, tablespace, clean, p.o.codec)
+		if err := p.storeFile(tr, e); err != nil {
+			return err
+		}
+	}
+}
+
+func (p *pipeline) storeFile(r io.Reader, e *Entry) error {
+	job := &fileJob{entry: e, chunks: make(chan *chunk, 4)}
+	select {
+	case <-p.ctx.Done():
+		return context.Cause(p.ctx)
+	case p.files <- job:
+	}
+	defer close(job.chunks)
+	left := e.Size
+	for left > 0 {
+		n := min(left, chunkSize)
+		var raw []byte
+		if n == chunkSize {
+			raw = (*chunkPool.Get().(*[]byte))[:n]
+		} else {
+			raw = make([]byte, n)
+		}
+		if _, err := io.ReadFull(r, raw); err != nil {
+			return fmt.Errorf("read %s from the stream: %w", e.Path, err)
+		}
+		left -= n
+		c := &chunk{raw: raw, done: make(chan struct{})}
+		select {
+		case <-p.ctx.Done():
+			return context.Cause(p.ctx)
+		case p.work <- c:
+		}
+		select {
+		case <-p.ctx.Done():
+			return context.Cause(p.ctx)
+		case job.chunks <- c:
+		}
+	}
+	return nil
+}
+
+// finish waits for every queued file to be stored.
+func (p *pipeline) finish() error {
+	close(p.files)
+	// Writers drain files; compressors exit once work is closed and drained.
+	done := make(chan struct{})
+	go func() {
+		// Wait for writers first: they depend on compressors.
+		p.wg.Wait()
+		close(done)
+	}()
+	// Close work only after every file has been queued (the caller guarantees this).
+	close(p.work)
+	<-done
+	return p.err()
+}
+
+// throttle limits the stream to a byte rate.
+type throttle struct {
+	limit int64
+	start time.Time
+	n     int64
+}
+
+func (t *throttle) wait(ctx context.Context, n int) error {
+	if t.limit <= 0 {
+		return nil
+	}
+	if t.start.IsZero() {
+		t.start = time.Now()
+	}
+	t.n += int64(n)
+	want := t.start.Add(time.Duration(float64(t.n) / float64(t.limit) * float64(time.Second)))
+	if d := time.Until(want); d > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+	}
+	return nil
+}
+
+// runBaseBackup sends BASE_BACKUP on a replication connection and stores the stream.
+func runBaseBackup(ctx context.Context, conn *pgconn.PgConn, o streamOptions) (*streamResult, error) {
+	res := &streamResult{tsLocations: map[uint32]string{}}
+	conn.Frontend().SendQuery(&pgproto3.Query{String: baseBackupSQL(o.label)})
+	if err := conn.Frontend().Flush(); err != nil {
+		return nil, fmt.Errorf("send BASE_BACKUP: %w", err)
+	}
+	p := newPipeline(ctx, o)
+	finished := false
+	var (
+		resultSet  int // 0 start position, 1 tablespaces, 2 end position
+		columns    []string
+		tarW       *io.PipeWriter
+		tarDone    chan error
+		inManifest bool
+		manifest   bytes.Buffer
+		total      int64
+		progress   func(int64)
+		th         = throttle{limit: o.bandwidthLimit}
+	)
+	defer func() {
+		if finished {
+			return
+		}
+		p.fail(errors.New("backup stream aborted"))
+		if tarW != nil {
+			tarW.CloseWithError(errors.New("backup stream aborted"))
+			<-tarDone
+		}
+		_ = p.finish()
+	}()
+	endArchive := func() error {
+		if tarW == nil {
+			return nil
+		}
+		tarW.Close()
+		err := <-tarDone
+		tarW, tarDone = nil, nil
+		return err
+	}
+	for {
+		msg, err := conn.ReceiveMessage(p.ctx)
+		if err != nil {
+			if perr := p.err(); perr != nil {
+				return nil, perr
+			}
+			return nil, fmt.Errorf("BASE_BACKUP stream: %w", err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.RowDescription:
+			columns = columns[:0]
+			for _, f := range m.Fields {
+				columns = append(columns, string(f.Name))
+			}
+		case *pgproto3.DataRow:
+			if len(columns) == 2 && columns[0] == "recptr" {
+				lsn, err := segments.ParseLSN(string(m.Values[0]))
+				if err != nil {
+					return nil, fmt.Errorf("BASE_BACKUP position %q: %w", m.Values[0], err)
+				}
+				tli, err := strconv.ParseUint(string(m.Values[1]), 10, 32)
+				if err != nil {
+					return nil, fmt.Errorf("BASE_BACKUP timeline %q: %w", m.Values[1], err)
+				}
+				if resultSet == 0 {
+					res.startLSN, res.startTLI = lsn, uint32(tli)
+					if o.onStart != nil {
+						if err := o.onStart(lsn, uint32(tli)); err != nil {
+							return nil, err
+						}
+					}
+				} else {
+					res.endLSN, res.endTLI = lsn, uint32(tli)
+				}
+			} else if len(columns) == 3 && columns[0] == "spcoid" {
+				if m.Values[0] != nil {
+					oid, err := strconv.ParseUint(string(m.Values[0]), 10, 32)
+					if err == nil {
+						res.tsLocations[uint32(oid)] = string(m.Values[1])
+					}
+				}
+				if m.Values[2] != nil {
+					if kb, err := strconv.ParseInt(string(m.Values[2]), 10, 64); err == nil {
+						total += kb * 1024
+					}
+				}
+			}
+		case *pgproto3.CommandComplete:
+			resultSet++
+		case *pgproto3.CopyOutResponse:
+			if o.progress != nil {
+				progress = o.progress(total)
+			}
+		case *pgproto3.CopyData:
+			if len(m.Data) == 0 {
+				continue
+			}
+			if err := th.wait(p.ctx, len(m.Data)); err != nil {
+				return nil, err
+			}
+			switch m.Data[0] {
+			case 'n':
+				if err := endArchive(); err != nil {
+					return nil, err
+				}
+				parts := bytes.SplitN(m.Data[1:], []byte{0}, 3)
+				if len(parts) < 2 {
+					return nil, fmt.Errorf("BASE_BACKUP: malformed new-archive message")
+				}
+				name, loc := string(parts[0]), string(parts[1])
+				var oid uint32
+				if name != "base.tar" {
+					n, err := strconv.ParseUint(strings.TrimSuffix(name, ".tar"), 10, 32)
+					if err != nil || !strings.HasSuffix(name, ".tar") {
+						return nil, fmt.Errorf("BASE_BACKUP: unexpected archive %q (server-side compression is not used)", name)
+					}
+					oid = uint32(n)
+					res.tsLocations[oid] = loc
+				}
+				pr, pw := io.Pipe()
+				tarW, tarDone = pw, make(chan error, 1)
+				go func() {
+					err := p.archive(pr, oid)
+					if err == nil {
+						// Drain the tar padding so the writer never blocks.
+						_, err = io.Copy(io.Discard, pr)
+					}
+					if err != nil {
+						p.fail(err)
+						pr.CloseWithError(err)
+					}
+					tarDone <- err
+				}()
+			case 'm':
+				if err := endArchive(); err != nil {
+					return nil, err
+				}
+				inManifest = true
+			case 'd':
+				if inManifest {
+					manifest.Write(m.Data[1:])
+					continue
+				}
+				if tarW == nil {
+					return nil, fmt.Errorf("BASE_BACKUP: data before any archive")
+				}
+				if _, err := tarW.Write(m.Data[1:]); err != nil {
+					if perr := p.err(); perr != nil {
+						return nil, perr
+					}
+					return nil, err
+				}
+			case 'p':
+				if len(m.Data) >= 9 && progress != nil {
+					progress(int64(binary.BigEndian.Uint64(m.Data[1:9])))
+				}
+			}
+		case *pgproto3.CopyDone:
+			if err := endArchive(); err != nil {
+				return nil, err
+			}
+		case *pgproto3.ErrorResponse:
+			_ = endArchive()
+			return nil, fmt.Errorf("BASE_BACKUP: %w", pgconn.ErrorResponseToPgError(m))
+		case *pgproto3.NoticeResponse:
+		case *pgproto3.ReadyForQuery:
+			if err := endArchive(); err != nil {
+				return nil, err
+			}
+			finished = true
+			if err := p.finish(); err != nil {
+				return nil, err
+			}
+			if res.endLSN == 0 {
+				return nil, errors.New("BASE_BACKUP ended without an end position")
+			}
+			if manifest.Len() == 0 {
+				return nil, errors.New("BASE_BACKUP sent no backup_manifest")
+			}
+			res.manifest = manifest.Bytes()
+			res.entries = p.entries
+			res.stored = p.stored
+			for _, e := range p.entries {
+				if e.Type == TypeFile {
+					res.files++
+					res.size += e.Size
+				}
+			}
+			if progress != nil {
+				progress(-1)
+			}
+			return res, nil
+		}
+	}
+}

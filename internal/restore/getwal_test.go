@@ -1,0 +1,185 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/compress"
+	"github.com/walkeeper/walkeeper/internal/ingest"
+	"github.com/walkeeper/walkeeper/internal/segments"
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+const testSeg = 1 << 20 // 1 MiB segments keep the tests small
+
+// archive stores content under name as the ingest pipeline would (zstd).
+func archive(t *testing.T, store storage.Store, server, name string, data []byte) {
+	t.Helper()
+	enc, err := compress.EncodeAll(compress.Zstd, 0, data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Put(context.Background(), ingest.ArchiveKey(server, name, compress.Zstd), bytes.NewReader(enc)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func segData(name string) []byte {
+	b := bytes.Repeat([]byte(name), testSeg/len(name)+1)
+	return b[:testSeg]
+}
+
+func newArchive(t *testing.T) (*storage.Local, string) {
+	home := t.TempDir()
+	store := storage.NewLocal(home)
+	id, _ := json.Marshal(catalog.Identity{SystemID: 1, SegSize: testSeg})
+	if _, err := store.Put(context.Background(), ingest.IdentityKey("pg1"), bytes.NewReader(id)); err != nil {
+		t.Fatal(err)
+	}
+	return store, home
+}
+
+func TestGetFallbacks(t *testing.T) {
+	ctx := context.Background()
+	store, home := newArchive(t)
+	seg := func(tli uint32, n uint64) string { return segments.SegmentFileName(tli, n, testSeg) }
+	archive(t, store, "pg1", seg(1, 1), segData(seg(1, 1)))
+	archive(t, store, "pg1", seg(1, 2)+".partial", segData("partial-archived----"))
+	archive(t, store, "pg1", "00000002.history", []byte("1\t0/2000000\tx\n"))
+	streaming := filepath.Join(home, "pg1", "streaming")
+	os.MkdirAll(streaming, 0o700)
+	live := make([]byte, testSeg)
+	copy(live, "live partial")
+	os.WriteFile(filepath.Join(streaming, seg(2, 3)+".partial"), live, 0o600)
+
+	dir := t.TempDir()
+	cases := []struct {
+		name, from string
+		want       []byte
+	}{
+		{seg(1, 1), FromArchive, segData(seg(1, 1))},
+		{seg(1, 2), FromArchivedPartial, segData("partial-archived----")},
+		{seg(2, 3), FromStreamingPartial, live},
+		{"00000002.history", FromArchive, []byte("1\t0/2000000\tx\n")},
+	}
+	for _, c := range cases {
+		dest := filepath.Join(dir, "RECOVERYXLOG")
+		from, err := Get(ctx, store, "pg1", c.name, dest, GetOptions{StreamingDir: streaming})
+		if err != nil || from != c.from {
+			t.Fatalf("%s: from %q err %v, want %q", c.name, from, err, c.from)
+		}
+		got, _ := os.ReadFile(dest)
+		if !bytes.Equal(got, c.want) {
+			t.Errorf("%s: content differs", c.name)
+		}
+	}
+	for _, n := range []string{seg(1, 4), "00000003.history"} {
+		_, err := Get(ctx, store, "pg1", n, filepath.Join(dir, "x"), GetOptions{StreamingDir: streaming})
+		if !errors.Is(err, ErrNotArchived) {
+			t.Errorf("%s: want ErrNotArchived, got %v", n, err)
+		}
+	}
+	// A .partial is never served for a history file or when asked by its own name only.
+	if _, err := Get(ctx, store, "pg1", "bad/name", filepath.Join(dir, "x"), GetOptions{}); err == nil {
+		t.Error("bad name accepted")
+	}
+}
+
+// TestPrefetchSpool runs the prefetcher in-process: get-wal serves from the archive,
+// the prefetcher fills the next N segments, the following get-wal calls are served
+// from the spool by rename, and segments PostgreSQL went past are dropped.
+func TestPrefetchSpool(t *testing.T) {
+	ctx := context.Background()
+	store, _ := newArchive(t)
+	var names []string
+	for i := uint64(1); i <= 6; i++ {
+		n := segments.SegmentFileName(1, i, testSeg)
+		names = append(names, n)
+		archive(t, store, "pg1", n, segData(n))
+	}
+	pgwal := t.TempDir()
+	spool := filepath.Join(pgwal, SpoolDirName)
+	done := make(chan PrefetchStats, 4)
+	start := func(sp string) error {
+		if sp != spool {
+			t.Errorf("spool %s, want %s", sp, spool)
+		}
+		go func() {
+			st, err := Prefetch(ctx, store, "pg1", sp, 2)
+			if err != nil {
+				t.Errorf("prefetch: %v", err)
+			}
+			done <- st
+		}()
+		return nil
+	}
+	old := PrefetchIdle
+	PrefetchIdle = 300 * time.Millisecond
+	defer func() { PrefetchIdle = old }()
+	o := GetOptions{Prefetch: 3, StartPrefetcher: start}
+	dest := filepath.Join(pgwal, "RECOVERYXLOG")
+	from, err := Get(ctx, store, "pg1", names[0], dest, o)
+	if err != nil || from != FromArchive {
+		t.Fatalf("first: %s %v", from, err)
+	}
+	waitFor(t, func() bool { return exists(filepath.Join(spool, names[3])) })
+	if exists(filepath.Join(spool, names[4])) {
+		t.Error("prefetched beyond the window of 3")
+	}
+	for i := 1; i < 6; i++ {
+		from, err := Get(ctx, store, "pg1", names[i], dest, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(dest)
+		if !bytes.Equal(got, segData(names[i])) {
+			t.Fatalf("%s: wrong content from %s", names[i], from)
+		}
+		if i <= 3 && from != FromSpool {
+			t.Errorf("%s served from %s, want spool", names[i], from)
+		}
+		if i < 5 {
+			waitFor(t, func() bool { return exists(filepath.Join(spool, names[i+1])) })
+		}
+	}
+	// End of the archive: the prefetcher stops at the missing segment 7 and exits idle.
+	select {
+	case st := <-done:
+		if st.Fetched < 5 {
+			t.Errorf("prefetched %d segments, want at least 5", st.Fetched)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("prefetcher did not exit after being idle")
+	}
+	// A spool filled under another boot is not trusted.
+	os.WriteFile(filepath.Join(spool, names[2]), []byte("torn"), 0o600)
+	os.WriteFile(filepath.Join(spool, bootFile), []byte("other-boot\n"), 0o600)
+	from, err = Get(ctx, store, "pg1", names[2], dest, GetOptions{Prefetch: 3})
+	if err != nil || from != FromArchive {
+		t.Fatalf("after reboot: %s %v", from, err)
+	}
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, segData(names[2])) {
+		t.Error("served a spooled file from another boot")
+	}
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal(fmt.Sprintf("timed out at %s", time.Now()))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

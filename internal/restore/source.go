@@ -1,0 +1,86 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/walkeeper/walkeeper/internal/basebackup"
+	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+// archiveSource reads backups with basebackup's reader, straight from storage (no
+// index: a restore must work while the index is being rebuilt or is lost).
+type archiveSource struct {
+	store  storage.Store
+	server string
+}
+
+// NewSource is the Source of a server's backups in the archive.
+func NewSource(store storage.Store, server string) Source {
+	return &archiveSource{store: store, server: server}
+}
+
+func (s *archiveSource) Backups(ctx context.Context) ([]catalog.Backup, error) {
+	prefix := s.server + "/base/"
+	var ids []string
+	err := s.store.List(ctx, prefix, func(i storage.Info) error {
+		rest := strings.TrimPrefix(i.Key, prefix)
+		id, file, ok := strings.Cut(rest, "/")
+		if ok && !strings.Contains(file, "/") && basebackup.InfoKey(s.server, id) == i.Key {
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("backups of %s: %w", s.server, err)
+	}
+	out := make([]catalog.Backup, 0, len(ids))
+	for _, id := range ids {
+		b, err := basebackup.LoadInfo(ctx, s.store, s.server, id)
+		if err != nil {
+			return nil, fmt.Errorf("backup %s: %w", id, err)
+		}
+		out = append(out, b)
+	}
+	return out, nil // List is in lexical order: ids are timestamps, so oldest first
+}
+
+func (s *archiveSource) Resolve(backups []catalog.Backup, ref string) (catalog.Backup, error) {
+	return basebackup.Resolve(backups, ref)
+}
+
+func (s *archiveSource) Contents(ctx context.Context, id string) ([]Entry, error) {
+	es, err := basebackup.Contents(ctx, s.store, s.server, id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, len(es))
+	for i, e := range es {
+		out[i] = Entry{Tablespace: e.Tablespace, Path: e.Path, Type: e.Type, Mode: e.Mode, Size: e.Size, ModTime: e.ModTime, Link: e.Link, Ref: e}
+	}
+	return out, nil
+}
+
+func (s *archiveSource) Open(ctx context.Context, e Entry) (io.ReadCloser, error) {
+	be, ok := e.Ref.(basebackup.Entry)
+	if !ok {
+		return nil, fmt.Errorf("restore: entry %s is not from this archive", e.Path)
+	}
+	return basebackup.OpenEntry(ctx, s.store, be)
+}
+
+func (s *archiveSource) Manifest(ctx context.Context, id string) ([]byte, error) {
+	r, err := s.store.Get(ctx, basebackup.ManifestKey(s.server, id))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
+}

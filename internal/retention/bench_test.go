@@ -1,0 +1,144 @@
+package retention
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/ingest"
+	"github.com/walkeeper/walkeeper/internal/segments"
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+// benchSegments is the size of the synthetic archive.
+const benchSegments = 1_000_000
+
+// buildBenchIndex writes a synthetic index of n segments on timeline 1 (records only:
+// the store holds no WAL files, so every deletion meets a missing object, which
+// Apply tolerates) and four backups: REDUNDANCY 2 with the oldest pinned, as in the
+// issue, so ~95% of the archive is deleted.
+func buildBenchIndex(tb testing.TB, dir string, n uint64) {
+	b, err := index.OpenBadger(dir, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer b.Close()
+	arrived := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	batch := make([]catalog.WALFile, 0, 20000)
+	for s := uint64(0); s < n; s++ {
+		name := segments.SegmentFileName(1, s, seg)
+		batch = append(batch, catalog.WALFile{Name: name, Kind: "segment", Timeline: 1, SegNo: s, StartLSN: segments.SegStart(s, seg),
+			RawSize: seg, StoredSize: 4 << 20, Compression: "zstd", SHA256: strings.Repeat("ab", 32),
+			ArrivedAt: arrived.Add(time.Duration(s) * time.Second), Source: catalog.SourceArchive, Key: ingest.ArchiveKey(srv, name, "zstd")})
+		if len(batch) == cap(batch) || s == n-1 {
+			if err := b.PutWALBatch(ctx, srv, batch); err != nil {
+				tb.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	for i, at := range []uint64{1000, n / 2, n - n/20, n - 10} {
+		id := fmt.Sprintf("2026110%dT000000", i+1)
+		end := now.Add(-time.Duration(10-i) * Day)
+		if err := b.PutBackup(ctx, srv, catalog.Backup{ID: id, Server: srv, Status: catalog.StatusDone, Keep: i == 0, Timeline: 1,
+			BeginLSN: segments.LSN(at*seg + 0x28), EndLSN: segments.LSN((at+1)*seg + 0x100),
+			BeginTime: end.Add(-time.Hour), EndTime: end, SegSize: seg}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// vmHWM reads the process's peak resident set size in bytes.
+func vmHWM() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return -1
+}
+
+// resetHWM makes the peak RSS start again from the current RSS (Linux >= 4.0), so the
+// figure covers only what follows, not building the synthetic index.
+func resetHWM() error { return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// BenchmarkRetention1M: a plan (dry run: BuildInput, Evaluate and a count of each range
+// through the index) and its application over an index of 1,000,000 segments, opened
+// fresh as a CLI run would. Reports seconds for each phase and the peak RSS of the
+// process while they run. Run with -benchtime 1x (scripts/bench-retention.sh).
+func BenchmarkRetention1M(b *testing.B) {
+	for range b.N {
+		b.StopTimer()
+		dir := filepath.Join(b.TempDir(), "idx")
+		buildBenchIndex(b, dir, benchSegments)
+		store := storage.NewLocal(filepath.Join(b.TempDir(), "home"))
+		runtime.GC()
+		debug.FreeOSMemory()
+		if err := resetHWM(); err != nil {
+			b.Logf("cannot reset VmHWM (%v): the peak includes building the index", err)
+		}
+		b.StartTimer()
+
+		t0 := time.Now()
+		idx, err := index.OpenBadger(dir, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg, _ := ParseConfig("REDUNDANCY 2", "main", 0, 7*Day)
+		a := &Applier{Index: idx, Store: store, Server: srv, ServerDir: filepath.Join(store.Root(), srv), SegSize: seg, Config: cfg,
+			Now: func() time.Time { return now }}
+		dry, err := a.Run(ctx, true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		res, err := a.Run(ctx, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		if err := idx.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+
+		want := int64(1000 + (benchSegments - benchSegments/20 - 1001 - 1))
+		if dry.WALSegments != want || res.WALSegments != want {
+			b.Fatalf("deleted %d segments (dry run %d), want %d", res.WALSegments, dry.WALSegments, want)
+		}
+		left := 0
+		idx2, err := index.OpenBadger(dir, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		spans, _ := idx2.WALTimelines(ctx, srv)
+		_ = idx2.ScanWAL(ctx, srv, index.WALRange{}, func(catalog.WALFile) error { left++; return nil })
+		idx2.Close()
+		if left != benchSegments-int(want) || len(spans) != 1 {
+			b.Fatalf("%d records left, want %d", left, benchSegments-int(want))
+		}
+		hwm := vmHWM()
+		b.ReportMetric(t1.Sub(t0).Seconds(), "plan-s")
+		b.ReportMetric(t2.Sub(t1).Seconds(), "apply-s")
+		b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MB")
+		b.ReportMetric(float64(res.WALSegments), "segments-deleted")
+		b.Logf("1,000,000 segments: plan (dry run) %.2fs, apply %.2fs (%d segments, %s), peak RSS %.0f MB",
+			t1.Sub(t0).Seconds(), t2.Sub(t1).Seconds(), res.WALSegments, fmt.Sprint(res.WALBytes>>30, " GiB stored"), float64(hwm)/(1<<20))
+	}
+}

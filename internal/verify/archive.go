@@ -1,0 +1,211 @@
+package verify
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/compress"
+	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/ingest"
+	"github.com/walkeeper/walkeeper/internal/segments"
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+// Archive is what the storage holds for a server's WAL. It is read from storage, not
+// the index: the index is derived, and a file deleted behind its back is exactly what a
+// verification must notice.
+type Archive struct {
+	// Segments are the complete archived segments, sorted.
+	Segments []string
+	// Objects maps every archived file's name (without codec suffix) to its stored object.
+	Objects map[string]storage.Info
+	// History holds the parsed history files, by timeline.
+	History map[uint32][]segments.HistoryEntry
+	// Problems lists archived history files that cannot be read or parsed.
+	Problems []string
+}
+
+// LoadArchive lists <server>/wals/ and reads every history file.
+func LoadArchive(ctx context.Context, store storage.Store, server string) (*Archive, error) {
+	a := &Archive{Objects: map[string]storage.Info{}, History: map[uint32][]segments.HistoryEntry{}}
+	var hist []storage.Info
+	err := store.List(ctx, server+"/wals/", func(i storage.Info) error {
+		_, base := compress.FromName(path.Base(i.Key))
+		n, err := segments.Parse(base)
+		if err != nil {
+			return nil // not an archive file (nothing else lives there)
+		}
+		a.Objects[base] = i
+		switch n.Kind {
+		case segments.KindSegment:
+			a.Segments = append(a.Segments, base)
+		case segments.KindHistory:
+			hist = append(hist, i)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("archive of %s: %w", server, err)
+	}
+	sort.Strings(a.Segments)
+	for _, i := range hist {
+		codec, base := compress.FromName(path.Base(i.Key))
+		n, _ := segments.Parse(base)
+		data, err := ingest.ReadArchived(ctx, store, i.Key, codec)
+		if err != nil {
+			a.Problems = append(a.Problems, fmt.Sprintf("history file %s: %v", base, err))
+			continue
+		}
+		h, err := segments.ParseHistory(n.Timeline, data)
+		if err != nil {
+			a.Problems = append(a.Problems, fmt.Sprintf("history file %s: %v", base, err))
+			continue
+		}
+		a.History[n.Timeline] = h
+	}
+	return a, nil
+}
+
+// Newest is the newest archived segment (by timeline, then position), or "".
+func (a *Archive) Newest() string {
+	if len(a.Segments) == 0 {
+		return ""
+	}
+	return a.Segments[len(a.Segments)-1]
+}
+
+// ChainFor follows the WAL backup b needs from its begin to the newest archived segment
+// its timeline leads to, and at least to its end.
+func (a *Archive) ChainFor(b catalog.Backup, segSize uint64) (Chain, error) {
+	if segSize == 0 {
+		segSize = b.SegSize
+	}
+	start := b.BeginWAL
+	if start == "" {
+		start = segments.SegmentForLSN(b.Timeline, b.BeginLSN, segSize)
+	}
+	ch, err := FindChain(ChainInput{SegSize: segSize, Start: start, StartLSN: b.BeginLSN, EndLSN: b.EndLSN,
+		Segments: a.Segments, History: a.History})
+	if err != nil {
+		return ch, fmt.Errorf("backup %s: %w", b.ID, err)
+	}
+	return ch, nil
+}
+
+// WALProblem is an archived file whose content does not match its index record, or a
+// record without a file.
+type WALProblem struct {
+	Name     string `json:"name"`
+	Problem  string `json:"problem"` // checksum|unreadable|not-stored|not-indexed
+	Expected string `json:"expected,omitempty"`
+	Got      string `json:"got,omitempty"`
+	Detail   string `json:"detail,omitempty"`
+}
+
+// String is the one line a DBA reads.
+func (p WALProblem) String() string {
+	switch p.Problem {
+	case "checksum":
+		return fmt.Sprintf("WAL %s: content does not match the index: sha256 %s recorded, %s stored", p.Name, p.Expected, p.Got)
+	case "not-stored":
+		return fmt.Sprintf("WAL %s: in the index but not in the archive", p.Name)
+	case "not-indexed":
+		return fmt.Sprintf("WAL %s: in the archive but not in the index (run `walkeeper index rebuild`)", p.Name)
+	}
+	return fmt.Sprintf("WAL %s: %s: %s", p.Name, p.Problem, p.Detail)
+}
+
+// WALReport is the outcome of VerifyWAL.
+type WALReport struct {
+	Files    int          `json:"files"`
+	Bytes    int64        `json:"bytes"`
+	Problems []WALProblem `json:"problems,omitempty"`
+}
+
+// VerifyWAL reads every archived file of the server (decompressing it) with workers
+// goroutines and compares its SHA-256 with the index record, and lists files the index
+// and the archive disagree about. progress, if set, receives raw bytes read.
+func VerifyWAL(ctx context.Context, store storage.Store, idx index.Index, server string, a *Archive, workers int, progress func(int64)) (WALReport, error) {
+	var rep WALReport
+	var recs []catalog.WALFile
+	indexed := map[string]bool{}
+	err := idx.ScanWAL(ctx, server, index.WALRange{}, func(f catalog.WALFile) error {
+		indexed[f.Name] = true
+		if _, ok := a.Objects[f.Name]; !ok {
+			rep.Problems = append(rep.Problems, WALProblem{Name: f.Name, Problem: "not-stored"})
+			return nil
+		}
+		recs = append(recs, f)
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("index of %s: %w", server, err)
+	}
+	for name := range a.Objects {
+		if indexed[name] {
+			continue
+		}
+		// The daemon stores a file before it commits its record: look again.
+		if _, err := idx.GetWAL(ctx, server, name); err == nil {
+			continue
+		}
+		rep.Problems = append(rep.Problems, WALProblem{Name: name, Problem: "not-indexed"})
+	}
+	if workers < 1 {
+		workers = 1
+	}
+	var (
+		mu    sync.Mutex
+		next  atomic.Int64
+		bytes atomic.Int64
+		wg    sync.WaitGroup
+	)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(recs) || ctx.Err() != nil {
+					return
+				}
+				f := recs[i]
+				obj := a.Objects[f.Name]
+				codec, _ := compress.FromName(path.Base(obj.Key))
+				data, err := ingest.ReadArchived(ctx, store, obj.Key, codec)
+				var p *WALProblem
+				if err != nil {
+					p = &WALProblem{Name: f.Name, Problem: "unreadable", Detail: err.Error()}
+				} else {
+					sum := sha256.Sum256(data)
+					if got := hex.EncodeToString(sum[:]); got != f.SHA256 {
+						p = &WALProblem{Name: f.Name, Problem: "checksum", Expected: f.SHA256, Got: got}
+					}
+					bytes.Add(int64(len(data)))
+					if progress != nil {
+						progress(int64(len(data)))
+					}
+				}
+				if p != nil {
+					mu.Lock()
+					rep.Problems = append(rep.Problems, *p)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return rep, err
+	}
+	rep.Files, rep.Bytes = len(recs), bytes.Load()
+	sort.SliceStable(rep.Problems, func(i, j int) bool { return rep.Problems[i].Name < rep.Problems[j].Name })
+	return rep, nil
+}

@@ -1,0 +1,99 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/walkeeper/walkeeper/internal/basebackup"
+	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+// StoredBackup is a backup in walkeeper's storage as a Source: its files named as the
+// server's backup_manifest names them (tablespace files under pg_tblspc/<oid>/).
+type StoredBackup struct {
+	Store  storage.Store
+	Server string
+	ID     string
+}
+
+// Files implements Source.
+func (s StoredBackup) Files(ctx context.Context) ([]File, error) {
+	entries, err := basebackup.Contents(ctx, s.Store, s.Server, s.ID)
+	if err != nil {
+		return nil, err
+	}
+	var out []File
+	for _, e := range entries {
+		if e.Type != basebackup.TypeFile {
+			continue
+		}
+		out = append(out, File{Path: ManifestPath(e.Tablespace, e.Path), Size: e.Size, Ref: e})
+	}
+	return out, nil
+}
+
+// Open implements Source.
+func (s StoredBackup) Open(ctx context.Context, f File) (io.ReadCloser, error) {
+	e, ok := f.Ref.(basebackup.Entry)
+	if !ok {
+		return nil, fmt.Errorf("%s: not a stored backup file", f.Path)
+	}
+	return basebackup.OpenEntry(ctx, s.Store, e)
+}
+
+// ManifestPath is how backup_manifest names a file of the data directory (tablespace
+// 0) or of a tablespace.
+func ManifestPath(tablespace uint32, p string) string {
+	if tablespace == 0 {
+		return p
+	}
+	return "pg_tblspc/" + strconv.FormatUint(uint64(tablespace), 10) + "/" + p
+}
+
+// BackupReport is the verification of one stored backup's files.
+type BackupReport struct {
+	ID       string        `json:"id"`
+	Status   string        `json:"status"`
+	Manifest string        `json:"manifest,omitempty"` // a problem with the manifest itself
+	Files    int           `json:"files"`
+	Bytes    int64         `json:"bytes"`
+	Problems []FileProblem `json:"problems,omitempty"`
+}
+
+// OK reports whether the backup's files all match its manifest.
+func (r BackupReport) OK() bool { return r.Manifest == "" && len(r.Problems) == 0 }
+
+// VerifyBackup checks every stored file of backup b against the backup_manifest stored
+// with it. A missing or damaged manifest is reported in Manifest (nothing else can be
+// checked then); other errors (storage failing) are returned.
+func VerifyBackup(ctx context.Context, store storage.Store, b catalog.Backup, workers int, progress func(int64)) (BackupReport, error) {
+	rep := BackupReport{ID: b.ID, Status: b.Status}
+	r, err := store.Get(ctx, basebackup.ManifestKey(b.Server, b.ID))
+	if errors.Is(err, storage.ErrNotFound) {
+		rep.Manifest = "backup_manifest is not stored"
+		return rep, nil
+	}
+	if err != nil {
+		return rep, fmt.Errorf("backup %s: %w", b.ID, err)
+	}
+	data, err := io.ReadAll(r)
+	r.Close()
+	if err != nil {
+		return rep, fmt.Errorf("backup %s: read backup_manifest: %w", b.ID, err)
+	}
+	m, err := ParseManifest(data)
+	if err != nil {
+		rep.Manifest = err.Error()
+		return rep, nil
+	}
+	fr, err := VerifyFiles(ctx, m, StoredBackup{Store: store, Server: b.Server, ID: b.ID}, workers, progress)
+	if err != nil {
+		return rep, fmt.Errorf("backup %s: %w", b.ID, err)
+	}
+	rep.Files, rep.Bytes, rep.Problems = fr.Files, fr.Bytes, fr.Problems
+	return rep, nil
+}

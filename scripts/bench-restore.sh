@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Restore benchmarks on real WAL, each against a baseline measured in the same run:
+#  1. WAL replay through restore_command = walkeeper get-wal --prefetch 8 (the default
+#     `restore --get-wal` writes) vs the same WAL already in pg_wal (crash recovery from
+#     local files, no restore_command at all) — target: >= 0.8 of the local speed;
+#     also get-wal without prefetch, for reference.
+#  2. walkeeper restore (parallel extraction + one sync) wall time for the base backup.
+# Knobs: WAL_MB (WAL to replay, default 2048), SCALE (pgbench scale, default 20),
+# PREFETCH (default 8).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+PGBIN=${WALKEEPER_PGBIN:-/usr/lib/postgresql/15/bin}
+WAL_MB=${WAL_MB:-2048}
+SCALE=${SCALE:-20}
+PREFETCH=${PREFETCH:-8}
+export PATH="/usr/local/go/bin:$PATH"
+work=$(mktemp -d /tmp/walkeeper-bench-restore-XXXXXX)
+chmod 755 "$work"
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres: "$work"
+daemon_pid=""
+cleanup() {
+  for d in "$work"/pgdata "$work"/r-*; do
+    [ -f "$d/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true
+  done
+  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+(cd "$root" && go build -o "$work/walkeeper" ./cmd/walkeeper)
+chmod 755 "$work/walkeeper"
+wk="$work/walkeeper"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cfg="$work/wk.conf"
+cat > "$cfg" <<CONF
+[walkeeper]
+home = $work/home
+[pg1]
+conninfo = host=127.0.0.1 port=$port user=postgres dbname=postgres sslmode=disable
+CONF
+[ "$(id -u)" = 0 ] && chown postgres: "$cfg"
+
+echo "== generating ~${WAL_MB} MiB of OLTP WAL with pgbench (scale $SCALE), archived by walkeeper"
+as_pg "$PGBIN/initdb" -D "$work/pgdata" -U postgres -A trust -k --no-sync >/dev/null
+cat >> "$work/pgdata/postgresql.conf" <<CONF
+port = $port
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$work'
+archive_mode = on
+archive_command = '$wk --config $cfg archive-wal pg1 %p'
+max_wal_size = 4GB
+shared_buffers = 128MB
+CONF
+as_pg "$PGBIN/pg_ctl" -D "$work/pgdata" -l "$work/pg.log" -w start >/dev/null
+as_pg "$wk" --config "$cfg" watch >"$work/watch.log" 2>&1 &
+daemon_pid=$!
+psql() { as_pg "$PGBIN/psql" -X -A -t -q -h 127.0.0.1 -p "$port" -U postgres "$@" postgres; }
+as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -i -s "$SCALE" -q postgres >/dev/null 2>&1
+as_pg "$wk" --config "$cfg" backup pg1 >/dev/null
+start_lsn=$(psql -c "SELECT pg_current_wal_lsn()")
+while :; do
+  as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -c 4 -j 2 -T 20 postgres >/dev/null 2>&1
+  done_mb=$(psql -c "SELECT (pg_current_wal_lsn() - '$start_lsn'::pg_lsn) / 1048576")
+  echo "   ${done_mb%.*} MiB of WAL so far"
+  [ "${done_mb%.*}" -ge "$WAL_MB" ] && break
+done
+as_pg "$wk" --config "$cfg" switch-wal pg1 --wait --timeout 300s >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$work/pgdata" -m fast stop >/dev/null
+nseg=$(ls "$work/home/pg1/wals"/*/ | grep -cE '^[0-9A-F]{24}(\.zst|\.gz)?$' || true)
+echo "   $nseg segments archived"
+
+# restore_and_replay NAME MODE: restore the backup, then time PostgreSQL from start to
+# the end of recovery (hot_standby=off: pg_ctl -w returns only when recovery is over).
+restore_and_replay() {
+  local name=$1 mode=$2 dest="$work/r-$1"
+  local t0 t1 t2
+  t0=$(date +%s.%N)
+  case $mode in
+    local)
+      as_pg "$wk" --config "$cfg" restore pg1 latest "$dest" --copy-wal >/dev/null
+      t1=$(date +%s.%N)
+      # The same WAL in pg_wal itself, no recovery.signal: crash recovery from local files.
+      as_pg sh -c "mv '$dest'/pg_wal/walkeeper_wal/0* '$dest/pg_wal/' && rm -rf '$dest/pg_wal/walkeeper_wal' '$dest/recovery.signal'"
+      ;;
+    getwal)
+      as_pg "$wk" --config "$cfg" restore pg1 latest "$dest" --get-wal --prefetch "$3" >/dev/null
+      t1=$(date +%s.%N)
+      ;;
+  esac
+  cat >> "$dest/postgresql.auto.conf" <<CONF
+hot_standby = off
+archive_mode = off
+max_wal_size = 4GB
+CONF
+  sync
+  t1=$(date +%s.%N)
+  as_pg "$PGBIN/pg_ctl" -D "$dest" -l "$work/$name.log" -o "-p $((port + 1)) -k $work" -w -t 3600 start >/dev/null
+  t2=$(date +%s.%N)
+  as_pg "$PGBIN/pg_ctl" -D "$dest" -m immediate stop >/dev/null
+  python3 -c "print(f'{$t2-$t1:.2f}')"
+  rm -rf "$dest"
+}
+
+echo "== 1. replay of ${WAL_MB} MiB of WAL"
+t_local=$(restore_and_replay local local)
+echo "   WAL already in pg_wal (local):          ${t_local}s"
+t_pf=$(restore_and_replay getwal getwal "$PREFETCH")
+echo "   restore_command get-wal --prefetch $PREFETCH: ${t_pf}s"
+t_np=$(restore_and_replay getwal0 getwal 0)
+echo "   restore_command get-wal (no prefetch):  ${t_np}s"
+python3 - "$t_local" "$t_pf" "$t_np" "$WAL_MB" <<'PY'
+import sys
+loc, pf, np, mb = map(float, sys.argv[1:])
+print(f"   speed relative to local: prefetch {loc/pf:.2f}  (target >= 0.80),  no prefetch {loc/np:.2f}")
+print(f"   replay rate: local {mb/loc:.0f} MiB/s, get-wal+prefetch {mb/pf:.0f} MiB/s, get-wal {mb/np:.0f} MiB/s")
+PY
+
+echo "== 2. walkeeper restore of the base backup (parallel extraction, one sync)"
+t0=$(date +%s.%N)
+out=$(as_pg "$wk" --config "$cfg" --json restore pg1 latest "$work/r-extract")
+t1=$(date +%s.%N)
+python3 - "$t0" "$t1" "$out" <<'PY'
+import json, sys
+t0, t1 = float(sys.argv[1]), float(sys.argv[2])
+r = json.loads(sys.argv[3])
+mb = r["bytes"] / 1048576
+print(f"   {r['files']} files, {mb:.0f} MiB restored and synced in {t1-t0:.2f}s ({mb/(t1-t0):.0f} MiB/s)")
+PY
