@@ -51,6 +51,7 @@ archive_mode = on
 archive_command = '$wk --config $cfg archive-wal pg1 %p'
 max_wal_size = 4GB
 shared_buffers = 128MB
+synchronous_commit = off
 CONF
 as_pg "$PGBIN/pg_ctl" -D "$work/pgdata" -l "$work/pg.log" -w start >/dev/null
 as_pg "$wk" --config "$cfg" watch >"$work/watch.log" 2>&1 &
@@ -60,7 +61,9 @@ as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -i -s "$SCALE" -q pos
 as_pg "$wk" --config "$cfg" backup pg1 >/dev/null
 start_lsn=$(psql -c "SELECT pg_current_wal_lsn()")
 while :; do
-  as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -c 4 -j 2 -T 20 postgres >/dev/null 2>&1
+  # OLTP transactions, then a bulk update: both kinds of WAL a DBA replays.
+  as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -c 4 -j 2 -T 15 postgres >/dev/null 2>&1
+  psql -c "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 4 = 0" >/dev/null
   done_mb=$(psql -c "SELECT (pg_current_wal_lsn() - '$start_lsn'::pg_lsn) / 1048576")
   echo "   ${done_mb%.*} MiB of WAL so far"
   [ "${done_mb%.*}" -ge "$WAL_MB" ] && break

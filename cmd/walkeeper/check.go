@@ -200,6 +200,9 @@ func (c *VerifyCmd) Run(a *App) error {
 			if fr.Manifest != "" {
 				rep.Problems = append(rep.Problems, fmt.Sprintf("backup %s: %s", b.ID, fr.Manifest))
 			}
+			if fr.Mismatch != "" {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("backup %s: %s", b.ID, fr.Mismatch))
+			}
 			for _, p := range fr.Problems {
 				rep.Problems = append(rep.Problems, fmt.Sprintf("backup %s: %s", b.ID, p))
 			}
@@ -265,10 +268,13 @@ func printVerify(a *App, rep VerifyReport, one bool) {
 		}
 		fmt.Fprintf(w, "  Backup %s, %s:\n", name, b.Status)
 		if f := b.Files; f != nil {
+			if f.Mismatch != "" {
+				fmt.Fprintf(w, "    backup_manifest: FAILED: %s\n", f.Mismatch)
+			}
 			switch {
 			case f.Manifest != "":
 				fmt.Fprintf(w, "    files: FAILED: %s\n", f.Manifest)
-			case f.OK():
+			case len(f.Problems) == 0:
 				fmt.Fprintf(w, "    files: OK (%d files, %s match backup_manifest)\n", f.Files, humanBytes(f.Bytes))
 			default:
 				fmt.Fprintf(w, "    files: FAILED (%d of %d files)\n", len(f.Problems), f.Files)

@@ -35,6 +35,8 @@ type CLI struct {
 	ListBackups ListBackupsCmd `cmd:"" name:"list-backups" help:"List a server's backups with the WAL linked to each."`
 	ShowBackup  ShowBackupCmd  `cmd:"" name:"show-backup" help:"Show everything known about one backup (ID may be latest or oldest)."`
 	Delete      DeleteCmd      `cmd:"" help:"Delete a backup (refused for a backup pinned with keep)."`
+	Retention   RetentionCmd   `cmd:"" help:"Apply (or with --dry-run show) the retention policies: obsolete backups and the WAL no kept backup needs."`
+	Keep        KeepCmd        `cmd:"" help:"Pin a backup so retention never deletes it (or --release the pin)."`
 }
 
 // exitError carries an exit status with its message.

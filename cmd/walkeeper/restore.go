@@ -201,8 +201,8 @@ func (c *RestoreCmd) Run(a *App) error {
 		Dest: dest, Tablespaces: reloc, Force: c.Force, WAL: mode, StreamingDir: srv.StreamingDir(),
 		Jobs: c.Jobs, Remote: remote, Progress: progressFor("restoring"), Log: a.log,
 	}
-	if opts.Jobs == 0 {
-		opts.Jobs = max(srv.ParallelJobs, runtime.NumCPU())
+	if opts.Jobs <= 0 {
+		opts.Jobs = jobsFor(srv)
 	}
 	if mode == restore.WALGet {
 		bin, err := selfBinary()
@@ -466,7 +466,7 @@ func (c *SandboxStartCmd) Run(a *App) error {
 		Dest: st.DataDir, Tablespaces: reloc, WAL: restore.WALGet, StreamingDir: srv.StreamingDir(),
 		RestoreCommand: restore.GetWALCommand(bin, cfgFile, srv.Name, c.Prefetch),
 		ExtraSettings:  restore.SandboxSettings(port, st.SocketDir),
-		Jobs:           max(srv.ParallelJobs, runtime.NumCPU()), Owner: owner, Progress: progressFor("restoring sandbox"), Log: a.log,
+		Jobs:           jobsFor(srv), Owner: owner, Progress: progressFor("restoring sandbox"), Log: a.log,
 	})
 	if err != nil {
 		cleanup()
@@ -485,6 +485,14 @@ func (c *SandboxStartCmd) Run(a *App) error {
 	fmt.Fprintf(a.out, "connect (read-only): psql \"%s\"\n", st.Conninfo("postgres"))
 	fmt.Fprintf(a.out, "stop and remove it:  walkeeper sandbox stop %s\n", srv.Name)
 	return nil
+}
+
+// jobsFor is the server's parallel_jobs, else every core.
+func jobsFor(srv *config.Server) int {
+	if srv.ParallelJobs > 0 {
+		return srv.ParallelJobs
+	}
+	return runtime.NumCPU()
 }
 
 // connUser is the user name of a conninfo (the sandbox has the same roles).

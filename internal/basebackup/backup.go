@@ -1,17 +1,20 @@
 package basebackup
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
@@ -151,6 +154,9 @@ func Take(ctx context.Context, o Options) (catalog.Backup, error) {
 	}
 	b, err = run(ctx, o, b, tsNames)
 	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("interrupted (%s): %w", b.Status, context.Cause(ctx))
+		}
 		b.Status = catalog.StatusFailed
 		b.Error = err.Error()
 		if b.EndTime.IsZero() {
@@ -261,6 +267,11 @@ func replConnect(ctx context.Context, conninfo, appName string) (*pgconn.PgConn,
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 10 * time.Second
+	}
+	// pgproto3 reads the socket 8 KiB at a time; the backup stream is hundreds of MB of
+	// CopyData, so a large buffer saves most of the read system calls.
+	cfg.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+		return pgproto3.NewFrontend(bufio.NewReaderSize(r, 1<<20), w)
 	}
 	c, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {

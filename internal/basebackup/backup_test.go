@@ -330,6 +330,7 @@ func TestConcurrentBackupsRefused(t *testing.T) {
 	if r := env.Run("delete", "pg1", "slow"); r.Code != 1 || !strings.Contains(r.Stderr, "another backup of this server is running") {
 		t.Fatalf("delete of a running backup: exit %d, stderr %q", r.Code, r.Stderr)
 	}
+	started := time.Now()
 	var res wktest.Result
 	select {
 	case res = <-first:
@@ -339,8 +340,47 @@ func TestConcurrentBackupsRefused(t *testing.T) {
 	if res.Code != 0 {
 		t.Fatalf("first backup: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
+	// bandwidth_limit holds: the stream (about the data size) cannot have gone faster.
+	b := showBackup(t, env, "slow")
+	if min := time.Duration(float64(b.Size) / 4e6 * 0.8 * float64(time.Second)); time.Since(started) < min {
+		t.Errorf("backup of %d bytes at bandwidth_limit 4MB/s finished within %s (at least %s expected)", b.Size, time.Since(started), min)
+	}
 	// A name is unique per server.
 	if r := env.Run("backup", "pg1", "--name", "slow"); r.Code != 1 || !strings.Contains(r.Stderr, "already used") {
 		t.Fatalf("duplicate name: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+}
+
+// TestBackupConnectionLost: the walsender is terminated mid-stream; the backup exits 1
+// promptly, recorded FAILED with the server's error, and the next backup works.
+func TestBackupConnectionLost(t *testing.T) {
+	env, pg := setup(t, "", map[string]string{"bandwidth_limit": "2MB"})
+	env.StartDaemon(t)
+	done := make(chan wktest.Result, 1)
+	go func() { done <- env.Run("backup", "pg1", "--wait-timeout", "60s") }()
+	wktest.Eventually(t, 30*time.Second, "the backup's walsender", func() bool {
+		out, err := pg.PsqlErr("SELECT count(*) FROM pg_stat_replication WHERE state = 'backup'")
+		return err == nil && out == "1"
+	})
+	time.Sleep(500 * time.Millisecond)
+	pg.Psql(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE state = 'backup'")
+	var r wktest.Result
+	select {
+	case r = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("backup did not end after its connection was terminated")
+	}
+	if r.Code != 1 || !strings.Contains(r.Stderr, "BASE_BACKUP stream") {
+		t.Fatalf("backup: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	rows := listBackups(t, env)
+	if len(rows) != 1 || rows[0]["status"] != "FAILED" {
+		t.Fatalf("list-backups: %v", rows)
+	}
+	env.Servers[0].Settings["bandwidth_limit"] = "0"
+	env.WriteConfig(t)
+	env.MustRun(t, "backup", "pg1", "--wait-timeout", "60s")
+	if b := showBackup(t, env, "latest"); b.Status != catalog.StatusDone {
+		t.Fatalf("next backup: %+v", b)
 	}
 }

@@ -86,49 +86,54 @@ func TestTryLock(t *testing.T) {
 	c.Unlock()
 }
 
-// TestOpenEntryChecksSize: a stored object whose content is shorter or longer than
-// recorded fails to read; multi-frame objects decode as one stream.
+// TestOpenEntryChecksSize: objects made of several frames (zstd) or members (gzip), as
+// the pipeline writes them, decode as one stream; content shorter or longer than
+// recorded fails to read.
 func TestOpenEntryChecksSize(t *testing.T) {
-	ctx := context.Background()
-	store := storage.NewLocal(t.TempDir())
-	var obj []byte
-	var want []byte
-	for i := range 3 {
-		part := bytes.Repeat([]byte{byte('a' + i)}, 5000)
-		want = append(want, part...)
-		var err error
-		obj, err = compress.EncodeAll(compress.Zstd, 3, part, obj)
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := store.Put(ctx, "pg1/base/x/data/pgdata/f.zst", bytes.NewReader(obj)); err != nil {
-		t.Fatal(err)
-	}
-	e := Entry{Path: "f", Type: TypeFile, Size: int64(len(want)), Key: "pg1/base/x/data/pgdata/f.zst", Codec: compress.Zstd, ModTime: time.Now()}
-	read := func(e Entry) ([]byte, error) {
-		r, err := OpenEntry(ctx, store, e)
-		if err != nil {
-			return nil, err
-		}
-		defer r.Close()
-		return io.ReadAll(r)
-	}
-	got, err := read(e)
-	if err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("read back: %v (len %d)", err, len(got))
-	}
-	e.Size++
-	if _, err := read(e); !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Fatalf("short object: %v", err)
-	}
-	e.Size -= 2
-	if _, err := read(e); err == nil {
-		t.Fatal("long object read without error")
-	}
-	empty := Entry{Path: "empty", Type: TypeFile}
-	if got, err := read(empty); err != nil || len(got) != 0 {
-		t.Fatalf("empty file: %v %q", err, got)
+	for _, codec := range []string{compress.Zstd, compress.Gzip, compress.None} {
+		t.Run(codec, func(t *testing.T) {
+			ctx := context.Background()
+			store := storage.NewLocal(t.TempDir())
+			var obj, want []byte
+			for i := range 3 {
+				part := bytes.Repeat([]byte{byte('a' + i)}, 5000)
+				want = append(want, part...)
+				var err error
+				obj, err = compress.EncodeAll(codec, 3, part, obj)
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			key := "pg1/base/x/data/pgdata/f" + compress.Suffix(codec)
+			if _, err := store.Put(ctx, key, bytes.NewReader(obj)); err != nil {
+				t.Fatal(err)
+			}
+			e := Entry{Path: "f", Type: TypeFile, Size: int64(len(want)), Key: key, Codec: codec, ModTime: time.Now()}
+			read := func(e Entry) ([]byte, error) {
+				r, err := OpenEntry(ctx, store, e)
+				if err != nil {
+					return nil, err
+				}
+				defer r.Close()
+				return io.ReadAll(r)
+			}
+			got, err := read(e)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("read back: %v (len %d)", err, len(got))
+			}
+			e.Size++
+			if _, err := read(e); !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("short object: %v", err)
+			}
+			e.Size -= 2
+			if _, err := read(e); err == nil {
+				t.Fatal("long object read without error")
+			}
+			empty := Entry{Path: "empty", Type: TypeFile}
+			if got, err := read(empty); err != nil || len(got) != 0 {
+				t.Fatalf("empty file: %v %q", err, got)
+			}
+		})
 	}
 }
 

@@ -380,7 +380,7 @@ func runBaseBackup(ctx context.Context, conn *pgconn.PgConn, o streamOptions) (*
 			if perr := p.err(); perr != nil {
 				return nil, perr
 			}
-			return nil, fmt.Errorf("BASE_BACKUP stream: %w", err)
+			return nil, fmt.Errorf("BASE_BACKUP stream: connection to the server lost: %w", err)
 		}
 		switch m := msg.(type) {
 		case *pgproto3.RowDescription:

@@ -37,8 +37,8 @@ type Result struct {
 	Server string `json:"server"`
 	Check  string `json:"check"`
 	OK     bool   `json:"ok"`
-	Detail string `json:"detail,omitempty"`
-	Hint   string `json:"hint,omitempty"`
+	Detail string `json:"detail"`
+	Hint   string `json:"hint"`
 }
 
 // Deps is what the checks of one server read.
@@ -522,7 +522,11 @@ func (r *runner) walChain(ctx context.Context) {
 		return
 	}
 	oldest := done[0]
-	ch, err := a.ChainFor(oldest, oldest.SegSize)
+	var segSize uint64
+	if id, err := ingest.LoadIdentity(ctx, r.d.Store, r.srv.Name); err == nil {
+		segSize = id.SegSize
+	}
+	ch, err := a.ChainFor(oldest, segSize)
 	if err != nil {
 		r.add(CheckWALChain, false, err.Error(), "")
 		return

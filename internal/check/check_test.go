@@ -213,6 +213,26 @@ func TestCheckAndVerify(t *testing.T) {
 	writeAs(t, p2, orig2)
 	env.MustRun(t, "verify", "pg1", "--no-files")
 
+	// --wal-checksums reads every archived file: one whose content changed is named.
+	walOrig, _ := os.ReadFile(walFile)
+	walCodec, _ := compress.FromName(walFile)
+	walPlain, err := compress.DecodeAll(walCodec, walOrig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	walPlain[len(walPlain)-100] ^= 1
+	walChanged, _ := compress.EncodeAll(walCodec, 1, walPlain, nil)
+	writeAs(t, walFile, walChanged)
+	if r := env.Run("verify", "pg1", "--no-files"); r.Code != 0 {
+		t.Fatalf("verify without --wal-checksums reads no WAL content, yet: exit %d\n%s", r.Code, r.Stdout)
+	}
+	r = env.Run("verify", "pg1", "--no-files", "--wal-checksums")
+	if r.Code != 1 || !strings.Contains(r.Stdout, "WAL "+missing+": content does not match the index: sha256 ") {
+		t.Fatalf("verify --wal-checksums of a changed segment: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	writeAs(t, walFile, walOrig)
+	env.MustRun(t, "verify", "pg1", "--no-files", "--wal-checksums")
+
 	// archive_command failing: pg_stat_archiver names the failed WAL.
 	pg.SetConf(t, map[string]string{"archive_command": "false"})
 	pg.Psql(t, "INSERT INTO u SELECT g, md5(g::text) FROM generate_series(1, 1000) g")
@@ -272,6 +292,20 @@ func TestCheckAndVerify(t *testing.T) {
 			t.Errorf("check %q failed after repair: %+v", name, x)
 		}
 	}
+
+	// An archive that belongs to another cluster.
+	idPath := filepath.Join(env.Home, "pg1", "identity.json")
+	idOrig, err := os.ReadFile(idPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sysid := strings.TrimSpace(pg.Psql(t, "SELECT system_identifier FROM pg_control_system()"))
+	writeAs(t, idPath, []byte(strings.Replace(string(idOrig), sysid, "1234567890123456789", 1)))
+	res, _ = checks(t, env, "pg1")
+	if x := res[check.CheckSystemID]; x.OK || !strings.Contains(x.Detail, "the server's system identifier is "+sysid+", the archive's is 1234567890123456789") {
+		t.Errorf("system identifier check: %+v", x)
+	}
+	writeAs(t, idPath, idOrig)
 }
 
 // writeAs replaces a stored file keeping its owner (the PostgreSQL user).
@@ -378,5 +412,67 @@ func TestVerifyAcrossPromotion(t *testing.T) {
 	}
 	if err := os.Rename(aside, histFile); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BenchmarkVerifyBackup: `walkeeper verify SERVER ID` (files against the manifest, and
+// the WAL chain) of a pgbench scale 20 cluster's backup; reports MB/s of data verified.
+func BenchmarkVerifyBackup(b *testing.B) {
+	env := wktest.New(b, wktest.Server{Name: "pg1", Settings: map[string]string{}})
+	pg := pgtest.New(b, "bench", pgtest.Options{ArchiveCommand: env.ArchiveCommand("pg1")})
+	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
+	env.WriteConfig(b)
+	env.StartDaemon(b)
+	pg.PgBench(b, "-i", "-s", "20", "-q")
+	env.MustRun(b, "backup", "pg1")
+	var rep verifyOut
+	env.JSON(b, &rep, "verify", "pg1", "latest")
+	var size int64
+	var sizes struct {
+		Backups []struct {
+			Files struct{ Bytes int64 } `json:"files"`
+		} `json:"backups"`
+	}
+	_ = json.Unmarshal([]byte(env.MustRun(b, "--json", "verify", "pg1", "latest")), &sizes)
+	size = sizes.Backups[0].Files.Bytes
+	b.SetBytes(size)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		env.MustRun(b, "verify", "pg1", "latest")
+	}
+}
+
+// TestCheckStreaming: a server archived only by streaming (no archive_command) passes
+// check with the receiver and slot checks, and the receiver check fails once the daemon
+// that runs it stops.
+func TestCheckStreaming(t *testing.T) {
+	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{
+		"streaming_archiver": "on", "create_slot": "auto", "min_free_disk": "1MB"}})
+	pg := pgtest.New(t, "stream", pgtest.Options{})
+	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
+	env.WriteConfig(t)
+	d := env.StartDaemon(t)
+	wktest.Eventually(t, 60*time.Second, "the receiver to connect", func() bool {
+		res, _ := checks(t, env, "pg1")
+		return res[check.CheckReceiver].OK
+	})
+	env.MustRun(t, "switch-wal", "pg1", "--wait", "--timeout", "60s")
+	res, r := checks(t, env, "pg1")
+	if r.Code != 0 {
+		t.Fatalf("check of a streaming-only server: exit %d\n%s", r.Code, r.Stdout)
+	}
+	if x := res[check.CheckArchiving]; !strings.Contains(x.Detail, "WAL arrives by streaming") {
+		t.Errorf("archiving: %+v", x)
+	}
+	if x := res[check.CheckSlot]; !strings.Contains(x.Detail, `"walkeeper_pg1" exists (active)`) {
+		t.Errorf("slot: %+v", x)
+	}
+	if _, ok := res[check.CheckArchiver]; ok {
+		t.Errorf("pg_stat_archiver checked with archive_mode off: %+v", res[check.CheckArchiver])
+	}
+	d.Stop(t)
+	res, r = checks(t, env, "pg1")
+	if x := res[check.CheckReceiver]; r.Code != 1 || x.OK || !strings.Contains(x.Detail, "not running") {
+		t.Errorf("receiver check without the daemon: exit %d %+v", r.Code, x)
 	}
 }

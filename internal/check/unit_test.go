@@ -181,6 +181,14 @@ func TestChecksWithoutPostgres(t *testing.T) {
 	expect(CheckErrors, true)
 	expect(CheckDisk, false, "less than min_free_disk")
 
+	// WAL that stopped arriving: the newest archived file is older than an hour.
+	if err := r.idx.PutWAL(context.Background(), "pg1", catalog.WALFile{Name: segments.SegmentFileName(2, 9, seg), Kind: "segment",
+		Timeline: 2, SegNo: 9, ArrivedAt: r.now.Add(-3 * time.Hour), Key: ingest.ArchiveKey("pg1", segments.SegmentFileName(2, 9, seg), "none")}); err != nil {
+		t.Fatal(err)
+	}
+	m = r.run(t)
+	expect(CheckWALRecent, false, "last archived segment 000000020000000000000009 arrived 3h0m0s ago: older than 1h0m0s")
+
 	// A timeline whose history file is missing stops the chain, and says so.
 	r.put(t, segments.SegmentFileName(3, 9, seg), []byte("x"))
 	m = r.run(t)

@@ -79,10 +79,7 @@ func (x *Badger) Close() error { return x.db.Close() }
 
 // PutWAL implements Index.
 func (x *Badger) PutWAL(_ context.Context, server string, f catalog.WALFile) error {
-	v, err := json.Marshal(f)
-	if err != nil {
-		return err
-	}
+	v := encodeWAL(server, f)
 	if err := x.db.Update(func(txn *badger.Txn) error { return txn.Set(walKey(server, f.Name), v) }); err != nil {
 		return fmt.Errorf("index put %s/%s: %w", server, f.Name, err)
 	}
@@ -95,11 +92,7 @@ func (x *Badger) PutWALBatch(_ context.Context, server string, fs []catalog.WALF
 	wb := x.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, f := range fs {
-		v, err := json.Marshal(f)
-		if err != nil {
-			return err
-		}
-		if err := wb.Set(walKey(server, f.Name), v); err != nil {
+		if err := wb.Set(walKey(server, f.Name), encodeWAL(server, f)); err != nil {
 			return fmt.Errorf("index put %s/%s: %w", server, f.Name, err)
 		}
 	}
@@ -112,7 +105,16 @@ func (x *Badger) PutWALBatch(_ context.Context, server string, fs []catalog.WALF
 // GetWAL implements Index.
 func (x *Badger) GetWAL(_ context.Context, server, name string) (catalog.WALFile, error) {
 	var f catalog.WALFile
-	err := x.get(walKey(server, name), &f)
+	err := x.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(walKey(server, name))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(b []byte) (err error) { f, err = decodeWAL(server, name, b); return err })
+	})
 	if err != nil {
 		return f, fmt.Errorf("wal %s/%s: %w", server, name, err)
 	}
@@ -152,7 +154,8 @@ func (x *Badger) ScanWAL(ctx context.Context, server string, r WALRange, fn func
 				return err
 			}
 			var f catalog.WALFile
-			if err := item.Value(func(b []byte) error { return json.Unmarshal(b, &f) }); err != nil {
+			name := string(item.Key()[len(prefix):])
+			if err := item.Value(func(b []byte) (err error) { f, err = decodeWAL(server, name, b); return err }); err != nil {
 				return fmt.Errorf("index record %s: %w", item.Key(), err)
 			}
 			if err := fn(f); err != nil {

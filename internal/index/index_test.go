@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -199,5 +200,51 @@ func TestPutWALBatch(t *testing.T) {
 	got, err := b.GetWAL(ctx, "pg1", seg(1, 1234).Name)
 	if err != nil || got.Key != seg(1, 1234).Key {
 		t.Fatalf("get after batch: %+v %v", got, err)
+	}
+}
+
+// TestWALCodec: the compact record form gives back exactly what was put, whatever the
+// fields hold, and values written as JSON by earlier versions are still read.
+func TestWALCodec(t *testing.T) {
+	name := "000000010000000A000000FF"
+	base := catalog.WALFile{Name: name, Kind: "segment", Timeline: 1, SegNo: 0xAFF, StartLSN: 0xAFF000000, RawSize: 16 << 20, StoredSize: 12345,
+		Compression: "zstd", SHA256: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+		ArrivedAt: time.Date(2026, 11, 24, 15, 4, 5, 123456789, time.UTC), Source: catalog.SourceArchive,
+		Key: "pg1/wals/000000010000000A/" + name + ".zst"}
+	cases := []func(f *catalog.WALFile){
+		func(f *catalog.WALFile) {},
+		func(f *catalog.WALFile) { f.Key = "pg1/elsewhere/" + name },
+		func(f *catalog.WALFile) { f.SHA256 = "ABCDEF" },
+		func(f *catalog.WALFile) { f.SHA256 = "" },
+		func(f *catalog.WALFile) { f.ArrivedAt = time.Time{} },
+		func(f *catalog.WALFile) { f.ArrivedAt = f.ArrivedAt.In(time.FixedZone("", 2*3600)) },
+		func(f *catalog.WALFile) { f.Compression, f.Key = "none", "pg1/wals/000000010000000A/"+name },
+		func(f *catalog.WALFile) { f.RawSize, f.StoredSize = -1, 0 },
+	}
+	for i, mod := range cases {
+		f := base
+		mod(&f)
+		got, err := decodeWAL("pg1", name, encodeWAL("pg1", f))
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		wantJSON, _ := json.Marshal(f)
+		gotJSON, _ := json.Marshal(got)
+		if string(gotJSON) != string(wantJSON) {
+			t.Fatalf("case %d: round trip\n got %s\nwant %s", i, gotJSON, wantJSON)
+		}
+		if n := len(encodeWAL("pg1", base)); n > 100 {
+			t.Fatalf("compact record is %d bytes", n)
+		}
+	}
+	legacy, _ := json.Marshal(base)
+	if got, err := decodeWAL("pg1", name, legacy); err != nil || got != base {
+		t.Fatalf("JSON record: %+v %v", got, err)
+	}
+	enc := encodeWAL("pg1", base)
+	for _, bad := range [][]byte{nil, {0x02}, enc[:len(enc)-1], append(append([]byte{}, enc...), 0)} {
+		if _, err := decodeWAL("pg1", name, bad); err == nil {
+			t.Fatalf("malformed record %x accepted", bad)
+		}
 	}
 }

@@ -67,28 +67,31 @@ type ReceiverConfig struct {
 // ReceiverState is what status and check show about a receiver. LSNs are strings in
 // PostgreSQL's notation so a DBA can compare them with pg_stat_replication.
 type ReceiverState struct {
-	Server          string    `json:"server"`
-	PID             int       `json:"pid"`
-	Running         bool      `json:"running"`
-	Connected       bool      `json:"connected"`
-	Slot            string    `json:"slot"`
-	ApplicationName string    `json:"application_name"`
-	Timeline        uint32    `json:"timeline,omitempty"`
-	ReceivedLSN     string    `json:"received_lsn,omitempty"`
-	FlushedLSN      string    `json:"flushed_lsn,omitempty"`
-	ServerLSN       string    `json:"server_lsn,omitempty"`
-	LagBytes        int64     `json:"lag_bytes"`
-	LagSeconds      float64   `json:"lag_seconds"`
-	Segment         string    `json:"segment,omitempty"`
-	StartedAt       time.Time `json:"started_at,omitzero"`
-	ConnectedAt     time.Time `json:"connected_at,omitzero"`
-	LastMessageAt   time.Time `json:"last_message_at,omitzero"`
-	LastServerTime  time.Time `json:"last_server_time,omitzero"`
-	Reconnects      int       `json:"reconnects"`
-	LastError       string    `json:"last_error,omitempty"`
-	LastErrorAt     time.Time `json:"last_error_at,omitzero"`
-	Gap             string    `json:"gap,omitempty"`
-	UpdatedAt       time.Time `json:"updated_at"`
+	Server          string `json:"server"`
+	PID             int    `json:"pid"`
+	Running         bool   `json:"running"`
+	Connected       bool   `json:"connected"`
+	Slot            string `json:"slot"`
+	ApplicationName string `json:"application_name"`
+	Timeline        uint32 `json:"timeline,omitempty"`
+	ReceivedLSN     string `json:"received_lsn,omitempty"`
+	FlushedLSN      string `json:"flushed_lsn,omitempty"`
+	ServerLSN       string `json:"server_lsn,omitempty"`
+	// LagBytes is the server's WAL end (from its last message) minus FlushedLSN.
+	LagBytes int64 `json:"lag_bytes"`
+	// LagSeconds is how long FlushedLSN has been behind the server's WAL end as last
+	// seen: 0 while caught up (a cut-off receiver shows Connected false instead).
+	LagSeconds     float64   `json:"lag_seconds"`
+	Segment        string    `json:"segment,omitempty"`
+	StartedAt      time.Time `json:"started_at,omitzero"`
+	ConnectedAt    time.Time `json:"connected_at,omitzero"`
+	LastMessageAt  time.Time `json:"last_message_at,omitzero"`
+	LastServerTime time.Time `json:"last_server_time,omitzero"`
+	Reconnects     int       `json:"reconnects"`
+	LastError      string    `json:"last_error,omitempty"`
+	LastErrorAt    time.Time `json:"last_error_at,omitzero"`
+	Gap            string    `json:"gap,omitempty"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 // Files the receiver keeps in its streaming directory besides the .partial.
@@ -137,6 +140,7 @@ type Receiver struct {
 	caughtUpAt time.Time
 	lastPub    time.Time
 	lastFile   time.Time
+	fileCh     chan ReceiverState // to the state file writer while Run runs
 }
 
 type spareFile struct {
@@ -210,8 +214,21 @@ func (r *Receiver) update(f func(s *ReceiverState), publish bool) {
 	if r.cfg.OnState != nil {
 		r.cfg.OnState(snap)
 	}
-	if writeFile {
-		r.writeStateFile(snap)
+	if writeFile && r.fileCh != nil {
+		// The file is written (and fsynced) off the streaming goroutine, so it never
+		// delays a flush report; only the newest snapshot waits.
+		select {
+		case r.fileCh <- snap:
+		default:
+			select {
+			case <-r.fileCh:
+			default:
+			}
+			select {
+			case r.fileCh <- snap:
+			default:
+			}
+		}
 	}
 }
 
@@ -267,6 +284,19 @@ func (r *Receiver) Run(ctx context.Context) error {
 		return fmt.Errorf("server %s: %w", r.cfg.Server, err)
 	}
 	defer lock.Close()
+	r.fileCh = make(chan ReceiverState, 1)
+	fileDone := make(chan struct{})
+	go func(ch chan ReceiverState) {
+		defer close(fileDone)
+		for s := range ch {
+			r.writeStateFile(s)
+		}
+	}(r.fileCh)
+	defer func() {
+		close(r.fileCh)
+		r.fileCh = nil
+		<-fileDone
+	}()
 	r.cleanTemps()
 	defer r.dropSpare()
 	r.update(func(s *ReceiverState) { s.Running = true; s.StartedAt = time.Now().UTC() }, true)

@@ -197,6 +197,9 @@ func TestReceiverSynchronousStandby(t *testing.T) {
 		"synchronous_standby_names": "walkeeper", "synchronous_commit": "on"}})
 	r := newRig(t, pg.ConnString(""))
 	pg.WaitFor(t, "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'walkeeper'", "sync", 30*time.Second)
+	// Honest feedback: flush is reported, apply never (walkeeper replays nothing, so
+	// synchronous_commit = remote_apply must not count it).
+	pg.WaitFor(t, "SELECT flush_lsn IS NOT NULL AND replay_lsn IS NULL FROM pg_stat_replication WHERE application_name = 'walkeeper'", "t", 30*time.Second)
 	// A base backup taken by PostgreSQL's own tool, without WAL: recovering it needs
 	// everything from walkeeper.
 	backup := filepath.Join(pgtest.TempDir(t), "base")
@@ -336,6 +339,12 @@ func TestReceiverFollowsPromotion(t *testing.T) {
 	primary.Psql(t, "INSERT INTO t SELECT generate_series(1, 10)")
 	want := primary.Psql(t, "SELECT pg_current_wal_lsn()")
 	standby.WaitFor(t, "SELECT pg_last_wal_replay_lsn() >= '"+want+"'", "t", 30*time.Second)
+	wantLSN, _ := segments.ParseLSN(want)
+	wktest.Eventually(t, 30*time.Second, "the receiver to flush "+want+" and report no lag", func() bool {
+		st := r.rcv.State()
+		f, err := segments.ParseLSN(st.FlushedLSN)
+		return err == nil && f >= wantLSN && st.LagBytes == 0 && st.LagSeconds == 0 && st.Timeline == 1
+	})
 	primary.Stop(t, "fast")
 	standby.Promote(t)
 	switchLSN := standby.Psql(t, "SELECT pg_current_wal_lsn()")
@@ -651,4 +660,50 @@ func TestReceiverWithArchiveCommand(t *testing.T) {
 		t.Fatalf("archive_command failed %s times", got)
 	}
 	t.Logf("daemon: %d archived, %d duplicates accepted, 0 quarantined", ss.Archived, ss.Duplicates)
+}
+
+// TestReceiverBackupAndRestore: walkeeper's daemon is the synchronous standby and the
+// only WAL path (no archive_command). A `walkeeper backup` completes on streamed WAL
+// alone; after the primary is stopped with -m immediate and its data directory
+// removed, `walkeeper restore` (get-wal and copy-wal) gives clusters holding every
+// acknowledged commit, the last ones coming from the receiver's live .partial.
+func TestReceiverBackupAndRestore(t *testing.T) {
+	pg := pgtest.New(t, "primary", pgtest.Options{Conf: map[string]string{
+		"synchronous_standby_names": "walkeeper", "synchronous_commit": "on"}})
+	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{
+		"conninfo": pg.ConnString(""), "streaming_archiver": "on", "create_slot": "auto"}})
+	d := env.StartDaemon(t)
+	pg.WaitFor(t, "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'walkeeper'", "sync", 30*time.Second)
+	pg.Psql(t, "CREATE TABLE acked (id int PRIMARY KEY, at timestamptz DEFAULT now())")
+	pg.PgBench(t, "-i", "-s", "1", "-q")
+	if r := env.Run("backup", "pg1", "--wait-timeout", "60s"); r.Code != 0 {
+		t.Fatalf("backup on streamed WAL: exit %d\n%s%s\n%s", r.Code, r.Stdout, r.Stderr, d.Output())
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.ConnString(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 200; i++ {
+		if _, err := conn.Exec(ctx, "INSERT INTO acked (id) VALUES ($1)", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close(ctx)
+	pg.Stop(t, "immediate")
+	if err := os.RemoveAll(pg.Dir); err != nil {
+		t.Fatal(err)
+	}
+	d.Stop(t)
+
+	for _, mode := range []string{"--get-wal", "--copy-wal"} {
+		dest := filepath.Join(pgtest.TempDir(t), "data")
+		env.MustRun(t, "restore", "pg1", "latest", dest, mode)
+		c := pgtest.FromDataDir(t, "restored"+mode, dest)
+		c.WaitFor(t, "SELECT pg_is_in_recovery()", "f", 60*time.Second)
+		if got := c.Psql(t, "SELECT count(*), max(id) FROM acked"); got != "200|200" {
+			t.Fatalf("restore %s: acked rows count|max = %s, want 200|200", mode, got)
+		}
+		c.Stop(t, "immediate")
+	}
 }

@@ -85,8 +85,22 @@ func (s *localSink) prepare(ctx context.Context, roots []string, force bool) err
 				return fmt.Errorf("--force: clearing %s: %w", r, err)
 			}
 		}
+		// Directories MkdirAll creates above the root belong to the owner too, or
+		// PostgreSQL could not reach a tablespace placed under a new path.
+		var created []string
+		for d := r; ; d = filepath.Dir(d) {
+			if _, err := os.Lstat(d); err == nil || d == filepath.Dir(d) {
+				break
+			}
+			created = append(created, d)
+		}
 		if err := fsutil.MkdirAll(r, 0o700); err != nil {
 			return err
+		}
+		for _, d := range created {
+			if err := s.chown(d); err != nil {
+				return err
+			}
 		}
 		if err := os.Chmod(r, 0o700); err != nil {
 			return err

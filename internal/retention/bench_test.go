@@ -19,8 +19,14 @@ import (
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
-// benchSegments is the size of the synthetic archive.
-const benchSegments = 1_000_000
+// benchSegments is the size of the synthetic archive (WALKEEPER_BENCH_SEGMENTS
+// overrides it for quick experiments).
+var benchSegments = func() uint64 {
+	if n, err := strconv.ParseUint(os.Getenv("WALKEEPER_BENCH_SEGMENTS"), 10, 64); err == nil && n >= 100_000 {
+		return n
+	}
+	return 1_000_000
+}()
 
 // buildBenchIndex writes a synthetic index of n segments on timeline 1 (records only:
 // the store holds no WAL files, so every deletion meets a missing object, which
@@ -74,6 +80,26 @@ func vmHWM() int64 {
 	return -1
 }
 
+// rssParts reads the anonymous and file-backed parts of the current RSS in bytes.
+func rssParts() (anon, file int64) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1, -1
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		for _, p := range []struct {
+			name string
+			dst  *int64
+		}{{"RssAnon:", &anon}, {"RssFile:", &file}} {
+			if v, ok := strings.CutPrefix(l, p.name); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				*p.dst = kb << 10
+			}
+		}
+	}
+	return anon, file
+}
+
 // resetHWM makes the peak RSS start again from the current RSS (Linux >= 4.0), so the
 // figure covers only what follows, not building the synthetic index.
 func resetHWM() error { return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
@@ -93,6 +119,20 @@ func BenchmarkRetention1M(b *testing.B) {
 		if err := resetHWM(); err != nil {
 			b.Logf("cannot reset VmHWM (%v): the peak includes building the index", err)
 		}
+		stopSampler, samplerDone := make(chan struct{}), make(chan struct{})
+		var maxAnon, maxFile int64
+		go func() {
+			defer close(samplerDone)
+			for {
+				select {
+				case <-stopSampler:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				an, fi := rssParts()
+				maxAnon, maxFile = max(maxAnon, an), max(maxFile, fi)
+			}
+		}()
 		b.StartTimer()
 
 		t0 := time.Now()
@@ -130,15 +170,18 @@ func BenchmarkRetention1M(b *testing.B) {
 		spans, _ := idx2.WALTimelines(ctx, srv)
 		_ = idx2.ScanWAL(ctx, srv, index.WALRange{}, func(catalog.WALFile) error { left++; return nil })
 		idx2.Close()
-		if left != benchSegments-int(want) || len(spans) != 1 {
-			b.Fatalf("%d records left, want %d", left, benchSegments-int(want))
+		if uint64(left) != benchSegments-uint64(want) || len(spans) != 1 {
+			b.Fatalf("%d records left, want %d", left, benchSegments-uint64(want))
 		}
 		hwm := vmHWM()
+		close(stopSampler)
+		<-samplerDone
+		b.Logf("peak RssAnon %d MB, peak RssFile %d MB", maxAnon>>20, maxFile>>20)
 		b.ReportMetric(t1.Sub(t0).Seconds(), "plan-s")
 		b.ReportMetric(t2.Sub(t1).Seconds(), "apply-s")
 		b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MB")
 		b.ReportMetric(float64(res.WALSegments), "segments-deleted")
-		b.Logf("1,000,000 segments: plan (dry run) %.2fs, apply %.2fs (%d segments, %s), peak RSS %.0f MB",
-			t1.Sub(t0).Seconds(), t2.Sub(t1).Seconds(), res.WALSegments, fmt.Sprint(res.WALBytes>>30, " GiB stored"), float64(hwm)/(1<<20))
+		b.Logf("%d segments: plan (dry run) %.2fs, apply %.2fs (%d segments, %s), peak RSS %.0f MB",
+			benchSegments, t1.Sub(t0).Seconds(), t2.Sub(t1).Seconds(), res.WALSegments, fmt.Sprint(res.WALBytes>>30, " GiB stored"), float64(hwm)/(1<<20))
 	}
 }

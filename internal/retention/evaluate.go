@@ -422,7 +422,7 @@ func walRanges(in Input, done []*state, cut uint64, by string) []Range {
 		is := islands[t.ID]
 		sort.Slice(is, func(i, j int) bool { return is[i].from < is[j].from })
 		pos := t.MinSegNo
-		reason := fmt.Sprintf("before WAL needed by retained backups (keep from LSN %X/%08X, %s)", cut>>32, uint32(cut), by)
+		reason := fmt.Sprintf("before WAL needed by retained backups (keep from LSN %X/%X, %s)", cut>>32, uint32(cut), by)
 		for _, isl := range is {
 			if isl.to <= pos {
 				continue

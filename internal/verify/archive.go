@@ -82,9 +82,10 @@ func (a *Archive) Newest() string {
 }
 
 // ChainFor follows the WAL backup b needs from its begin to the newest archived segment
-// its timeline leads to, and at least to its end.
+// its timeline leads to, and at least to its end. The segment size is the backup's, or
+// segSize (the archive's identity) for a record that lacks it.
 func (a *Archive) ChainFor(b catalog.Backup, segSize uint64) (Chain, error) {
-	if segSize == 0 {
+	if b.SegSize != 0 {
 		segSize = b.SegSize
 	}
 	start := b.BeginWAL
@@ -139,8 +140,13 @@ func VerifyWAL(ctx context.Context, store storage.Store, idx index.Index, server
 	err := idx.ScanWAL(ctx, server, index.WALRange{}, func(f catalog.WALFile) error {
 		indexed[f.Name] = true
 		if _, ok := a.Objects[f.Name]; !ok {
-			rep.Problems = append(rep.Problems, WALProblem{Name: f.Name, Problem: "not-stored"})
-			return nil
+			// It may have arrived since the archive was listed: look again.
+			info, err := store.Stat(ctx, f.Key)
+			if err != nil || f.Key == "" {
+				rep.Problems = append(rep.Problems, WALProblem{Name: f.Name, Problem: "not-stored"})
+				return nil
+			}
+			a.Objects[f.Name] = info
 		}
 		recs = append(recs, f)
 		return nil

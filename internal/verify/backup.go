@@ -9,6 +9,7 @@ import (
 
 	"github.com/walkeeper/walkeeper/internal/basebackup"
 	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -62,10 +63,14 @@ type BackupReport struct {
 	Files    int           `json:"files"`
 	Bytes    int64         `json:"bytes"`
 	Problems []FileProblem `json:"problems,omitempty"`
+	// WALRanges is the manifest's account of the WAL the backup needs.
+	WALRanges []ManifestWAL `json:"wal_ranges,omitempty"`
+	// Mismatch says how backup.info's WAL positions differ from WALRanges.
+	Mismatch string `json:"mismatch,omitempty"`
 }
 
 // OK reports whether the backup's files all match its manifest.
-func (r BackupReport) OK() bool { return r.Manifest == "" && len(r.Problems) == 0 }
+func (r BackupReport) OK() bool { return r.Manifest == "" && len(r.Problems) == 0 && r.Mismatch == "" }
 
 // VerifyBackup checks every stored file of backup b against the backup_manifest stored
 // with it. A missing or damaged manifest is reported in Manifest (nothing else can be
@@ -95,5 +100,28 @@ func VerifyBackup(ctx context.Context, store storage.Store, b catalog.Backup, wo
 		return rep, fmt.Errorf("backup %s: %w", b.ID, err)
 	}
 	rep.Files, rep.Bytes, rep.Problems = fr.Files, fr.Bytes, fr.Problems
+	rep.WALRanges = m.WALRanges
+	rep.Mismatch = walRangeMismatch(b, m.WALRanges)
 	return rep, nil
+}
+
+// walRangeMismatch compares backup.info's WAL positions with the manifest's WAL-Ranges,
+// which PostgreSQL wrote itself: the chain check trusts backup.info, so a disagreement
+// must not pass silently.
+func walRangeMismatch(b catalog.Backup, ranges []ManifestWAL) string {
+	if len(ranges) == 0 {
+		return ""
+	}
+	first, last := ranges[0], ranges[len(ranges)-1]
+	start, err1 := segments.ParseLSN(first.StartLSN)
+	end, err2 := segments.ParseLSN(last.EndLSN)
+	switch {
+	case err1 != nil || err2 != nil:
+		return fmt.Sprintf("backup_manifest WAL-Ranges %+v do not parse", ranges)
+	case start != b.BeginLSN || first.Timeline != b.Timeline:
+		return fmt.Sprintf("backup.info begins at %s on timeline %d, backup_manifest's WAL-Ranges at %s on timeline %d", b.BeginLSN, b.Timeline, start, first.Timeline)
+	case b.EndLSN != 0 && end != b.EndLSN:
+		return fmt.Sprintf("backup.info ends at %s, backup_manifest's WAL-Ranges at %s", b.EndLSN, end)
+	}
+	return ""
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/segments"
 )
 
@@ -343,4 +344,25 @@ func FuzzFindChain(f *testing.F) {
 		}
 		_ = fmt.Sprint(ch)
 	})
+}
+
+func TestWALRangeMismatch(t *testing.T) {
+	b := catalog.Backup{Timeline: 1, BeginLSN: 0x2000028, EndLSN: 0x2000100}
+	ok := []ManifestWAL{{Timeline: 1, StartLSN: "0/2000028", EndLSN: "0/2000100"}}
+	if m := walRangeMismatch(b, ok); m != "" {
+		t.Fatal(m)
+	}
+	if m := walRangeMismatch(b, nil); m != "" {
+		t.Fatal(m)
+	}
+	for _, bad := range [][]ManifestWAL{
+		{{Timeline: 1, StartLSN: "0/2000060", EndLSN: "0/2000100"}},
+		{{Timeline: 2, StartLSN: "0/2000028", EndLSN: "0/2000100"}},
+		{{Timeline: 1, StartLSN: "0/2000028", EndLSN: "0/3000100"}},
+		{{Timeline: 1, StartLSN: "x", EndLSN: "0/2000100"}},
+	} {
+		if m := walRangeMismatch(b, bad); m == "" {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
 }

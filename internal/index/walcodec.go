@@ -1,0 +1,155 @@
+package index
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/compress"
+	"github.com/walkeeper/walkeeper/internal/segments"
+)
+
+// WAL records are stored in a compact binary form (about 80 bytes instead of ~370 of
+// JSON): badger keeps values inside its memory-mapped tables, so the record size sets
+// both the resident memory and the CPU of scanning an archive of a million segments
+// (retention, status). The name is the key's suffix and the storage key is derived
+// from it when it has the archive's usual form, so neither is stored twice. Values
+// written as JSON by earlier versions (first byte '{') are still read.
+
+const walCodecV1 = 0x01
+
+// derivedKey is the storage key ingest gives an archived file (ingest.ArchiveKey).
+func derivedKey(server, name, codec string) string {
+	return server + "/wals/" + segments.Dir(name) + "/" + name + compress.Suffix(codec)
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// encodeWAL renders f (stored under server/f.Name) in the compact form.
+func encodeWAL(server string, f catalog.WALFile) []byte {
+	b := make([]byte, 0, 96)
+	b = append(b, walCodecV1)
+	b = appendString(b, f.Kind)
+	b = binary.AppendUvarint(b, uint64(f.Timeline))
+	b = binary.AppendUvarint(b, f.SegNo)
+	b = binary.AppendUvarint(b, uint64(f.StartLSN))
+	b = binary.AppendVarint(b, f.RawSize)
+	b = binary.AppendVarint(b, f.StoredSize)
+	b = appendString(b, f.Compression)
+	if raw, err := hex.DecodeString(f.SHA256); err == nil && len(raw) == 32 && hex.EncodeToString(raw) == f.SHA256 {
+		b = append(b, 1)
+		b = append(b, raw...)
+	} else {
+		b = append(b, 0)
+		b = appendString(b, f.SHA256)
+	}
+	_, off := f.ArrivedAt.Zone()
+	b = binary.AppendVarint(b, f.ArrivedAt.Unix())
+	b = binary.AppendUvarint(b, uint64(f.ArrivedAt.Nanosecond()))
+	b = binary.AppendVarint(b, int64(off))
+	b = appendString(b, f.Source)
+	if f.Key == derivedKey(server, f.Name, f.Compression) {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = appendString(b, f.Key)
+	}
+	return b
+}
+
+var errBadRecord = errors.New("malformed WAL record")
+
+type walReader struct {
+	b   []byte
+	err error
+}
+
+func (r *walReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errBadRecord
+		r.b = nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *walReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errBadRecord
+		r.b = nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *walReader) bytes(n uint64) []byte {
+	if uint64(len(r.b)) < n {
+		r.err = errBadRecord
+		r.b = nil
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *walReader) byte1() byte {
+	if v := r.bytes(1); v != nil {
+		return v[0]
+	}
+	return 0
+}
+
+func (r *walReader) string() string { return string(r.bytes(r.uvarint())) }
+
+// decodeWAL reads a record stored under server/name, in either form.
+func decodeWAL(server, name string, v []byte) (catalog.WALFile, error) {
+	var f catalog.WALFile
+	if len(v) > 0 && v[0] == '{' {
+		err := json.Unmarshal(v, &f)
+		return f, err
+	}
+	if len(v) == 0 || v[0] != walCodecV1 {
+		return f, errBadRecord
+	}
+	r := &walReader{b: v[1:]}
+	f.Name = name
+	f.Kind = r.string()
+	f.Timeline = uint32(r.uvarint())
+	f.SegNo = r.uvarint()
+	f.StartLSN = segments.LSN(r.uvarint())
+	f.RawSize = r.varint()
+	f.StoredSize = r.varint()
+	f.Compression = r.string()
+	if r.byte1() == 1 {
+		f.SHA256 = hex.EncodeToString(r.bytes(32))
+	} else {
+		f.SHA256 = r.string()
+	}
+	sec, nsec, off := r.varint(), r.uvarint(), r.varint()
+	if off == 0 {
+		f.ArrivedAt = time.Unix(sec, int64(nsec)).UTC()
+	} else {
+		f.ArrivedAt = time.Unix(sec, int64(nsec)).In(time.FixedZone("", int(off)))
+	}
+	f.Source = r.string()
+	if r.byte1() == 0 {
+		f.Key = derivedKey(server, name, f.Compression)
+	} else {
+		f.Key = r.string()
+	}
+	if r.err != nil || len(r.b) != 0 {
+		return catalog.WALFile{}, errBadRecord
+	}
+	return f, nil
+}
