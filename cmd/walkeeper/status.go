@@ -35,6 +35,9 @@ type ServerStatus struct {
 	ErrorFiles      int               `json:"error_files"`
 	Errors          []QuarantinedFile `json:"errors,omitempty"`
 	Compression     string            `json:"compression"`
+	Backups         int               `json:"backups"`
+	LastBackup      *catalog.Backup   `json:"last_backup,omitempty"`
+	Receiver        any               `json:"receiver,omitempty"`
 }
 
 // QuarantinedFile is a file in errors/ with its reason.
@@ -87,6 +90,23 @@ func (c *StatusCmd) Run(a *App) error {
 	if st.Archive.FirstSegment != "" {
 		fmt.Fprintf(w, "  Segments:           %s .. %s\n", st.Archive.FirstSegment, st.Archive.LastSegment)
 	}
+	if st.LastBackup != nil {
+		fmt.Fprintf(w, "  Backups:            %d, last %s ended %s (%s ago)\n", st.Backups, st.LastBackup.ID,
+			st.LastBackup.EndTime.Local().Format(time.RFC3339), time.Since(st.LastBackup.EndTime).Round(time.Second))
+	} else {
+		fmt.Fprintf(w, "  Backups:            none\n")
+	}
+	if r, ok := st.Receiver.(ingest.ReceiverState); ok {
+		state := "NOT connected"
+		if r.Connected {
+			state = "connected"
+		}
+		fmt.Fprintf(w, "  Streaming receiver: %s, slot %s, timeline %d\n", state, r.Slot, r.Timeline)
+		fmt.Fprintf(w, "    received %s, flushed %s, lag %s (%.1fs)\n", orDash(r.ReceivedLSN), orDash(r.FlushedLSN), humanBytes(r.LagBytes), r.LagSeconds)
+		if r.LastError != "" {
+			fmt.Fprintf(w, "    last error: %s (%s)\n", r.LastError, r.LastErrorAt.Local().Format(time.RFC3339))
+		}
+	}
 	fmt.Fprintf(w, "  Incoming backlog:   %d files (%s)\n", st.IncomingBacklog, humanBytes(st.IncomingBytes))
 	fmt.Fprintf(w, "  Files in errors/:   %d\n", st.ErrorFiles)
 	for _, e := range st.Errors {
@@ -122,6 +142,12 @@ func serverStatus(a *App, srv *config.Server) (ServerStatus, error) {
 	st.IncomingBacklog, st.IncomingBytes = dirFiles(srv.IncomingDir(), nil)
 	st.Errors = quarantined(srv.ErrorsDir())
 	st.ErrorFiles = len(st.Errors)
+	if st.Backups, st.LastBackup, err = backupSummary(a, srv.Name); err != nil {
+		return st, err
+	}
+	if r, ok := receiverStatus(a, srv.Name); ok {
+		st.Receiver = r
+	}
 	return st, nil
 }
 
@@ -179,6 +205,10 @@ type ServerSummary struct {
 	LastArchival    time.Time `json:"last_archival,omitzero"`
 	IncomingBacklog int       `json:"incoming_backlog"`
 	ErrorFiles      int       `json:"error_files"`
+	Backups         int       `json:"backups"`
+	LastBackup      string    `json:"last_backup,omitempty"`
+	LastBackupEnd   time.Time `json:"last_backup_end,omitzero"`
+	LastBackupAge   string    `json:"last_backup_age,omitempty"`
 }
 
 // Run implements the command.
@@ -199,9 +229,19 @@ func (c *ListServersCmd) Run(a *App) error {
 			return err
 		}
 		backlog, _ := dirFiles(s.IncomingDir(), nil)
-		rows = append(rows, ServerSummary{Server: s.Name, Description: s.Description, Active: s.Active,
+		row := ServerSummary{Server: s.Name, Description: s.Description, Active: s.Active,
 			Segments: stats.Segments, StoredBytes: stats.StoredBytes, LastArchived: stats.LastArrived, LastArchival: stats.LastArrival,
-			IncomingBacklog: backlog, ErrorFiles: len(quarantined(s.ErrorsDir()))})
+			IncomingBacklog: backlog, ErrorFiles: len(quarantined(s.ErrorsDir()))}
+		n, last, err := backupSummary(a, s.Name)
+		if err != nil {
+			return err
+		}
+		row.Backups = n
+		if last != nil {
+			row.LastBackup, row.LastBackupEnd = last.ID, last.EndTime
+			row.LastBackupAge = time.Since(last.EndTime).Round(time.Second).String()
+		}
+		rows = append(rows, row)
 	}
 	if a.g.JSON {
 		if rows == nil {
@@ -215,9 +255,13 @@ func (c *ListServersCmd) Run(a *App) error {
 		if r.LastArchived != "" {
 			last = fmt.Sprintf("%s (%s ago)", r.LastArchived, time.Since(r.LastArchival).Round(time.Second))
 		}
+		lastBackup := "-"
+		if r.LastBackup != "" {
+			lastBackup = fmt.Sprintf("%s (%s ago)", r.LastBackup, r.LastBackupAge)
+		}
 		table = append(table, []string{r.Server, fmt.Sprint(r.Active), fmt.Sprint(r.Segments), humanBytes(r.StoredBytes), last,
-			fmt.Sprint(r.IncomingBacklog), fmt.Sprint(r.ErrorFiles), r.Description})
+			fmt.Sprint(r.Backups), lastBackup, fmt.Sprint(r.IncomingBacklog), fmt.Sprint(r.ErrorFiles), r.Description})
 	}
-	a.table([]string{"SERVER", "ACTIVE", "SEGMENTS", "STORED", "LAST ARCHIVED", "BACKLOG", "ERRORS", "DESCRIPTION"}, table)
+	a.table([]string{"SERVER", "ACTIVE", "SEGMENTS", "STORED", "LAST ARCHIVED", "BACKUPS", "LAST BACKUP", "BACKLOG", "ERRORS", "DESCRIPTION"}, table)
 	return nil
 }

@@ -237,6 +237,7 @@ func TestBackupFromStandby(t *testing.T) {
 	standby.WaitFor(t, "SELECT count(*) FROM t", "1000", 60*time.Second)
 	env.Servers[0].Settings["conninfo"] = standby.ConnString("")
 	env.Servers[0].Settings["primary_conninfo"] = pg.ConnString("")
+	env.Servers[0].Settings["backup_compression"] = "gzip" // the other codecs go the same way
 	env.WriteConfig(t)
 	env.StartDaemon(t)
 	// Let the primary go idle, everything so far archived.
@@ -254,7 +255,7 @@ func TestBackupFromStandby(t *testing.T) {
 	}
 	t.Logf("backup from standby took %s: %s", time.Since(start), r.Stdout)
 	b := showBackup(t, env, "latest")
-	if !b.FromStandby || b.Status != catalog.StatusDone || b.EndWAL <= closed {
+	if !b.FromStandby || b.Status != catalog.StatusDone || b.EndWAL <= closed || b.Compression != "gzip" {
 		t.Fatalf("backup: %+v", b)
 	}
 	data := rebuild(t, env, b.ID)
@@ -312,7 +313,7 @@ func TestBackupWALNeverArrives(t *testing.T) {
 // TestConcurrentBackupsRefused: while one backup of pg1 runs (slowed by
 // bandwidth_limit), a second one refuses with a clear error; the first completes.
 func TestConcurrentBackupsRefused(t *testing.T) {
-	env, pg := setup(t, "", map[string]string{"bandwidth_limit": "4MB"})
+	env, pg := setup(t, "", map[string]string{"bandwidth_limit": "4MB", "backup_compression": "none"})
 	env.StartDaemon(t)
 	pg.PgBench(t, "-i", "-s", "1", "-q")
 	first := make(chan wktest.Result, 1)

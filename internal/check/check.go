@@ -65,6 +65,10 @@ type Deps struct {
 // completed segments that are not archived, when the server sets no archive_timeout.
 const DefaultWALMaxAge = time.Hour
 
+// ChainRecheckDelay is how long the WAL chain check waits before it looks again at a
+// gap (parallel ingest may store a newer segment a moment before an older one).
+const ChainRecheckDelay = 2 * time.Second
+
 // Check names, stable for --json consumers.
 const (
 	CheckPostgreSQL   = "PostgreSQL connection"
@@ -516,20 +520,33 @@ func (r *runner) walChain(ctx context.Context) {
 		r.add(CheckWALChain, true, "no DONE backup yet: nothing to check the chain from", "")
 		return
 	}
-	a, err := verify.LoadArchive(ctx, r.d.Store, r.srv.Name)
-	if err != nil {
-		r.add(CheckWALChain, false, err.Error(), "")
-		return
-	}
 	oldest := done[0]
 	var segSize uint64
 	if id, err := ingest.LoadIdentity(ctx, r.d.Store, r.srv.Name); err == nil {
 		segSize = id.SegSize
 	}
-	ch, err := a.ChainFor(oldest, segSize)
-	if err != nil {
-		r.add(CheckWALChain, false, err.Error(), "")
-		return
+	var a *verify.Archive
+	var ch verify.Chain
+	for attempt := 0; ; attempt++ {
+		var err error
+		if a, err = verify.LoadArchive(ctx, r.d.Store, r.srv.Name); err != nil {
+			r.add(CheckWALChain, false, err.Error(), "")
+			return
+		}
+		if ch, err = a.ChainFor(oldest, segSize); err != nil {
+			r.add(CheckWALChain, false, err.Error(), "")
+			return
+		}
+		// The daemon stores segments in parallel, so a newer one can land a moment
+		// before an older one: look again before calling that a gap.
+		if len(ch.Gaps) == 0 || attempt == 1 || r.d.Now != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(ChainRecheckDelay):
+		}
 	}
 	problems := append(append([]string{}, a.Problems...), ch.Problems...)
 	for _, g := range ch.Gaps {

@@ -133,14 +133,18 @@ type Receiver struct {
 	spareCh   chan spareFile
 	spareBusy bool
 
-	mu         sync.Mutex
-	st         ReceiverState
-	serverEnd  segments.LSN
-	stFlush    segments.LSN // flushPos as last published, for other goroutines
-	caughtUpAt time.Time
-	lastPub    time.Time
-	lastFile   time.Time
-	fileCh     chan ReceiverState // to the state file writer while Run runs
+	mu          sync.Mutex
+	st          ReceiverState
+	serverEnd   segments.LSN
+	stTLI       uint32 // positions as last reported, for other goroutines
+	stWrite     segments.LSN
+	stFlush     segments.LSN
+	lastMsg     time.Time
+	lastSrvTime time.Time
+	caughtUpAt  time.Time
+	lastPub     time.Time
+	lastFile    time.Time
+	fileCh      chan ReceiverState // to the state file writer while Run runs
 }
 
 type spareFile struct {
@@ -188,6 +192,19 @@ func (r *Receiver) snapshotLocked() ReceiverState {
 	s := r.st
 	now := time.Now()
 	s.UpdatedAt = now.UTC()
+	// Positions are kept raw on the hot path and rendered here, at most once a second.
+	if r.stTLI != 0 {
+		s.Timeline = r.stTLI
+		s.ReceivedLSN = r.stWrite.String()
+		s.FlushedLSN = r.stFlush.String()
+	}
+	if r.serverEnd != 0 {
+		s.ServerLSN = r.serverEnd.String()
+	}
+	if !r.lastMsg.IsZero() {
+		s.LastMessageAt = r.lastMsg.UTC()
+		s.LastServerTime = r.lastSrvTime.UTC()
+	}
 	if r.serverEnd > r.stFlush && r.stFlush != 0 {
 		s.LagBytes = int64(r.serverEnd - r.stFlush)
 		if !r.caughtUpAt.IsZero() {
@@ -246,19 +263,22 @@ func (r *Receiver) writeStateFile(s ReceiverState) {
 // unless a second has passed).
 func (r *Receiver) positions() {
 	r.mu.Lock()
-	r.stFlush = r.flushPos
+	r.stTLI, r.stWrite, r.stFlush = r.tli, r.writePos, r.flushPos
 	if r.flushPos >= r.serverEnd {
 		r.caughtUpAt = time.Now()
 	}
 	r.mu.Unlock()
-	r.update(func(s *ReceiverState) {
-		s.Timeline = r.tli
-		s.ReceivedLSN = r.writePos.String()
-		s.FlushedLSN = r.flushPos.String()
-		if r.file != nil {
-			s.Segment = segments.SegmentFileName(r.fileTLI, r.fileSeg, r.segSize)
-		}
-	}, false)
+	r.maybePublish()
+}
+
+// maybePublish publishes the state if the last publication is a second old.
+func (r *Receiver) maybePublish() {
+	r.mu.Lock()
+	due := time.Since(r.lastPub) >= time.Second
+	r.mu.Unlock()
+	if due {
+		r.update(func(*ReceiverState) {}, false)
+	}
 }
 
 func (r *Receiver) fail(err error) {
@@ -416,6 +436,7 @@ func (r *Receiver) session(ctx context.Context) error {
 	r.mu.Lock()
 	r.serverEnd = segments.LSN(sys.XLogPos)
 	r.caughtUpAt = time.Now()
+	r.stTLI, r.stWrite, r.stFlush = tli, start, start
 	r.mu.Unlock()
 
 	for {
@@ -560,12 +581,9 @@ func (r *Receiver) noteServer(end segments.LSN, at time.Time) {
 	if end > r.serverEnd {
 		r.serverEnd = end
 	}
+	r.lastMsg, r.lastSrvTime = time.Now(), at
 	r.mu.Unlock()
-	r.update(func(s *ReceiverState) {
-		s.ServerLSN = r.serverEnd.String()
-		s.LastMessageAt = time.Now().UTC()
-		s.LastServerTime = at.UTC()
-	}, false)
+	r.maybePublish()
 }
 
 // pending reports whether more replication data is already waiting, in pgconn's
@@ -863,6 +881,9 @@ func (r *Receiver) endTimeline(ctx context.Context, conn *pgconn.PgConn, newTLI 
 	}
 	start := segments.SegStart(segments.SegNoOf(switchLSN, r.segSize), r.segSize)
 	r.log.Info("timeline switch followed", "from", old, "to", newTLI, "switch", switchLSN, "history", name)
+	r.mu.Lock()
+	r.stTLI = newTLI
+	r.mu.Unlock()
 	r.update(func(s *ReceiverState) { s.Timeline = newTLI }, true)
 	return newTLI, start, nil
 }
