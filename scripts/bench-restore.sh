@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Restore benchmarks on real WAL, each against a baseline measured in the same run:
 #  1. WAL replay through restore_command = walkeeper get-wal --prefetch 8 (the default
-#     `restore --get-wal` writes) vs the same WAL already in pg_wal (crash recovery from
-#     local files, no restore_command at all) — target: >= 0.8 of the local speed;
-#     also get-wal without prefetch, for reference.
+#     `restore --get-wal` writes) vs the same WAL already in pg_wal (read from pg_wal,
+#     no restore_command at all), both stopping (paused) at the same target LSN through
+#     the same recovery path — target: >= 0.8 of the local speed; also get-wal without
+#     prefetch, for reference.
 #  2. walkeeper restore (parallel extraction + one sync) wall time for the base backup.
 # Knobs: WAL_MB (WAL to replay, default 2048), SCALE (pgbench scale, default 20),
 # PREFETCH (default 8).
@@ -23,7 +24,9 @@ cleanup() {
   for d in "$work"/pgdata "$work"/r-*; do
     [ -f "$d/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true
   done
-  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
+  # The daemon runs in its own process group (setsid): stop it and runuser together.
+  [ -n "$daemon_pid" ] && { kill -- "-$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null; } || true
+  [ -n "${KEEP:-}" ] && { echo "kept $work"; return; }
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -54,7 +57,7 @@ shared_buffers = 128MB
 synchronous_commit = off
 CONF
 as_pg "$PGBIN/pg_ctl" -D "$work/pgdata" -l "$work/pg.log" -w start >/dev/null
-as_pg "$wk" --config "$cfg" watch >"$work/watch.log" 2>&1 &
+setsid bash -c "$(declare -f as_pg); as_pg '$wk' --config '$cfg' watch" >"$work/watch.log" 2>&1 &
 daemon_pid=$!
 psql() { as_pg "$PGBIN/psql" -X -A -t -q -h 127.0.0.1 -p "$port" -U postgres "$@" postgres; }
 as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -i -s "$SCALE" -q postgres >/dev/null 2>&1
@@ -68,53 +71,75 @@ while :; do
   echo "   ${done_mb%.*} MiB of WAL so far"
   [ "${done_mb%.*}" -ge "$WAL_MB" ] && break
 done
+end_lsn=$(psql -c "SELECT pg_current_wal_insert_lsn()")
 as_pg "$wk" --config "$cfg" switch-wal pg1 --wait --timeout 300s >/dev/null
 as_pg "$PGBIN/pg_ctl" -D "$work/pgdata" -m fast stop >/dev/null
 nseg=$(ls "$work/home/pg1/wals"/*/ | grep -cE '^[0-9A-F]{24}(\.zst|\.gz)?$' || true)
 echo "   $nseg segments archived"
 
-# restore_and_replay NAME MODE: restore the backup, then time PostgreSQL from start to
-# the end of recovery (hot_standby=off: pg_ctl -w returns only when recovery is over).
+# restore_and_replay NAME MODE [PREFETCH]: restore the backup with a recovery target at
+# the end of the workload (pause), start PostgreSQL and time it from start until replay
+# is paused at the target. Both kinds of run take the same path through recovery, so
+# only the WAL source differs:
+#   local  - the WAL already sits in pg_wal (standby.signal, no restore_command: read
+#            from pg_wal only)
+#   getwal - restore_command = walkeeper get-wal [--prefetch N]
 restore_and_replay() {
   local name=$1 mode=$2 dest="$work/r-$1"
-  local t0 t1 t2
-  t0=$(date +%s.%N)
+  local t1 t2 state replayed
   case $mode in
     local)
-      as_pg "$wk" --config "$cfg" restore pg1 latest "$dest" --copy-wal >/dev/null
-      t1=$(date +%s.%N)
-      # The same WAL in pg_wal itself, no recovery.signal: crash recovery from local files.
-      as_pg sh -c "mv '$dest'/pg_wal/walkeeper_wal/0* '$dest/pg_wal/' && rm -rf '$dest/pg_wal/walkeeper_wal' '$dest/recovery.signal'"
+      as_pg "$wk" --config "$cfg" restore pg1 latest "$dest" --copy-wal --target-lsn "$end_lsn" >/dev/null
+      as_pg sh -c "mv '$dest'/pg_wal/walkeeper_wal/0* '$dest/pg_wal/' && rm -rf '$dest/pg_wal/walkeeper_wal' '$dest/recovery.signal' && touch '$dest/standby.signal'"
+      echo "restore_command = ''" >> "$dest/postgresql.auto.conf"
       ;;
     getwal)
-      as_pg "$wk" --config "$cfg" restore pg1 latest "$dest" --get-wal --prefetch "$3" >/dev/null
-      t1=$(date +%s.%N)
+      as_pg "$wk" --config "$cfg" restore pg1 latest "$dest" --get-wal --prefetch "$3" --target-lsn "$end_lsn" >/dev/null
       ;;
   esac
   cat >> "$dest/postgresql.auto.conf" <<CONF
-hot_standby = off
+hot_standby = on
 archive_mode = off
 max_wal_size = 4GB
 CONF
   sync
   t1=$(date +%s.%N)
   as_pg "$PGBIN/pg_ctl" -D "$dest" -l "$work/$name.log" -o "-p $((port + 1)) -k $work" -w -t 3600 start >/dev/null
+  while :; do
+    state=$(as_pg "$PGBIN/psql" -X -A -t -q -h "$work" -p $((port + 1)) -U postgres -c "SELECT pg_get_wal_replay_pause_state()" postgres 2>/dev/null || true)
+    [ "$state" = paused ] && break
+    sleep 0.05
+  done
   t2=$(date +%s.%N)
+  replayed=$(as_pg "$PGBIN/psql" -X -A -t -q -h "$work" -p $((port + 1)) -U postgres -c "SELECT pg_last_wal_replay_lsn()" postgres)
   as_pg "$PGBIN/pg_ctl" -D "$dest" -m immediate stop >/dev/null
+  echo "$replayed" > "$work/$name.redo"
+  grep -c 'restored log file' "$work/$name.log" > "$work/$name.restored" || true
   python3 -c "print(f'{$t2-$t1:.2f}')"
   rm -rf "$dest"
 }
 
-echo "== 1. replay of ${WAL_MB} MiB of WAL"
-t_local=$(restore_and_replay local local)
-echo "   WAL already in pg_wal (local):          ${t_local}s"
-t_pf=$(restore_and_replay getwal getwal "$PREFETCH")
-echo "   restore_command get-wal --prefetch $PREFETCH: ${t_pf}s"
-t_np=$(restore_and_replay getwal0 getwal 0)
-echo "   restore_command get-wal (no prefetch):  ${t_np}s"
+echo "== 1. replay of ${WAL_MB} MiB of WAL (each mode twice, interleaved; best of two counts: shared hosts are noisy)"
+best() { python3 -c "import sys; print(min(map(float, sys.argv[1:])))" "$@"; }
+r=()
+for round in 1 2; do
+  l=$(restore_and_replay local local); cp "$work/local.redo" "$work/local$round.redo"
+  p=$(restore_and_replay getwal getwal "$PREFETCH"); cp "$work/getwal.redo" "$work/getwal$round.redo"
+  n=$(restore_and_replay getwal0 getwal 0); cp "$work/getwal0.redo" "$work/getwal0$round.redo"
+  echo "   round $round: local ${l}s, get-wal --prefetch $PREFETCH ${p}s, get-wal ${n}s"
+  r+=("$l" "$p" "$n")
+done
+t_local=$(best "${r[0]}" "${r[3]}"); t_pf=$(best "${r[1]}" "${r[4]}"); t_np=$(best "${r[2]}" "${r[5]}")
+for n in local getwal getwal0; do
+  echo "   $n: paused at $(cat "$work/$n.redo") (target $end_lsn), $(cat "$work/$n.restored") files through restore_command"
+done
+if [ "$(sort -u "$work"/*.redo | wc -l)" != 1 ]; then
+  echo "error: the runs did not stop at the same LSN" >&2; exit 1
+fi
 python3 - "$t_local" "$t_pf" "$t_np" "$WAL_MB" <<'PY'
 import sys
 loc, pf, np, mb = map(float, sys.argv[1:])
+print(f"   best: local {loc:.2f}s, get-wal+prefetch {pf:.2f}s, get-wal {np:.2f}s")
 print(f"   speed relative to local: prefetch {loc/pf:.2f}  (target >= 0.80),  no prefetch {loc/np:.2f}")
 print(f"   replay rate: local {mb/loc:.0f} MiB/s, get-wal+prefetch {mb/pf:.0f} MiB/s, get-wal {mb/np:.0f} MiB/s")
 PY

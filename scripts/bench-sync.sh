@@ -3,19 +3,23 @@
 # standby as the synchronous standby, measured in one run on the same primary
 # (synchronous_commit = on, pgbench simple-update). Target: walkeeper <= 1.2x.
 #
-#   phase 0  warm-up, no synchronous standby (async figure, for reference)
+#   warm-up  no synchronous standby
 #   phase 1  a streaming PostgreSQL standby (pg_basebackup -R) is synchronous_standby_names
 #   phase 2  `walkeeper watch` with streaming_archiver = on is synchronous_standby_names
 #            (the full daemon: receiver plus validate/compress/index of every segment)
 #   phase 3  `walkeeper receive-wal` alone (receiver only, like the standby which only
 #            receives and replays)
 #
-# Environment: CLIENTS (4), SECONDS_RUN (20), SCALE (10), WALKEEPER_PGBIN.
+# The phases run ROUNDS times, interleaved, and the means are compared: these machines
+# are noisy, and interleaving spreads the noise over all three.
+#
+# Environment: CLIENTS (4), SECONDS_RUN (15), ROUNDS (2), SCALE (10), WALKEEPER_PGBIN.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 PGBIN=${WALKEEPER_PGBIN:-/usr/lib/postgresql/15/bin}
 CLIENTS=${CLIENTS:-4}
-SECS=${SECONDS_RUN:-20}
+SECS=${SECONDS_RUN:-15}
+ROUNDS=${ROUNDS:-2}
 SCALE=${SCALE:-10}
 work=$(mktemp -d /tmp/walkeeper-bench-sync-XXXXXX)
 chmod 755 "$work"
@@ -59,6 +63,7 @@ wal_level = replica
 max_wal_senders = 10
 max_replication_slots = 10
 max_wal_size = 4GB
+wal_keep_size = 2GB
 synchronous_commit = on
 synchronous_standby_names = ''
 CONF
@@ -75,13 +80,6 @@ CONF
 echo "primary_conninfo = 'host=127.0.0.1 port=$pport user=postgres application_name=standby1'" >> "$work/standby/postgresql.auto.conf"
 as_pg "$PGBIN/pg_ctl" -D "$work/standby" -l "$work/standby.log" -w start >/dev/null
 
-echo "== pgbench -b simple-update -c $CLIENTS -T $SECS, synchronous_commit = on"
-bench "phase 0: no synchronous standby (warm-up)" >/dev/null
-psqlp "ALTER SYSTEM SET synchronous_standby_names = 'standby1'"; psqlp "SELECT pg_reload_conf()" >/dev/null
-waitfor "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby1'" sync 30
-lat_pg=$(bench "phase 1: PostgreSQL standby synchronous")
-as_pg "$PGBIN/pg_ctl" -D "$work/standby" -m fast -w stop >/dev/null
-
 cfg="$work/walkeeper.conf"
 cat > "$cfg" <<CONF
 [walkeeper]
@@ -92,22 +90,39 @@ streaming_archiver = on
 create_slot = auto
 CONF
 [ "$(id -u)" = 0 ] && chown postgres: "$cfg"
-psqlp "ALTER SYSTEM SET synchronous_standby_names = 'walkeeper'"; psqlp "SELECT pg_reload_conf()" >/dev/null
-if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$work/walkeeper" --config "$cfg" watch 2>"$work/watch.log" & else "$work/walkeeper" --config "$cfg" watch 2>"$work/watch.log" & fi
-wkpid=$!
-waitfor "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'walkeeper'" sync 60
-lat_wk=$(bench "phase 2: walkeeper watch synchronous")
-kill "$wkpid"; wait "$wkpid" || true; wkpid=""
+sync_to() { psqlp "ALTER SYSTEM SET synchronous_standby_names = '$1'"; psqlp "SELECT pg_reload_conf()" >/dev/null; }
+start_wk() { # command...
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$work/walkeeper" --config "$cfg" "$@" 2>>"$work/walkeeper.log" &
+  else "$work/walkeeper" --config "$cfg" "$@" 2>>"$work/walkeeper.log" & fi
+  wkpid=$!
+  waitfor "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'walkeeper'" sync 60
+}
+stop_wk() { kill "$wkpid"; wait "$wkpid" || true; wkpid=""; }
 
-if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$work/walkeeper" --config "$cfg" receive-wal pg1 2>"$work/receive.log" & else "$work/walkeeper" --config "$cfg" receive-wal pg1 2>"$work/receive.log" & fi
-wkpid=$!
-waitfor "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'walkeeper'" sync 60
-lat_rcv=$(bench "phase 3: walkeeper receive-wal synchronous")
-kill "$wkpid"; wait "$wkpid" || true; wkpid=""
+echo "== pgbench -b simple-update -c $CLIENTS -T $SECS, synchronous_commit = on, $ROUNDS rounds (phases interleaved)"
+bench "warm-up, no synchronous standby" >/dev/null
+pg_l=(); wk_l=(); rcv_l=()
+for round in $(seq 1 "$ROUNDS"); do
+  as_pg "$PGBIN/pg_ctl" -D "$work/standby" -l "$work/standby.log" -w start >/dev/null 2>&1 || true
+  sync_to standby1
+  waitfor "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby1'" sync 60
+  pg_l+=("$(bench "round $round: PostgreSQL standby synchronous")")
+  as_pg "$PGBIN/pg_ctl" -D "$work/standby" -m fast -w stop >/dev/null
 
-python3 - "$lat_pg" "$lat_wk" "$lat_rcv" <<'PY'
+  sync_to walkeeper
+  start_wk watch
+  wk_l+=("$(bench "round $round: walkeeper watch synchronous")")
+  stop_wk
+  start_wk receive-wal pg1
+  rcv_l+=("$(bench "round $round: walkeeper receive-wal synchronous")")
+  stop_wk
+done
+
+python3 - "${pg_l[*]}" "${wk_l[*]}" "${rcv_l[*]}" <<'PY'
 import sys
-pg, wk, rcv = map(float, sys.argv[1:])
-print(f"== ratio walkeeper watch / PostgreSQL standby:       {wk/pg:.2f}x (target <= 1.2x)")
-print(f"== ratio walkeeper receive-wal / PostgreSQL standby: {rcv/pg:.2f}x")
+pg, wk, rcv = ([float(x) for x in a.split()] for a in sys.argv[1:])
+m = lambda l: sum(l) / len(l)
+print(f"== mean latency: PostgreSQL standby {m(pg):.3f} ms, walkeeper watch {m(wk):.3f} ms, walkeeper receive-wal {m(rcv):.3f} ms")
+print(f"== ratio walkeeper watch / PostgreSQL standby:       {m(wk)/m(pg):.2f}x (target <= 1.2x)")
+print(f"== ratio walkeeper receive-wal / PostgreSQL standby: {m(rcv)/m(pg):.2f}x")
 PY

@@ -145,22 +145,22 @@ func backupProgress(server string) func(total int64) func(int64) {
 
 // BackupRow is one backup as list-backups and show-backup print it.
 type BackupRow struct {
-	ID          string       `json:"id"`
-	Name        string       `json:"name,omitempty"`
-	Status      string       `json:"status"`
-	Error       string       `json:"error,omitempty"`
-	Keep        bool         `json:"keep"`
-	BeginTime   time.Time    `json:"begin_time"`
-	EndTime     time.Time    `json:"end_time,omitzero"`
-	BeginLSN    string       `json:"begin_lsn"`
-	EndLSN      string       `json:"end_lsn"`
-	Timeline    uint32       `json:"timeline"`
-	Size        int64        `json:"size_bytes"`
-	StoredSize  int64        `json:"stored_bytes"`
-	WALCount    int          `json:"wal_count"`
-	WALBytes    int64        `json:"wal_bytes"`
-	WALStored   int64        `json:"wal_stored_bytes"`
-	FromStandby bool         `json:"from_standby"`
+	ID          string     `json:"id"`
+	Name        string     `json:"name"`
+	Status      string     `json:"status"`
+	Error       string     `json:"error,omitempty"`
+	Keep        bool       `json:"keep"`
+	BeginTime   time.Time  `json:"begin_time"`
+	EndTime     *time.Time `json:"end_time"` // null until the backup ends
+	BeginLSN    string     `json:"begin_lsn"`
+	EndLSN      string     `json:"end_lsn"`
+	Timeline    uint32     `json:"timeline"`
+	Size        int64      `json:"size_bytes"`
+	StoredSize  int64      `json:"stored_bytes"`
+	WALCount    int        `json:"wal_count"`
+	WALBytes    int64      `json:"wal_bytes"`
+	WALStored   int64      `json:"wal_stored_bytes"`
+	FromStandby bool       `json:"from_standby"`
 	b           catalog.Backup
 }
 
@@ -176,9 +176,13 @@ func backupRows(ctx context.Context, idx index.Index, server string) ([]BackupRo
 	rows := make([]BackupRow, 0, len(bs))
 	for _, b := range bs {
 		w := wal[b.ID]
-		r := BackupRow{ID: b.ID, Name: b.Name, Status: b.Status, Error: b.Error, Keep: b.Keep, BeginTime: b.BeginTime, EndTime: b.EndTime,
+		r := BackupRow{ID: b.ID, Name: b.Name, Status: b.Status, Error: b.Error, Keep: b.Keep, BeginTime: b.BeginTime,
 			Timeline: b.Timeline, Size: b.Size, StoredSize: b.StoredSize, WALCount: w.Count, WALBytes: w.Bytes, WALStored: w.StoredBytes,
 			FromStandby: b.FromStandby, b: b}
+		if !b.EndTime.IsZero() {
+			end := b.EndTime
+			r.EndTime = &end
+		}
 		if b.BeginLSN != 0 {
 			r.BeginLSN = b.BeginLSN.String()
 		}
@@ -220,7 +224,7 @@ func (c *ListBackupsCmd) Run(a *App) error {
 	for i := len(rows) - 1; i >= 0; i-- { // newest first, as Barman
 		r := rows[i]
 		end := "-"
-		if !r.EndTime.IsZero() {
+		if r.EndTime != nil {
 			end = r.EndTime.Local().Format("2006-01-02 15:04:05")
 		}
 		name := r.Name
@@ -325,7 +329,7 @@ func (c *ShowBackupCmd) Run(a *App) error {
 	}
 	line("Keep", fmt.Sprint(b.Keep))
 	line("Label", b.Label)
-	line("PostgreSQL version", fmt.Sprint(b.PGVersion))
+	line("PostgreSQL version", fmt.Sprintf("%d.%d (%d)", b.PGVersion/10000, b.PGVersion%10000, b.PGVersion))
 	line("System identifier", fmt.Sprint(b.SystemID))
 	line("From standby", fmt.Sprint(b.FromStandby))
 	line("Timeline", fmt.Sprint(b.Timeline))

@@ -8,13 +8,12 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/walkeeper/walkeeper/internal/basebackup"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/check"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/ingest"
@@ -56,12 +55,33 @@ func (c *CheckCmd) Run(a *App) error {
 	d := a.Daemon()
 	ctx := context.Background()
 	bin, _ := os.Executable()
-	results := []check.Result{}
-	for _, srv := range servers {
+	// Servers are checked at once (a few at a time): an unreachable one costs a connect
+	// timeout, which should not add up over `check all`.
+	per := make([][]check.Result, len(servers))
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	var appMu sync.Mutex
+	for i, srv := range servers {
 		name := srv.Name
-		deps := check.Deps{Server: srv, ConfigFile: cfg.File, Binary: bin, Store: store, Index: idx, IndexErr: idxErr, Daemon: d,
-			Receiver: func() (ingest.ReceiverState, bool) { return receiverState(a, name) }}
-		results = append(results, check.Run(ctx, deps)...)
+		deps := check.Deps{Server: srv, ConfigFile: cfg.File, Binary: bin, ChainRecheck: check.ChainRecheckDelay,
+			Store: store, Index: idx, IndexErr: idxErr, Daemon: d,
+			Receiver: func() (ingest.ReceiverState, bool) {
+				appMu.Lock() // App is not safe for concurrent use
+				defer appMu.Unlock()
+				return receiverState(a, name)
+			}}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			per[i] = check.Run(ctx, deps)
+		}()
+	}
+	wg.Wait()
+	results := []check.Result{}
+	for _, rs := range per {
+		results = append(results, rs...)
 	}
 	if a.g.JSON {
 		if err := a.printJSON(results); err != nil {
@@ -117,28 +137,6 @@ type VerifyCmd struct {
 	Jobs         int    `short:"j" help:"Parallel readers (default: the server's parallel_jobs)."`
 }
 
-// VerifyBackupResult is one backup in `verify --json`.
-type VerifyBackupResult struct {
-	ID     string               `json:"id"`
-	Name   string               `json:"name,omitempty"`
-	Status string               `json:"status"`
-	Files  *verify.BackupReport `json:"files,omitempty"`
-	WAL    *verify.Chain        `json:"wal,omitempty"`
-	Error  string               `json:"error,omitempty"`
-}
-
-// VerifyReport is `verify --json`.
-type VerifyReport struct {
-	Server          string               `json:"server"`
-	OK              bool                 `json:"ok"`
-	Backups         []VerifyBackupResult `json:"backups"`
-	NewestSegment   string               `json:"newest_segment,omitempty"`
-	ArchiveProblems []string             `json:"archive_problems,omitempty"`
-	WALChecksums    *verify.WALReport    `json:"wal_checksums,omitempty"`
-	// Problems is every problem found, one line each.
-	Problems []string `json:"problems"`
-}
-
 // Run implements the command.
 func (c *VerifyCmd) Run(a *App) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -146,6 +144,9 @@ func (c *VerifyCmd) Run(a *App) error {
 	srv, err := a.Server(c.Server)
 	if err != nil {
 		return usageErr("%v", err)
+	}
+	if c.Jobs < 0 {
+		return usageErr("--jobs %d: must be positive", c.Jobs)
 	}
 	store, err := a.Store()
 	if err != nil {
@@ -156,92 +157,18 @@ func (c *VerifyCmd) Run(a *App) error {
 		return err
 	}
 	jobs := c.Jobs
-	if jobs <= 0 {
+	if jobs == 0 {
 		jobs = max(srv.ParallelJobs, 1)
 	}
-	all, err := idx.ListBackups(ctx, srv.Name)
+	o := verify.Options{Store: store, Index: idx, Server: srv.Name, Backup: c.ID, SkipFiles: c.NoFiles,
+		WALChecksums: c.WALChecksums, Jobs: jobs}
+	if interactive() {
+		o.Progress = verifyProgress
+	}
+	rep, err := verify.Run(ctx, o)
 	if err != nil {
 		return err
 	}
-	var chosen []catalog.Backup
-	if c.ID != "" {
-		b, err := basebackup.Resolve(all, c.ID)
-		if err != nil {
-			return err
-		}
-		chosen = []catalog.Backup{b}
-	} else {
-		for _, b := range all {
-			if b.Done() {
-				chosen = append(chosen, b)
-			}
-		}
-	}
-	rep := VerifyReport{Server: srv.Name, Backups: []VerifyBackupResult{}, Problems: []string{}}
-	arch, err := verify.LoadArchive(ctx, store, srv.Name)
-	if err != nil {
-		return err
-	}
-	rep.NewestSegment = arch.Newest()
-	rep.ArchiveProblems = arch.Problems
-	rep.Problems = append(rep.Problems, arch.Problems...)
-	segSize := uint64(0)
-	if id, err := ingest.LoadIdentity(ctx, store, srv.Name); err == nil {
-		segSize = id.SegSize
-	}
-	for _, b := range chosen {
-		r := VerifyBackupResult{ID: b.ID, Name: b.Name, Status: b.Status}
-		if !c.NoFiles {
-			fr, err := verify.VerifyBackup(ctx, store, b, jobs, verifyProgress(fmt.Sprintf("verify %s", b.ID), b.Size))
-			if err != nil {
-				return err
-			}
-			r.Files = &fr
-			if fr.Manifest != "" {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("backup %s: %s", b.ID, fr.Manifest))
-			}
-			if fr.Mismatch != "" {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("backup %s: %s", b.ID, fr.Mismatch))
-			}
-			for _, p := range fr.Problems {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("backup %s: %s", b.ID, p))
-			}
-		}
-		if b.BeginWAL == "" && b.BeginLSN == 0 {
-			r.Error = "the backup records no begin WAL"
-			rep.Problems = append(rep.Problems, fmt.Sprintf("backup %s: %s", b.ID, r.Error))
-		} else {
-			ch, err := arch.ChainFor(b, segSize)
-			if err != nil {
-				r.Error = err.Error()
-				rep.Problems = append(rep.Problems, r.Error)
-			} else {
-				r.WAL = &ch
-				for _, p := range ch.Problems {
-					rep.Problems = append(rep.Problems, fmt.Sprintf("backup %s: WAL: %s", b.ID, p))
-				}
-				for _, g := range ch.Gaps {
-					rep.Problems = append(rep.Problems, fmt.Sprintf("backup %s: WAL: %s", b.ID, g))
-				}
-			}
-		}
-		rep.Backups = append(rep.Backups, r)
-	}
-	if c.WALChecksums {
-		var total int64
-		if st, err := idx.WALStats(ctx, srv.Name); err == nil {
-			total = st.RawBytes
-		}
-		wr, err := verify.VerifyWAL(ctx, store, idx, srv.Name, arch, jobs, verifyProgress("verify WAL", total))
-		if err != nil {
-			return err
-		}
-		rep.WALChecksums = &wr
-		for _, p := range wr.Problems {
-			rep.Problems = append(rep.Problems, p.String())
-		}
-	}
-	rep.OK = len(rep.Problems) == 0
 	if a.g.JSON {
 		if err := a.printJSON(rep); err != nil {
 			return err
@@ -255,7 +182,7 @@ func (c *VerifyCmd) Run(a *App) error {
 	return nil
 }
 
-func printVerify(a *App, rep VerifyReport, one bool) {
+func printVerify(a *App, rep verify.Report, one bool) {
 	w := a.out
 	fmt.Fprintf(w, "Server %s:\n", rep.Server)
 	if len(rep.Backups) == 0 && !one {
@@ -325,11 +252,8 @@ func printVerify(a *App, rep VerifyReport, one bool) {
 	}
 }
 
-// verifyProgress is a byte progress bar on a terminal, nil otherwise.
+// verifyProgress draws a byte progress bar on stderr (used only on a terminal).
 func verifyProgress(desc string, total int64) func(int64) {
-	if !interactive() {
-		return nil
-	}
 	if total <= 0 {
 		total = -1
 	}

@@ -398,7 +398,8 @@ func waitWAL(ctx context.Context, o Options, b catalog.Backup, startTLI uint32, 
 	}
 	deadline := time.Now().Add(o.WaitTimeout)
 	next := first
-	var lastNotify time.Time
+	// The first message after 2s: the end segment usually arrives at once.
+	lastNotify := time.Now().Add(-8 * time.Second)
 	for {
 		for next <= last {
 			found := false
@@ -425,7 +426,7 @@ func waitWAL(ctx context.Context, o Options, b catalog.Backup, startTLI uint32, 
 			return fmt.Errorf("WAL %s to %s not archived within %s (first missing: %s): %s",
 				b.BeginWAL, b.EndWAL, o.WaitTimeout, missing, waitCause(ctx, o, b, note))
 		}
-		if lastNotify.IsZero() || time.Since(lastNotify) >= 10*time.Second {
+		if time.Since(lastNotify) >= 10*time.Second {
 			msg := fmt.Sprintf("backup %s: waiting up to %s for WAL %s to %s to be archived (missing %s)",
 				b.ID, time.Until(deadline).Round(time.Second), b.BeginWAL, b.EndWAL, missing)
 			if o.DaemonRunning != nil && !o.DaemonRunning() {

@@ -313,7 +313,7 @@ func TestBackupWALNeverArrives(t *testing.T) {
 // TestConcurrentBackupsRefused: while one backup of pg1 runs (slowed by
 // bandwidth_limit), a second one refuses with a clear error; the first completes.
 func TestConcurrentBackupsRefused(t *testing.T) {
-	env, pg := setup(t, "", map[string]string{"bandwidth_limit": "4MB", "backup_compression": "none"})
+	env, pg := setup(t, "", map[string]string{"bandwidth_limit": "4MB", "backup_compression": "none", "backup_compression_level": "0"})
 	env.StartDaemon(t)
 	pg.PgBench(t, "-i", "-s", "1", "-q")
 	first := make(chan wktest.Result, 1)
@@ -321,6 +321,11 @@ func TestConcurrentBackupsRefused(t *testing.T) {
 	wktest.Eventually(t, 30*time.Second, "the first backup to start", func() bool {
 		var rows []map[string]any
 		r := env.Run("--json", "list-backups", "pg1")
+		select {
+		case res := <-first:
+			t.Fatalf("first backup ended early: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+		default:
+		}
 		return r.Code == 0 && json.Unmarshal([]byte(r.Stdout), &rows) == nil && len(rows) == 1 && rows[0]["status"] == "STARTED"
 	})
 	r := env.Run("backup", "pg1")

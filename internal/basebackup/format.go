@@ -41,9 +41,9 @@ type Entry struct {
 
 // contentsFile is the stored form of a backup's entry list.
 type contentsFile struct {
-	Version int     `json:"version"`
-	BackupID string `json:"backup_id"`
-	Entries []Entry `json:"entries"`
+	Version  int     `json:"version"`
+	BackupID string  `json:"backup_id"`
+	Entries  []Entry `json:"entries"`
 }
 
 // formatVersion is written in contents.json; readers refuse newer versions.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -173,5 +174,66 @@ func TestLinkedWAL(t *testing.T) {
 		if got[id].Count != n || got[id].Bytes != int64(100*n) || got[id].StoredBytes != int64(10*n) {
 			t.Errorf("%s: %+v, want %d files", id, got[id], n)
 		}
+	}
+}
+
+type fakeIndex struct {
+	calls []string
+	recs  map[string]catalog.Backup
+}
+
+func (f *fakeIndex) PutBackup(ctx context.Context, server string, b catalog.Backup) error {
+	f.calls = append(f.calls, "put "+b.Status)
+	f.recs[b.ID] = b
+	return nil
+}
+
+func (f *fakeIndex) DeleteBackup(ctx context.Context, server, id string) error {
+	f.calls = append(f.calls, "delete")
+	delete(f.recs, id)
+	return nil
+}
+
+// TestDelete: a kept backup is refused; otherwise content, backup.info and the index
+// record all go, backup.info having first been marked FAILED.
+func TestDelete(t *testing.T) {
+	ctx := context.Background()
+	home := t.TempDir()
+	store := storage.NewLocal(home)
+	b := catalog.Backup{ID: "20260101T000000", Server: "pg1", Status: catalog.StatusDone, Keep: true}
+	if err := SaveInfo(ctx, store, b); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{ManifestKey("pg1", b.ID), ContentsKey("pg1", b.ID), DataPrefix("pg1", b.ID) + "pgdata/base/1/1234.zst"} {
+		if _, err := store.Put(ctx, k, strings.NewReader("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idx := &fakeIndex{recs: map[string]catalog.Backup{b.ID: b}}
+	err := Delete(ctx, store, idx, filepath.Join(home, "pg1"), "pg1", b)
+	if !errors.Is(err, ErrKept) || !strings.Contains(err.Error(), "keep pg1 20260101T000000 --release") {
+		t.Fatalf("kept backup: %v", err)
+	}
+	// The index may be stale: backup.info's keep counts too.
+	stale := b
+	stale.Keep = false
+	if err := Delete(ctx, store, idx, filepath.Join(home, "pg1"), "pg1", stale); !errors.Is(err, ErrKept) {
+		t.Fatalf("kept in backup.info: %v", err)
+	}
+	b.Keep = false
+	if err := SaveInfo(ctx, store, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := Delete(ctx, store, idx, filepath.Join(home, "pg1"), "pg1", b); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := Keys(ctx, store, "pg1", b.ID); len(keys) != 0 {
+		t.Fatalf("left behind: %v", keys)
+	}
+	if got := strings.Join(idx.calls, ","); got != "put FAILED,delete" {
+		t.Fatalf("index calls %s", got)
+	}
+	if _, err := os.Stat(filepath.Join(home, "pg1", "base", b.ID)); !os.IsNotExist(err) {
+		t.Fatalf("directory left: %v", err)
 	}
 }

@@ -59,14 +59,17 @@ type Deps struct {
 	Receiver func() (ingest.ReceiverState, bool)
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// ChainRecheck, if positive, is how long the WAL chain check waits before it looks
+	// again at a gap: the daemon stores segments in parallel, so a newer one can land a
+	// moment before an older one.
+	ChainRecheck time.Duration
 }
 
 // DefaultWALMaxAge is how old the newest archived WAL may be, while the server has
 // completed segments that are not archived, when the server sets no archive_timeout.
 const DefaultWALMaxAge = time.Hour
 
-// ChainRecheckDelay is how long the WAL chain check waits before it looks again at a
-// gap (parallel ingest may store a newer segment a moment before an older one).
+// ChainRecheckDelay is the usual Deps.ChainRecheck.
 const ChainRecheckDelay = 2 * time.Second
 
 // Check names, stable for --json consumers.
@@ -132,7 +135,12 @@ func Run(ctx context.Context, d Deps) []Result {
 		now = d.Now
 	}
 	r := &runner{d: d, srv: d.Server, now: now()}
+	// The two connections are independent: probe them at once, so that an unreachable
+	// host costs one connect timeout, not two.
+	replc := make(chan replFacts, 1)
+	go func() { replc <- probeReplication(ctx, d.Server) }()
 	r.pg = gather(ctx, d.Server)
+	rf := <-replc
 	if d.Index != nil {
 		r.backups, r.backupsErr = d.Index.ListBackups(ctx, d.Server.Name)
 	} else {
@@ -141,7 +149,7 @@ func Run(ctx context.Context, d Deps) []Result {
 			"if the index is damaged, `walkeeper index rebuild "+d.Server.Name+"` recreates it from the archive")
 	}
 	r.postgres()
-	r.replication(ctx)
+	r.replication(rf)
 	r.walLevel()
 	r.archiving()
 	r.archiverStats()
@@ -235,18 +243,28 @@ func (r *runner) postgres() {
 	r.add(CheckPostgreSQL, true, fmt.Sprintf("PostgreSQL %s (%s)", r.pg.version, role), "")
 }
 
-func (r *runner) replication(ctx context.Context) {
-	conninfo := r.srv.StreamingConninfo
+// replFacts is the outcome of the replication connection probe: a failure, or what
+// IDENTIFY_SYSTEM said.
+type replFacts struct {
+	fail     *Result
+	systemID string
+	detail   string
+}
+
+func probeReplication(ctx context.Context, srv *config.Server) replFacts {
+	conninfo := srv.StreamingConninfo
 	if conninfo == "" {
-		conninfo = r.srv.Conninfo
+		conninfo = srv.Conninfo
 	}
 	shown := config.RedactConninfo(conninfo)
+	fail := func(detail, hint string) replFacts {
+		return replFacts{fail: &Result{Server: srv.Name, Check: CheckReplication, Detail: detail, Hint: hint}}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	pc, err := pgconn.ParseConfig(conninfo)
 	if err != nil {
-		r.add(CheckReplication, false, fmt.Sprintf("streaming_conninfo %q: %v", shown, err), "fix streaming_conninfo (libpq key=value or a postgres:// URL)")
-		return
+		return fail(fmt.Sprintf("streaming_conninfo %q: %v", shown, err), "fix streaming_conninfo (libpq key=value or a postgres:// URL)")
 	}
 	if pc.RuntimeParams["replication"] == "" {
 		pc.RuntimeParams["replication"] = "yes"
@@ -257,24 +275,30 @@ func (r *runner) replication(ctx context.Context) {
 	}
 	conn, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {
-		r.add(CheckReplication, false, fmt.Sprintf("cannot open a replication connection with %q: %v", shown, err),
+		return fail(fmt.Sprintf("cannot open a replication connection with %q: %v", shown, err),
 			"backups (and streaming) need it: a `replication` line in pg_hba.conf, a user with REPLICATION, max_wal_senders > 0")
-		return
 	}
 	defer conn.Close(context.Background())
 	sys, err := pglogrepl.IdentifySystem(ctx, conn)
 	if err != nil {
-		r.add(CheckReplication, false, fmt.Sprintf("IDENTIFY_SYSTEM over %q failed: %v", shown, err),
+		return fail(fmt.Sprintf("IDENTIFY_SYSTEM over %q failed: %v", shown, err),
 			"the connection must be a physical replication connection (replication=yes)")
+	}
+	return replFacts{systemID: sys.SystemID,
+		detail: fmt.Sprintf("IDENTIFY_SYSTEM: system %s, timeline %d, WAL at %s", sys.SystemID, sys.Timeline, sys.XLogPos)}
+}
+
+func (r *runner) replication(rf replFacts) {
+	if rf.fail != nil {
+		r.out = append(r.out, *rf.fail)
 		return
 	}
-	detail := fmt.Sprintf("IDENTIFY_SYSTEM: system %s, timeline %d, WAL at %s", sys.SystemID, sys.Timeline, sys.XLogPos)
-	if r.pg.err == nil && r.pg.systemID != 0 && sys.SystemID != strconv.FormatUint(r.pg.systemID, 10) {
-		r.add(CheckReplication, false, detail+fmt.Sprintf(", but conninfo reaches system %d", r.pg.systemID),
+	if r.pg.err == nil && r.pg.systemID != 0 && rf.systemID != strconv.FormatUint(r.pg.systemID, 10) {
+		r.add(CheckReplication, false, rf.detail+fmt.Sprintf(", but conninfo reaches system %d", r.pg.systemID),
 			"conninfo and streaming_conninfo must point at the same cluster")
 		return
 	}
-	r.add(CheckReplication, true, detail, "")
+	r.add(CheckReplication, true, rf.detail, "")
 }
 
 func (r *runner) walLevel() {
@@ -539,13 +563,13 @@ func (r *runner) walChain(ctx context.Context) {
 		}
 		// The daemon stores segments in parallel, so a newer one can land a moment
 		// before an older one: look again before calling that a gap.
-		if len(ch.Gaps) == 0 || attempt == 1 || r.d.Now != nil {
+		if len(ch.Gaps) == 0 || attempt == 1 || r.d.ChainRecheck <= 0 {
 			break
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(ChainRecheckDelay):
+		case <-time.After(r.d.ChainRecheck):
 		}
 	}
 	problems := append(append([]string{}, a.Problems...), ch.Problems...)

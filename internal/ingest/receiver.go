@@ -94,6 +94,10 @@ type ReceiverState struct {
 	UpdatedAt      time.Time `json:"updated_at"`
 }
 
+// maxUnflushed bounds how long received WAL waits for its fsync and report while
+// the server keeps sending without a pause.
+const maxUnflushed = 10 * time.Millisecond
+
 // Files the receiver keeps in its streaming directory besides the .partial.
 const (
 	ReceiverLockFile  = "receiver.lock"
@@ -122,13 +126,15 @@ type Receiver struct {
 	known    bool // tli and writePos describe a position this process streamed to
 	writePos segments.LSN
 	flushPos segments.LSN
-	sentW    segments.LSN
 	sentF    segments.LSN
-	file     *os.File
-	fileSeg  uint64
-	fileTLI  uint32
-	reset    bool
-	gapSkip  bool // the start position's WAL is gone: start from the slot/server instead
+	// dirtySince is when data was first written or a segment completed after the
+	// last report.
+	dirtySince time.Time
+	file       *os.File
+	fileSeg    uint64
+	fileTLI    uint32
+	reset      bool
+	gapSkip    bool // the start position's WAL is gone: start from the slot/server instead
 
 	spareCh   chan spareFile
 	spareBusy bool
@@ -249,12 +255,16 @@ func (r *Receiver) update(f func(s *ReceiverState), publish bool) {
 	}
 }
 
+// writeStateFile replaces receiver.state atomically but without fsync: it is a status
+// report that nothing recovers from (after a crash, ReadReceiverState sees the lock is
+// free and reports the receiver stopped), and forcing a journal commit every few
+// seconds would stall the fsyncs synchronous commits wait for.
 func (r *Receiver) writeStateFile(s ReceiverState) {
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return
 	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(r.cfg.StreamingDir, ReceiverStateFile), b, 0o600); err != nil {
+	if _, err := fsutil.WriteAtomicNoSync(filepath.Join(r.cfg.StreamingDir, ReceiverStateFile), bytes.NewReader(b), 0o600); err != nil {
 		r.log.Debug("write receiver state", "err", err)
 	}
 }
@@ -428,20 +438,20 @@ func (r *Receiver) session(ctx context.Context) error {
 	}
 	r.log.Info("receiver connected", "system_id", sys.SystemID, "server_timeline", sys.Timeline, "server_lsn", sys.XLogPos,
 		"start", start, "timeline", tli, "from", src)
-	r.update(func(s *ReceiverState) {
-		s.Connected = true
-		s.ConnectedAt = time.Now().UTC()
-		s.Timeline = tli
-	}, true)
 	r.mu.Lock()
 	r.serverEnd = segments.LSN(sys.XLogPos)
 	r.caughtUpAt = time.Now()
 	r.stTLI, r.stWrite, r.stFlush = tli, start, start
 	r.mu.Unlock()
+	r.update(func(s *ReceiverState) {
+		s.Connected = true
+		s.ConnectedAt = time.Now().UTC()
+		s.Timeline = tli
+	}, true)
 
 	for {
 		r.tli, r.writePos, r.flushPos, r.known = tli, start, start, true
-		r.sentW, r.sentF = 0, 0
+		r.sentF = 0
 		err := pglogrepl.StartReplication(ctx, conn, r.cfg.SlotName, pglogrepl.LSN(start),
 			pglogrepl.StartReplicationOptions{Mode: pglogrepl.PhysicalReplication, Timeline: int32(tli)})
 		if nextTLI, switchLSN, ok := pglogrepl.IsErrEndTimeline(err); ok {
@@ -558,12 +568,22 @@ func (r *Receiver) stream(ctx context.Context, conn *pgconn.PgConn) (*pglogrepl.
 			return nil, pgconn.ErrorResponseToPgError(m)
 		}
 		// Group commit: fsync once the burst the server sent is consumed, then tell
-		// the server at once so synchronous commits wait no longer than that.
-		if (r.writePos > r.flushPos || r.flushPos > r.sentF) && !pending(conn) {
-			if err := r.flushAndReport(conn); err != nil {
-				return nil, err
+		// the server at once so synchronous commits wait no longer than that. A stream
+		// that never pauses is still flushed and reported at least every maxUnflushed,
+		// at every completed segment and at the status interval, so neither commits
+		// nor wal_sender_timeout wait on it.
+		if r.writePos > r.flushPos || r.flushPos > r.sentF {
+			if r.dirtySince.IsZero() {
+				r.dirtySince = time.Now()
 			}
-			nextStatus = time.Now().Add(r.cfg.StatusInterval)
+			now := time.Now()
+			due := r.flushPos > r.sentF || now.After(nextStatus) || now.Sub(r.dirtySince) >= maxUnflushed
+			if due || !pending(conn) {
+				if err := r.flushAndReport(conn); err != nil {
+					return nil, err
+				}
+				nextStatus = time.Now().Add(r.cfg.StatusInterval)
+			}
 		}
 	}
 }
@@ -614,10 +634,11 @@ func (r *Receiver) flushAndReport(conn *pgconn.PgConn) error {
 	if err := r.flush(); err != nil {
 		return err
 	}
+	r.dirtySince = time.Time{}
 	if err := sendStatus(conn, r.writePos, r.flushPos, false); err != nil {
 		return fmt.Errorf("status update: %w", err)
 	}
-	r.sentW, r.sentF = r.writePos, r.flushPos
+	r.sentF = r.flushPos
 	r.positions()
 	return nil
 }

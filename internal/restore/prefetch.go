@@ -164,7 +164,7 @@ func Prefetch(ctx context.Context, store storage.Store, server, spool string, jo
 			idleSince = time.Now()
 			continue
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -232,7 +232,11 @@ func fillSpool(ctx context.Context, store storage.Store, server, spool, wanted s
 					var data []byte
 					data, err = ingest.ReadArchived(ctx, store, key, codec)
 					if err == nil {
-						_, err = fsutil.WriteAtomicNoSync(filepath.Join(spool, name), bytes.NewReader(data), 0o600)
+						// fsynced here, in the background: PostgreSQL fsyncs every file
+						// restore_command hands over (durable rename into pg_wal), and
+						// a file already on disk makes that fsync cost nothing on the
+						// replay's critical path.
+						_, err = fsutil.WriteAtomic(filepath.Join(spool, name), bytes.NewReader(data), 0o600)
 						if err == nil {
 							mu.Lock()
 							st.Fetched++

@@ -26,6 +26,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -40,7 +42,8 @@ import (
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
-// DefaultBatch is how many WAL records one scan-delete step handles.
+// DefaultBatch is how many WAL records one scan-delete step handles (about 0.5 MB of
+// names and keys in memory; one index write batch each).
 const DefaultBatch = 4096
 
 // Config is a server's retention configuration, parsed.
@@ -305,7 +308,7 @@ func (a *Applier) Run(ctx context.Context, dryRun bool) (*Result, error) {
 	// 3. WAL. A range the index holds nothing in (deleted by an earlier run: the plan
 	// keeps naming the gap between the oldest archived segment and the cutoff) is not
 	// reported.
-	var handled int64
+	var handled atomic.Int64
 	ranges := res.WAL
 	res.WAL = nil
 	for i := range ranges {
@@ -368,7 +371,7 @@ const deletingMarker = "being deleted"
 // walRange deletes (or, in a dry run, counts) the archived files of one range, a batch
 // at a time: scan up to Batch records, delete their storage objects, then their index
 // records.
-func (a *Applier) walRange(ctx context.Context, r *RangeResult, dryRun bool, handled *int64) error {
+func (a *Applier) walRange(ctx context.Context, r *RangeResult, dryRun bool, handled *atomic.Int64) error {
 	batch := a.Batch
 	if batch <= 0 {
 		batch = DefaultBatch
@@ -406,20 +409,15 @@ func (a *Applier) walRange(ctx context.Context, r *RangeResult, dryRun bool, han
 			return nil
 		}
 		if !dryRun && len(names) > 0 {
-			for i, name := range names {
-				if err := a.deleteWALObject(ctx, name, keys[i]); err != nil {
-					return err
-				}
-				*handled++
-				if a.failAfterFiles > 0 && *handled >= a.failAfterFiles {
-					return errInjected
-				}
+			// Every object of the batch is durably gone before any of its records.
+			if err := a.deleteWALObjects(ctx, names, keys, handled); err != nil {
+				return err
 			}
 			if err := a.Index.DeleteWAL(ctx, a.Server, slices.Clone(names)); err != nil {
 				return fmt.Errorf("retention %s: drop index records %s..%s: %w", a.Server, names[0], names[len(names)-1], err)
 			}
 			if a.Progress != nil {
-				a.Progress(*handled)
+				a.Progress(handled.Load())
 			}
 		}
 		if !errors.Is(err, stop) {
@@ -427,6 +425,60 @@ func (a *Applier) walRange(ctx context.Context, r *RangeResult, dryRun bool, han
 		}
 		cursor = last + "\x00"
 	}
+}
+
+// deleteWorkers is how many objects are deleted at once: each Delete is durable on its
+// own (a directory fsync for the local store), and concurrent ones share the
+// filesystem's journal commits.
+const deleteWorkers = 8
+
+// deleteWALObjects removes the objects of one batch; it returns only when every one of
+// them is durably gone (or an error stopped it).
+func (a *Applier) deleteWALObjects(ctx context.Context, names, keys []string, handled *atomic.Int64) error {
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+	}
+	for range min(deleteWorkers, len(names)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(names) || ctx.Err() != nil {
+					return
+				}
+				mu.Lock()
+				stop := firstErr != nil
+				mu.Unlock()
+				if stop {
+					return
+				}
+				if n := handled.Add(1); a.failAfterFiles > 0 && n > a.failAfterFiles {
+					fail(errInjected)
+					return
+				}
+				if err := a.deleteWALObject(ctx, names[i], keys[i]); err != nil {
+					fail(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
 }
 
 // deleteWALObject removes one archived file's object; one already gone is fine (an
@@ -442,8 +494,13 @@ func (a *Applier) deleteWALObject(ctx context.Context, name, key string) error {
 		}
 		key = k
 	}
-	// Only ever delete inside the server's archive, under the file's own name.
-	if !slices.ContainsFunc(compress.Codecs, func(c string) bool { return key == ingest.ArchiveKey(a.Server, name, c) }) {
+	// Only ever delete inside the server's archive, under the file's own name
+	// (ingest.ArchiveKey: <server>/wals/<first 16 chars>/<name>[.zst|.gz]).
+	rest, ok := strings.CutPrefix(key, a.Server+"/wals/")
+	if ok && len(name) >= 16 {
+		rest, ok = strings.CutPrefix(rest, name[:16]+"/"+name)
+	}
+	if !ok || len(name) < 16 || (rest != "" && rest != compress.Suffix(compress.Zstd) && rest != compress.Suffix(compress.Gzip)) {
 		return fmt.Errorf("retention %s: %s: index record points outside the archive (%q): run `walkeeper index rebuild`", a.Server, name, key)
 	}
 	if err := a.Store.Delete(ctx, key); err != nil && !errors.Is(err, storage.ErrNotFound) {

@@ -2,6 +2,7 @@ package retention
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -61,6 +64,30 @@ func buildBenchIndex(tb testing.TB, dir string, n uint64) {
 			tb.Fatal(err)
 		}
 	}
+}
+
+// timedIndex measures the time spent in the index's scans and deletes.
+type timedIndex struct {
+	index.Index
+	del, scan atomic.Int64
+}
+
+func (t *timedIndex) DeleteWAL(ctx context.Context, s string, n []string) error {
+	t0 := time.Now()
+	defer func() { t.del.Add(int64(time.Since(t0))) }()
+	return t.Index.DeleteWAL(ctx, s, n)
+}
+func (t *timedIndex) ScanWAL(ctx context.Context, s string, r index.WALRange, fn func(catalog.WALFile) error) error {
+	t0 := time.Now()
+	defer func() { t.scan.Add(int64(time.Since(t0))) }()
+	return t.Index.ScanWAL(ctx, s, r, fn)
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // vmHWM reads the process's peak resident set size in bytes.
@@ -135,7 +162,7 @@ func BenchmarkRetention1M(b *testing.B) {
 		}()
 		b.StartTimer()
 
-		t0 := time.Now()
+		t0, c0 := time.Now(), cpuTime()
 		idx, err := index.OpenBadger(dir, nil)
 		if err != nil {
 			b.Fatal(err)
@@ -148,12 +175,12 @@ func BenchmarkRetention1M(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		t1 := time.Now()
+		t1, c1 := time.Now(), cpuTime()
 		res, err := a.Run(ctx, false)
 		if err != nil {
 			b.Fatal(err)
 		}
-		t2 := time.Now()
+		t2, c2 := time.Now(), cpuTime()
 		b.Logf("apply: DeleteWAL %v, ScanWAL %v (both runs)", time.Duration(ti.del.Load()), time.Duration(ti.scan.Load()))
 		if err := idx.Close(); err != nil {
 			b.Fatal(err)
@@ -183,6 +210,11 @@ func BenchmarkRetention1M(b *testing.B) {
 		b.ReportMetric(t2.Sub(t1).Seconds(), "apply-s")
 		b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MB")
 		b.ReportMetric(float64(res.WALSegments), "segments-deleted")
+		b.ReportMetric((c1 - c0).Seconds(), "plan-cpu-s")
+		b.ReportMetric((c2 - c1).Seconds(), "apply-cpu-s")
+		if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+			b.Logf("load average during the run: %s", strings.TrimSpace(string(la)))
+		}
 		b.Logf("%d segments: plan (dry run) %.2fs, apply %.2fs (%d segments, %s), peak RSS %.0f MB",
 			benchSegments, t1.Sub(t0).Seconds(), t2.Sub(t1).Seconds(), res.WALSegments, fmt.Sprint(res.WALBytes>>30, " GiB stored"), float64(hwm)/(1<<20))
 	}
