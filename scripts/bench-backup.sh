@@ -36,9 +36,17 @@ now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 mib() { python3 -c "print(f'{$1/1048576:.1f}')"; }
 results=()
+cpu=""
+# timed CMD...: runs CMD as the PostgreSQL user and leaves its CPU seconds (user+sys of
+# the client only; the server's walsender is not counted) in $cpu.
+timed() {
+  local tf; tf=$(mktemp); chmod 666 "$tf"
+  as_pg /usr/bin/time -o "$tf" -f '%U %S' "$@"
+  cpu=$(awk '{printf "%.2f", $1 + $2}' "$tf"); rm -f "$tf"
+}
 record() { # label seconds bytes
-  results+=("$(printf '%-46s %8s s %10s MiB' "$1" "$2" "$(mib "$3")")")
-  printf '   %-46s %8s s %10s MiB\n' "$1" "$2" "$(mib "$3")"
+  results+=("$(printf '%-46s %8s s %10s MiB   client CPU %6s s' "$1" "$2" "$(mib "$3")" "$cpu")")
+  printf '   %-46s %8s s %10s MiB   client CPU %6s s\n' "$1" "$2" "$(mib "$3")" "$cpu"
 }
 
 echo "== building walkeeper"
@@ -112,26 +120,26 @@ for run in $(seq 1 "$RUNS"); do
   out="$work/out-$run"; mkdir -p "$out"; [ "$(id -u)" = 0 ] && chown postgres: "$out"
 
   t0=$(now)
-  as_pg $wk backup pg1 --wait-timeout 300s > "$work/wk-backup.log"
+  timed $wk backup pg1 --wait-timeout 300s > "$work/wk-backup.log"
   t1=$(now)
   id=$(as_pg $wk --json show-backup pg1 latest | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
   record "walkeeper backup (zstd 3, $(nproc) jobs) #$run" "$(secs "$t0" "$t1")" "$(du -sb "$work/home/pg1/base/$id" | cut -f1)"
 
   t0=$(now)
-  as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$port" -U postgres -D "$out/plain" -Fp -X none -c fast
+  timed "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$port" -U postgres -D "$out/plain" -Fp -X none -c fast
   t1=$(now)
   record "pg_basebackup -Fp #$run" "$(secs "$t0" "$t1")" "$(du -sb "$out/plain" | cut -f1)"
   rm -rf "$out/plain"
 
   t0=$(now)
-  as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$port" -U postgres -D "$out/tar" -Ft -X none -c fast --compress=client-zstd:3
+  timed "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$port" -U postgres -D "$out/tar" -Ft -X none -c fast --compress=client-zstd:3
   t1=$(now)
   record "pg_basebackup -Ft --compress=client-zstd:3 #$run" "$(secs "$t0" "$t1")" "$(du -sb "$out/tar" | cut -f1)"
 
   if [ "$have_pgbackrest" = 1 ]; then
     before=$(du -sb "$work/pgbr/repo/backup" 2>/dev/null | cut -f1 || echo 0)
     t0=$(now)
-    as_pg pgbackrest --config="$work/pgbr/pgbackrest.conf" --stanza=bench --type=full backup >"$work/pgbr/backup.log" 2>&1 \
+    timed pgbackrest --config="$work/pgbr/pgbackrest.conf" --stanza=bench --type=full backup >"$work/pgbr/backup.log" 2>&1 \
       || { echo "   pgbackrest backup failed:"; tail -5 "$work/pgbr/backup.log"; have_pgbackrest=0; }
     t1=$(now)
     if [ "$have_pgbackrest" = 1 ]; then
@@ -145,15 +153,14 @@ echo "== restore side"
 for run in $(seq 1 "$RUNS"); do
   rm -rf "$work/x"; mkdir -p "$work/x"; [ "$(id -u)" = 0 ] && chown postgres: "$work/x"
   t0=$(now)
-  as_pg tar --zstd -xf "$work/out-1/tar/base.tar.zst" -C "$work/x"
-  as_pg sync -f "$work/x"
+  timed sh -c "tar --zstd -xf '$work/out-1/tar/base.tar.zst' -C '$work/x' && sync -f '$work/x'"
   t1=$(now)
   record "tar --zstd -xf base.tar.zst (+ sync) #$run" "$(secs "$t0" "$t1")" "$(du -sb "$work/x" | cut -f1)"
   rm -rf "$work/x"
   if as_pg $wk restore --help >/dev/null 2>&1; then
     rm -rf "$work/restored"
     t0=$(now)
-    as_pg $wk restore pg1 latest "$work/restored" > "$work/wk-restore.log" 2>&1 || { echo "   walkeeper restore failed:"; tail -5 "$work/wk-restore.log"; }
+    timed $wk restore pg1 latest "$work/restored" > "$work/wk-restore.log" 2>&1 || { echo "   walkeeper restore failed:"; tail -5 "$work/wk-restore.log"; }
     t1=$(now)
     record "walkeeper restore latest #$run" "$(secs "$t0" "$t1")" "$(du -sb "$work/restored" 2>/dev/null | cut -f1 || echo 0)"
     rm -rf "$work/restored"

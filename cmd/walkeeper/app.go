@@ -126,6 +126,7 @@ func (a *App) Daemon() *daemon.Client {
 func (a *App) printJSON(v any) error {
 	enc := json.NewEncoder(a.out)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 

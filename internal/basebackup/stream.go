@@ -292,20 +292,16 @@ func (p *pipeline) storeFile(r io.Reader, e *Entry) error {
 	return nil
 }
 
-// finish waits for every queued file to be stored.
+// finish waits for every queued file to be stored and releases the pipeline. The
+// caller has stopped queueing: the tar goroutine has returned.
 func (p *pipeline) finish() error {
 	close(p.files)
-	// Writers drain files; compressors exit once work is closed and drained.
-	done := make(chan struct{})
-	go func() {
-		// Wait for writers first: they depend on compressors.
-		p.wg.Wait()
-		close(done)
-	}()
-	// Close work only after every file has been queued (the caller guarantees this).
+	// Compressors drain the chunks already queued before they see the close.
 	close(p.work)
-	<-done
-	return p.err()
+	p.wg.Wait()
+	err := p.err()
+	p.cancel(nil)
+	return err
 }
 
 // throttle limits the stream to a byte rate.

@@ -363,23 +363,27 @@ func TestReceiverFollowsPromotion(t *testing.T) {
 	if tli := r.rcv.State().Timeline; tli != 2 {
 		t.Fatalf("receiver timeline %d after the promotion, want 2", tli)
 	}
-	sw, _ := segments.ParseLSN(switchLSN)
 	arch := r.archived(t)
-	wantPartial := segments.SegmentForLSN(1, sw, segSize16) + ".partial"
-	if _, ok := arch[wantPartial]; !ok {
-		// The switch point is where timeline 2 begins: at or before the LSN read after
-		// promotion, in the same segment unless a segment boundary lies in between.
-		found := false
-		for n := range arch {
-			found = found || strings.HasSuffix(n, ".partial")
-		}
-		if !found {
-			t.Fatalf("no .partial of timeline 1 archived (want %s); archive: %v", wantPartial, keys(arch))
-		}
-	}
 	hist, err := os.ReadFile(filepath.Join(r.home, arch["00000002.history"].Key))
 	if err != nil || !strings.HasPrefix(string(hist), "1\t") {
 		t.Fatalf("archived 00000002.history: %q, %v", hist, err)
+	}
+	// Timeline 1's last segment, up to the switch point the history names, is archived
+	// as a .partial, and the segments before it without a gap.
+	sw, err := segments.ParseLSN(strings.Fields(string(hist))[1])
+	if err != nil {
+		t.Fatalf("switch point in %q: %v", hist, err)
+	}
+	wantPartial := segments.SegmentForLSN(1, sw, segSize16) + ".partial"
+	if _, ok := arch[wantPartial]; !ok {
+		t.Fatalf("%s (switch point %s, read %s after promotion) not archived; archive: %v", wantPartial, sw, switchLSN, keys(arch))
+	}
+	var tl1 []string
+	for n := range arch {
+		tl1 = append(tl1, n)
+	}
+	if _, last := contiguous(t, tl1, 1, segSize16); last+1 != segments.SegNoOf(sw, segSize16) {
+		t.Fatalf("timeline 1's complete segments end at %d, the switch is in segment %d", last, segments.SegNoOf(sw, segSize16))
 	}
 
 	// A restart of the server: the receiver reconnects and resumes where it flushed.
@@ -432,6 +436,10 @@ func TestReceiverSIGKILL(t *testing.T) {
 	time.Sleep(800 * time.Millisecond)
 	killedAt := pg.Psql(t, "SELECT pg_walfile_name(pg_current_wal_lsn())")
 	d.Kill()
+	// The killed receiver's last state file says it runs; the free lock says it does not.
+	if st, ok, err := ReadReceiverState(filepath.Join(env.Home, "pg1", "streaming")); err != nil || !ok || st.Running || st.Connected {
+		t.Fatalf("receiver.state of a killed receiver: %+v ok=%v err=%v", st, ok, err)
+	}
 	time.Sleep(500 * time.Millisecond)
 	d2 := env.StartDaemon(t)
 	if out := <-bench; !strings.Contains(out, "done in") {

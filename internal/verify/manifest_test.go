@@ -74,6 +74,7 @@ func TestVerifyFilesAgainstPostgres(t *testing.T) {
 	pg := pgtest.New(t, "manifest", pgtest.Options{})
 	pg.Psql(t, "CREATE TABLE t AS SELECT g, md5(g::text) FROM generate_series(1, 20000) g")
 	ctx := context.Background()
+	t.Run("tampered manifest", func(t *testing.T) { parseManifestRejectsTampering(t, pg) })
 	for _, alg := range []string{"CRC32C", "SHA256", "NONE"} {
 		t.Run(alg, func(t *testing.T) {
 			dir := realBackup(t, pg, alg)
@@ -161,8 +162,8 @@ func TestVerifyFilesAgainstPostgres(t *testing.T) {
 	}
 }
 
-func TestParseManifestRejectsTampering(t *testing.T) {
-	pg := pgtest.New(t, "manifest2", pgtest.Options{})
+// parseManifestRejectsTampering runs on a real manifest (a subtest, to share the cluster).
+func parseManifestRejectsTampering(t *testing.T, pg *pgtest.Cluster) {
 	dir := realBackup(t, pg, "CRC32C")
 	data, err := os.ReadFile(filepath.Join(dir, "backup_manifest"))
 	if err != nil {
