@@ -8,12 +8,14 @@
 # All methods take a fast checkpoint and no WAL (-X none; walkeeper's WAL comes from its
 # archive, pgbackrest's from its archive too), write a manifest and fsync their output.
 #
-# Environment: SCALE (pgbench scale, default 50), RUNS (default 2), WALKEEPER_PGBIN.
+# Environment: SCALE (pgbench scale, default 50), RUNS (default 2), WK_LEVELS (walkeeper
+# backup_compression_level values to run, default "3 6"), WALKEEPER_PGBIN.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 PGBIN=${WALKEEPER_PGBIN:-/usr/lib/postgresql/15/bin}
 SCALE=${SCALE:-50}
 RUNS=${RUNS:-2}
+WK_LEVELS=${WK_LEVELS:-3 6}
 export PATH="/usr/local/go/bin:$PATH"
 work=$(mktemp -d /tmp/walkeeper-bench-backup-XXXXXX)
 chmod 755 "$work"
@@ -119,11 +121,15 @@ echo "== backups (best of $RUNS runs each is what counts; every run is shown)"
 for run in $(seq 1 "$RUNS"); do
   out="$work/out-$run"; mkdir -p "$out"; [ "$(id -u)" = 0 ] && chown postgres: "$out"
 
-  t0=$(now)
-  timed $wk backup pg1 --wait-timeout 300s > "$work/wk-backup.log"
-  t1=$(now)
-  id=$(as_pg $wk --json show-backup pg1 latest | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-  record "walkeeper backup (zstd 3, $(nproc) jobs) #$run" "$(secs "$t0" "$t1")" "$(du -sb "$work/home/pg1/base/$id" | cut -f1)"
+  for level in $WK_LEVELS; do
+    sed -i '/^backup_compression_level/d' "$work/walkeeper.conf"
+    echo "backup_compression_level = $level" >> "$work/walkeeper.conf"
+    t0=$(now)
+    timed $wk backup pg1 --wait-timeout 300s > "$work/wk-backup.log"
+    t1=$(now)
+    id=$(as_pg $wk --json show-backup pg1 latest | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+    record "walkeeper backup (zstd $level, $(nproc) jobs) #$run" "$(secs "$t0" "$t1")" "$(du -sb "$work/home/pg1/base/$id" | cut -f1)"
+  done
 
   t0=$(now)
   timed "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$port" -U postgres -D "$out/plain" -Fp -X none -c fast

@@ -103,6 +103,7 @@ archive_mode = off
 max_wal_size = 4GB
 CONF
   sync
+  rm -f "$work/$name.log"
   t1=$(date +%s.%N)
   as_pg "$PGBIN/pg_ctl" -D "$dest" -l "$work/$name.log" -o "-p $((port + 1)) -k $work" -w -t 3600 start >/dev/null
   while :; do

@@ -10,6 +10,7 @@
 #   apply-s / apply-cpu-s the real run: plan again, delete objects, drop index records
 #   peak-RSS-MB           VmHWM of the process, reset (clear_refs 5) after building the
 #                         synthetic index, so it covers opening the index, plan and apply
+# The benchmark runs with the GC settings the retention command uses (retention.TuneGC).
 # Wall time depends on the machine's load (printed); CPU time much less.
 # Knobs: SEGMENTS (default 1000000), COUNT (runs, default 1).
 set -euo pipefail

@@ -97,6 +97,8 @@ func (c *RetentionCmd) Run(a *App) error {
 		return err
 	}
 	defer lock.Unlock()
+	// Millions of records stream through a run: keep the garbage from piling up.
+	defer retention.TuneGC()()
 	var bar *progressbar.ProgressBar
 	if !c.DryRun && interactive() && !a.g.JSON {
 		bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription("deleting WAL"),

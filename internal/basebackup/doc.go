@@ -9,9 +9,10 @@
 // so pg_tblspc/<oid> arrive as symlinks) on a replication=yes connection and
 // demultiplexes PG15's single COPY stream itself: 'n' starts a tar archive (tablespaces
 // first, base.tar last), 'd' carries its bytes, 'p' progress, 'm' the manifest. Each tar
-// stream is parsed on the fly; every regular file is cut into 4 MiB chunks that a pool
-// of compression workers (parallel_jobs, default all cores) compresses while the stream
-// is still being read, and a pool of writers stores each file as one durable object.
+// stream is parsed on the fly; large files are cut into 4 MiB chunks and small files
+// gathered into bundles that a pool of compression workers (parallel_jobs, default all
+// cores) compresses while the stream is still being read, and a pool of writers stores
+// each object durably.
 // bandwidth_limit throttles the reading of the stream.
 //
 // One backup per server at a time: Take holds an flock on <home>/<server>/backup.lock
@@ -34,21 +35,26 @@
 //	<server>/base/<id>/backup.info         catalog.Backup as JSON; the truth about the backup
 //	<server>/base/<id>/backup_manifest     the server's manifest, byte for byte as sent
 //	<server>/base/<id>/contents.json       {"version":1,"backup_id":..,"entries":[Entry...]}
-//	<server>/base/<id>/data/pgdata/<path>[.zst|.gz]   one object per non-empty file
-//	<server>/base/<id>/data/<oid>/<path>[.zst|.gz]    files of tablespace <oid>
+//	<server>/base/<id>/data/pgdata/<path>[.zst|.gz]   one object per file over 256 KiB
+//	<server>/base/<id>/data/<oid>/<path>[.zst|.gz]    the same for tablespace <oid>
+//	<server>/base/<id>/data/bundles/NNNNNN[.zst|.gz]  files up to 256 KiB, ~8 MiB per bundle
 //
 // <id> is the UTC start time, 20061102T150405. Directories, symlinks and empty files
-// exist only as entries in contents.json (with mode and mtime). A file's object is a
-// sequence of independent compressed frames, one per 4 MiB of content (zstd frames or
+// exist only as entries in contents.json (with mode and mtime). A large file's object is
+// a sequence of independent compressed frames, one per 4 MiB of content (zstd frames or
 // gzip members, which their standard streaming decoders read as one stream), so one
-// large relation segment is compressed on all cores and the object still decompresses
-// with `zstd -d` or `gzip -d`.
+// relation segment is compressed on all cores and the object still decompresses with
+// `zstd -d` or `gzip -d`. A bundle is the small files' frames back to back; each
+// entry records its bundle (Key, Bundle), Offset and StoredSize, so a file is read
+// alone with one ranged read and one frame to decode.
 //
-// Why one object per file rather than one tar per tablespace: restore extracts files in
+// Why per-file objects rather than one tar per tablespace: restore extracts files in
 // parallel with no shared stream to decode, verify checks (and a DBA fetches) one file
-// without reading the rest, a damaged object loses one file rather than the rest of an
-// archive, and an object store can take the objects unchanged. The cost is one durable
-// write per file; the writer pool overlaps those fsyncs.
+// without reading the rest, a damaged object loses one file (or one bundle's files)
+// rather than the rest of an archive, and an object store can take the objects
+// unchanged. Bundles keep the number of durable writes low: a fresh cluster has ~1000
+// files, ~95% of them small catalog files, and a durable write costs a file fsync and a
+// directory fsync.
 //
 // contents.json is written after every data object is durable and before WAITING_WAL,
 // so a backup whose backup.info says WAITING_WAL or DONE has all of its content.

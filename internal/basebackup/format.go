@@ -37,6 +37,10 @@ type Entry struct {
 	Key        string    `json:"key,omitempty"`   // storage key of the stored content (files)
 	Codec      string    `json:"codec,omitempty"` // compression of the stored content
 	StoredSize int64     `json:"stored_size,omitempty"`
+	// Bundle marks content stored as the StoredSize bytes at Offset of the object Key
+	// (small files share bundle objects); otherwise the whole object is the content.
+	Bundle bool  `json:"bundle,omitempty"`
+	Offset int64 `json:"offset,omitempty"`
 }
 
 // contentsFile is the stored form of a backup's entry list.
@@ -156,7 +160,20 @@ func OpenEntry(ctx context.Context, store storage.Store, e Entry) (io.ReadCloser
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", e.Path, err)
 	}
-	dr, err := compress.NewReader(codec, raw)
+	var src io.Reader = raw
+	if e.Bundle {
+		if s, ok := raw.(io.Seeker); ok {
+			_, err = s.Seek(e.Offset, io.SeekStart)
+		} else {
+			_, err = io.CopyN(io.Discard, raw, e.Offset)
+		}
+		if err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("%s: %s at offset %d: %w", e.Path, e.Key, e.Offset, err)
+		}
+		src = io.LimitReader(raw, e.StoredSize)
+	}
+	dr, err := compress.NewReader(codec, src)
 	if err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("%s: %s: %w", e.Path, e.Key, err)

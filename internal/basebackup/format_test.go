@@ -237,3 +237,37 @@ func TestDelete(t *testing.T) {
 		t.Fatalf("directory left: %v", err)
 	}
 }
+
+// TestOpenEntryBundle: files sharing a bundle object read back alone, each from its
+// own frame at its offset.
+func TestOpenEntryBundle(t *testing.T) {
+	for _, codec := range []string{compress.Zstd, compress.Gzip, compress.None} {
+		ctx := context.Background()
+		store := storage.NewLocal(t.TempDir())
+		key := "pg1/base/x/data/bundles/000001" + compress.Suffix(codec)
+		members := []*Entry{{Path: "a", Type: TypeFile}, {Path: "b", Type: TypeFile}, {Path: "c", Type: TypeFile}}
+		raws := [][]byte{bytes.Repeat([]byte("a"), 7000), []byte("bee"), bytes.Repeat([]byte("cd"), 9000)}
+		for i, e := range members {
+			e.Size, e.Key, e.Codec, e.Bundle = int64(len(raws[i])), key, codec, true
+		}
+		c := &chunk{members: members, raws: append([][]byte(nil), raws...)}
+		compressBundle(c, codec, 3)
+		if c.err != nil {
+			t.Fatal(c.err)
+		}
+		if _, err := store.Put(ctx, key, bytes.NewReader(c.out)); err != nil {
+			t.Fatal(err)
+		}
+		for i := len(members) - 1; i >= 0; i-- {
+			r, err := OpenEntry(ctx, store, *members[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(r)
+			r.Close()
+			if err != nil || !bytes.Equal(got, raws[i]) {
+				t.Fatalf("%s member %d: %v, %d bytes", codec, i, err, len(got))
+			}
+		}
+	}
+}

@@ -12,14 +12,32 @@ import (
 	"github.com/walkeeper/walkeeper/internal/segments"
 )
 
-// WAL records are stored in a compact binary form (about 80 bytes instead of ~370 of
+// WAL records are stored in a compact binary form (about 60 bytes instead of ~370 of
 // JSON): badger keeps values inside its memory-mapped tables, so the record size sets
 // both the resident memory and the CPU of scanning an archive of a million segments
 // (retention, status). The name is the key's suffix and the storage key is derived
 // from it when it has the archive's usual form, so neither is stored twice. Values
 // written as JSON by earlier versions (first byte '{') are still read.
 
+// walCodecV1 marks the compact form. Kind, compression and source are one byte when
+// they hold one of the usual values (enumerated below, append-only), else a string.
 const walCodecV1 = 0x01
+
+var (
+	kindEnum   = []string{"segment", "history", "backup", "partial"}
+	codecEnum  = []string{compress.Zstd, compress.Gzip, compress.None, ""}
+	sourceEnum = []string{catalog.SourceArchive, catalog.SourceStream, catalog.SourceRebuild}
+)
+
+// appendEnum writes s as its 1-based position in table, or 0 and the string.
+func appendEnum(b []byte, s string, table []string) []byte {
+	for i, v := range table {
+		if v == s {
+			return append(b, byte(i+1))
+		}
+	}
+	return appendString(append(b, 0), s)
+}
 
 // derivedKey is the storage key ingest gives an archived file (ingest.ArchiveKey).
 func derivedKey(server, name, codec string) string {
@@ -35,13 +53,13 @@ func appendString(b []byte, s string) []byte {
 func encodeWAL(server string, f catalog.WALFile) []byte {
 	b := make([]byte, 0, 96)
 	b = append(b, walCodecV1)
-	b = appendString(b, f.Kind)
+	b = appendEnum(b, f.Kind, kindEnum)
 	b = binary.AppendUvarint(b, uint64(f.Timeline))
 	b = binary.AppendUvarint(b, f.SegNo)
 	b = binary.AppendUvarint(b, uint64(f.StartLSN))
 	b = binary.AppendVarint(b, f.RawSize)
 	b = binary.AppendVarint(b, f.StoredSize)
-	b = appendString(b, f.Compression)
+	b = appendEnum(b, f.Compression, codecEnum)
 	if raw, err := hex.DecodeString(f.SHA256); err == nil && len(raw) == 32 && hex.EncodeToString(raw) == f.SHA256 {
 		b = append(b, 1)
 		b = append(b, raw...)
@@ -53,7 +71,7 @@ func encodeWAL(server string, f catalog.WALFile) []byte {
 	b = binary.AppendVarint(b, f.ArrivedAt.Unix())
 	b = binary.AppendUvarint(b, uint64(f.ArrivedAt.Nanosecond()))
 	b = binary.AppendVarint(b, int64(off))
-	b = appendString(b, f.Source)
+	b = appendEnum(b, f.Source, sourceEnum)
 	if f.Key == derivedKey(server, f.Name, f.Compression) {
 		b = append(b, 0)
 	} else {
@@ -112,6 +130,20 @@ func (r *walReader) byte1() byte {
 
 func (r *walReader) string() string { return string(r.bytes(r.uvarint())) }
 
+func (r *walReader) enum(table []string) string {
+	i := int(r.byte1())
+	switch {
+	case r.err != nil:
+		return ""
+	case i == 0:
+		return r.string()
+	case i <= len(table):
+		return table[i-1]
+	}
+	r.err = errBadRecord
+	return ""
+}
+
 // decodeWAL reads a record stored under server/name, in either form.
 func decodeWAL(server, name string, v []byte) (catalog.WALFile, error) {
 	var f catalog.WALFile
@@ -124,13 +156,13 @@ func decodeWAL(server, name string, v []byte) (catalog.WALFile, error) {
 	}
 	r := &walReader{b: v[1:]}
 	f.Name = name
-	f.Kind = r.string()
+	f.Kind = r.enum(kindEnum)
 	f.Timeline = uint32(r.uvarint())
 	f.SegNo = r.uvarint()
 	f.StartLSN = segments.LSN(r.uvarint())
 	f.RawSize = r.varint()
 	f.StoredSize = r.varint()
-	f.Compression = r.string()
+	f.Compression = r.enum(codecEnum)
 	if r.byte1() == 1 {
 		f.SHA256 = hex.EncodeToString(r.bytes(32))
 	} else {
@@ -142,7 +174,7 @@ func decodeWAL(server, name string, v []byte) (catalog.WALFile, error) {
 	} else {
 		f.ArrivedAt = time.Unix(sec, int64(nsec)).In(time.FixedZone("", int(off)))
 	}
-	f.Source = r.string()
+	f.Source = r.enum(sourceEnum)
 	if r.byte1() == 0 {
 		f.Key = derivedKey(server, name, f.Compression)
 	} else {

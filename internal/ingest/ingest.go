@@ -349,12 +349,9 @@ func (p *Pipeline) renamedIn(fi os.FileInfo) bool {
 	return time.Unix(st.Ctim.Sec, st.Ctim.Nsec).After(fi.ModTime())
 }
 
-// errReplaced means a newer file took the incoming name while the old one was being
-// archived; the newcomer is left for its own turn.
-var errReplaced = errors.New("replaced while being archived; will be looked at again")
-
-// unlinkSame removes an archived incoming file, unless archive-wal renamed a new file
-// over that name meanwhile: only the file that was read may go.
+// unlinkSame removes an archived incoming file, unless archive-wal (or the streaming
+// receiver) renamed a new file over that name meanwhile: only the file that was read may
+// go, and the newcomer is left for its own turn.
 func unlinkSame(path string, read os.FileInfo) error {
 	now, err := os.Lstat(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -364,7 +361,8 @@ func unlinkSame(path string, read os.FileInfo) error {
 		return err
 	}
 	if !os.SameFile(now, read) {
-		return errReplaced
+		// The newcomer's own event queues it again; it is judged as a duplicate then.
+		return nil
 	}
 	// No directory fsync: an unlink lost in a crash brings the file back, and it is
 	// then recognised as a duplicate of what is archived.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -238,7 +239,7 @@ func (r *Receiver) update(f func(s *ReceiverState), publish bool) {
 		r.cfg.OnState(snap)
 	}
 	if writeFile && r.fileCh != nil {
-		// The file is written (and fsynced) off the streaming goroutine, so it never
+		// The file is written off the streaming goroutine, so it never
 		// delays a flush report; only the newest snapshot waits.
 		select {
 		case r.fileCh <- snap:
@@ -466,6 +467,22 @@ func (r *Receiver) session(ctx context.Context) error {
 			if errors.As(err, &pe) && pe.Code == "58P01" {
 				return &walGoneError{from: start, err: fmt.Errorf("START_REPLICATION %s on timeline %d: %w", start, tli, err)}
 			}
+			if errors.As(err, &pe) {
+				if fork, ok, ferr := r.forkBefore(ctx, conn, uint32(sys.Timeline), tli, start); ferr != nil {
+					return ferr
+				} else if ok {
+					// Failover to a server that had less WAL than walkeeper: what walkeeper
+					// holds of tli after the fork stays archived under tli's names; streaming
+					// resumes at the fork's segment and follows the server's timelines.
+					r.log.Warn("the server's history left this timeline before the receiver's position; resuming at the fork",
+						"timeline", tli, "fork", fork, "position", start)
+					if err := r.retireTimeline(tli, segments.SegNoOf(fork, r.segSize)); err != nil {
+						return err
+					}
+					start = segments.SegStart(segments.SegNoOf(fork, r.segSize), r.segSize)
+					continue
+				}
+			}
 			return fmt.Errorf("START_REPLICATION %s on timeline %d: %w", start, tli, err)
 		}
 		cdr, err := r.stream(ctx, conn)
@@ -612,7 +629,12 @@ func pending(conn *pgconn.PgConn) bool {
 	if conn.Frontend().ReadBufferLen() > 0 {
 		return true
 	}
-	sc, ok := conn.Conn().(syscall.Conn)
+	c := conn.Conn()
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		// TLS: encrypted bytes waiting in the socket mean a message is on its way.
+		c = tc.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return false
 	}
@@ -897,8 +919,12 @@ func (r *Receiver) endTimeline(ctx context.Context, conn *pgconn.PgConn, newTLI 
 	if hist.FileName != "" && hist.FileName != name {
 		return 0, 0, fmt.Errorf("TIMELINE_HISTORY %d returned file %q", newTLI, hist.FileName)
 	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(r.cfg.IncomingDir, name), hist.Content, 0o600); err != nil {
-		return 0, 0, err
+	dst := filepath.Join(r.cfg.IncomingDir, name)
+	if b, err := os.ReadFile(dst); err != nil || !bytes.Equal(b, hist.Content) {
+		// (archive_command may have dropped the same file first: left alone then.)
+		if err := fsutil.WriteFileAtomic(dst, hist.Content, 0o600); err != nil {
+			return 0, 0, err
+		}
 	}
 	start := segments.SegStart(segments.SegNoOf(switchLSN, r.segSize), r.segSize)
 	r.log.Info("timeline switch followed", "from", old, "to", newTLI, "switch", switchLSN, "history", name)
@@ -907,6 +933,61 @@ func (r *Receiver) endTimeline(ctx context.Context, conn *pgconn.PgConn, newTLI 
 	r.mu.Unlock()
 	r.update(func(s *ReceiverState) { s.Timeline = newTLI }, true)
 	return newTLI, start, nil
+}
+
+// forkBefore tells whether the server's history left timeline tli before start (so
+// START_REPLICATION there is refused): it answers the fork point from the history of
+// the server's timeline. The failed command's ReadyForQuery is consumed first.
+func (r *Receiver) forkBefore(ctx context.Context, conn *pgconn.PgConn, serverTLI, tli uint32, start segments.LSN) (segments.LSN, bool, error) {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		msg, err := conn.ReceiveMessage(dctx)
+		if err != nil {
+			return 0, false, fmt.Errorf("after START_REPLICATION: %w", err)
+		}
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	if serverTLI <= tli {
+		return 0, false, nil
+	}
+	hist, err := pglogrepl.TimelineHistory(ctx, conn, int32(serverTLI))
+	if err != nil {
+		return 0, false, fmt.Errorf("TIMELINE_HISTORY %d: %w", serverTLI, err)
+	}
+	entries, err := segments.ParseHistory(serverTLI, hist.Content)
+	if err != nil {
+		return 0, false, fmt.Errorf("history of timeline %d: %w", serverTLI, err)
+	}
+	for _, e := range entries {
+		if e.Timeline == tli {
+			return e.SwitchLSN, e.SwitchLSN < start, nil
+		}
+	}
+	return 0, false, nil
+}
+
+// retireTimeline hands every .partial of timeline tli in streaming/ except the one of
+// segment keep to incoming/ under its .partial name: they hold WAL past the fork that
+// the server's history does not have, archived for the record and out of the way.
+func (r *Receiver) retireTimeline(tli uint32, keep uint64) error {
+	r.closeFile()
+	ps, err := r.partials()
+	if err != nil {
+		return err
+	}
+	for _, n := range ps {
+		if n.Timeline != tli || n.SegNo(r.segSize) == keep {
+			continue
+		}
+		if err := fsutil.RenameDurable(filepath.Join(r.cfg.StreamingDir, n.Raw), filepath.Join(r.cfg.IncomingDir, n.Raw)); err != nil {
+			return fmt.Errorf("hand %s to incoming: %w", n.Raw, err)
+		}
+		r.log.Warn("partial segment past the fork handed to the archive", "file", n.Raw)
+	}
+	return nil
 }
 
 // slotInfo is READ_REPLICATION_SLOT's answer.

@@ -715,3 +715,69 @@ func TestReceiverBackupAndRestore(t *testing.T) {
 		c.Stop(t, "immediate")
 	}
 }
+
+// TestReceiverFailoverToLaggingStandby: walkeeper has more WAL than the standby that
+// is promoted after the primary dies. Pointed at the new primary, the receiver finds
+// that the new timeline forked before its position, resumes at the fork and follows
+// timeline 2: the fork's segment of timeline 1 is archived as a .partial, the history
+// file and timeline 2's segments follow.
+func TestReceiverFailoverToLaggingStandby(t *testing.T) {
+	primary := pgtest.New(t, "primary", pgtest.Options{})
+	standby := pgtest.NewStandby(t, "standby", primary, nil)
+	r := newRig(t, primary.ConnString(""))
+	primary.Psql(t, "CREATE TABLE t AS SELECT generate_series(1, 1000) g")
+	want := primary.Psql(t, "SELECT pg_current_wal_lsn()")
+	standby.WaitFor(t, "SELECT pg_last_wal_replay_lsn() >= '"+want+"'", "t", 30*time.Second)
+	standby.Stop(t, "fast")
+
+	// The primary goes on without the standby, for more than a segment.
+	primary.Psql(t, "INSERT INTO t SELECT generate_series(1, 1000)")
+	primary.Psql(t, "SELECT pg_switch_wal()")
+	primary.Psql(t, "INSERT INTO t SELECT generate_series(1, 1000)")
+	primary.Psql(t, "SELECT pg_switch_wal()")
+	primary.Psql(t, "INSERT INTO t SELECT generate_series(1, 10)")
+	end, _ := segments.ParseLSN(primary.Psql(t, "SELECT pg_current_wal_lsn()"))
+	wktest.Eventually(t, 30*time.Second, "the receiver to flush the primary's WAL", func() bool {
+		f, err := segments.ParseLSN(r.rcv.State().FlushedLSN)
+		return err == nil && f >= end
+	})
+	primary.Stop(t, "immediate")
+	r.stopRcv()
+
+	standby.Start(t)
+	standby.Promote(t)
+	standby.Psql(t, "INSERT INTO t SELECT generate_series(1, 100)")
+	next := standby.Psql(t, "SELECT pg_walfile_name(pg_current_wal_lsn())")
+	standby.Psql(t, "SELECT pg_switch_wal()")
+	r.startReceiver(t, standby.ConnString(""), false)
+	r.waitArchived(t, "00000002.history", 60*time.Second)
+	r.waitArchived(t, next, 60*time.Second)
+
+	arch := r.archived(t)
+	hist, err := os.ReadFile(filepath.Join(r.home, arch["00000002.history"].Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fork, err := segments.ParseLSN(strings.Fields(string(hist))[1])
+	if err != nil {
+		t.Fatalf("00000002.history %q: %v", hist, err)
+	}
+	if fork >= end {
+		t.Fatalf("the standby was not behind: fork %s, walkeeper had %s", fork, end)
+	}
+	if p := segments.SegmentForLSN(1, fork, segSize16) + ".partial"; arch[p].Name == "" && uint64(fork)%segSize16 != 0 {
+		t.Fatalf("%s not archived; archive: %v", p, keys(arch))
+	}
+	var names []string
+	for n := range arch {
+		names = append(names, n)
+	}
+	first2, _ := contiguous(t, names, 2, segSize16)
+	if first2 != segments.SegNoOf(fork, segSize16) {
+		t.Fatalf("timeline 2 starts at segment %d, the fork is in segment %d", first2, segments.SegNoOf(fork, segSize16))
+	}
+	if st := r.rcv.State(); st.Timeline != 2 || !st.Connected {
+		t.Fatalf("receiver after the failover: %+v", st)
+	}
+	t.Logf("fork at %s (walkeeper had %s); archive: %v", fork, end, keys(arch))
+}

@@ -141,6 +141,7 @@ func BenchmarkRetention1M(b *testing.B) {
 		dir := filepath.Join(b.TempDir(), "idx")
 		buildBenchIndex(b, dir, benchSegments)
 		store := storage.NewLocal(filepath.Join(b.TempDir(), "home"))
+		restoreGC := TuneGC() // as `walkeeper retention` runs
 		runtime.GC()
 		debug.FreeOSMemory()
 		if err := resetHWM(); err != nil {
@@ -186,6 +187,7 @@ func BenchmarkRetention1M(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
+		restoreGC()
 
 		want := int64(1000 + (benchSegments - benchSegments/20 - 1001 - 1))
 		if dry.WALSegments != want || res.WALSegments != want {
