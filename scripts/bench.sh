@@ -38,13 +38,14 @@ nseg=$(ls "$work/wal" | grep -cE '^[0-9A-F]{24}$')
 bytes=$(du -sb "$work/wal" | cut -f1)
 echo "   $nseg segments, $((bytes / 1048576)) MiB"
 
-echo "== 1. pipeline throughput, one worker, default zstd (vs cp + sync of the same files)"
+echo "== 1. pipeline throughput, one worker per core, default zstd (vs cp + sync of the same files)"
 sync
 t0=$(date +%s.%N); mkdir -p "$work/cp"; cp "$work"/wal/* "$work/cp/"; sync; t1=$(date +%s.%N)
 cp_mbs=$(python3 -c "print(round($bytes/1048576/($t1-$t0),1))")
 out=$(cd "$root" && WALKEEPER_BENCH_WAL="$work/wal" go test -run '^$' -bench 'BenchmarkPipeline$' -benchtime 3x ./internal/ingest/ | grep -E '^Benchmark')
 wk_mbs=$(echo "$out" | awk '{for(i=1;i<=NF;i++) if($(i+1)=="MB/s") print $i}')
-echo "   walkeeper pipeline: $wk_mbs MB/s per core    cp+sync: $cp_mbs MB/s    ratio: $(python3 -c "print(round($wk_mbs/$cp_mbs,2))")"
+wk_core=$(echo "$out" | awk '{for(i=1;i<=NF;i++) if($(i+1)=="MB/s/core") print $i}')
+echo "   walkeeper pipeline: $wk_mbs MB/s on $(nproc) cores ($wk_core MB/s per core)    cp+sync: $cp_mbs MB/s    ratio: $(python3 -c "print(round($wk_mbs/$cp_mbs,2))")"
 
 echo "== 2. drop-to-indexed latency (durable drop -> index commit, fsnotify watcher)"
 (cd "$root" && WALKEEPER_BENCH_WAL="$work/wal" go test -run '^$' -bench 'BenchmarkDropToIndexed$' -benchtime "${nseg}x" ./internal/ingest/ | grep -E '^Benchmark' | sed 's/^/   /')

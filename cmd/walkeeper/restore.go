@@ -370,8 +370,8 @@ func (c *SandboxStartCmd) Run(a *App) error {
 	if !t.IsSet() {
 		return usageErr("sandbox needs a recovery target (--target-time, --target-xid, --target-name, --target-lsn or --target-immediate)")
 	}
-	if t.Action != restore.ActionPause {
-		return usageErr("--target-action %s: a sandbox always pauses at its target", t.Action)
+	if t.Action == restore.ActionShutdown {
+		return usageErr("--target-action shutdown: a sandbox pauses at its target (default) or ends recovery there (promote)")
 	}
 	if st, err := restore.LoadSandbox(srv.Dir()); err == nil {
 		return fmt.Errorf("%s already has a sandbox in %s (port %d): walkeeper sandbox stop %s", srv.Name, st.Root, st.Port, srv.Name)
@@ -444,7 +444,7 @@ func (c *SandboxStartCmd) Run(a *App) error {
 		Server: srv.Name, BackupID: choice.Backup.ID, Target: t.String(), Timeline: choice.TLI,
 		Root: root, DataDir: filepath.Join(root, "data"), SocketDir: filepath.Join(root, "socket"),
 		Port: port, LogFile: filepath.Join(root, "postgresql.log"), PGBin: pgbin, User: connUser(srv.Conninfo),
-		StartedAt: time.Now().UTC(),
+		StartedAt: time.Now().UTC(), Action: t.Action,
 	}
 	if owner != nil {
 		st.OSUser = "postgres"
@@ -466,11 +466,16 @@ func (c *SandboxStartCmd) Run(a *App) error {
 	if err := restore.SaveSandbox(srv.Dir(), st); err != nil {
 		return err
 	}
+	extra := restore.SandboxSettings(port, st.SocketDir)
+	if t.Action == restore.ActionPromote {
+		// Recovery ends at the target: keep the copy read-only all the same.
+		extra = append(extra, restore.Setting{Name: "default_transaction_read_only", Value: "on"})
+	}
 	res, err := restore.Run(ctx, restore.Options{
 		Server: srv.Name, Source: src, Store: store, Timelines: tl, Choice: choice, Target: t,
 		Dest: st.DataDir, Tablespaces: reloc, WAL: restore.WALGet, StreamingDir: srv.StreamingDir(),
 		RestoreCommand: restore.GetWALCommand(bin, cfgFile, srv.Name, c.Prefetch),
-		ExtraSettings:  restore.SandboxSettings(port, st.SocketDir),
+		ExtraSettings:  extra,
 		Jobs:           jobsFor(srv), Owner: owner, Progress: progressFor("restoring sandbox"), Log: a.log,
 	})
 	if err != nil {
@@ -482,11 +487,23 @@ func (c *SandboxStartCmd) Run(a *App) error {
 		return fmt.Errorf("sandbox of %s: %w", srv.Name, err)
 	}
 	lsn, xact, _ := restore.ReplayPosition(ctx, st)
-	if a.g.JSON {
-		return a.printJSON(map[string]any{"sandbox": st, "conninfo": st.Conninfo("postgres"), "replay_lsn": lsn, "last_transaction": xact, "restore": res})
+	var locked []string
+	if t.Action == restore.ActionPause {
+		locked, _ = restore.LockedRelations(ctx, st)
 	}
-	fmt.Fprintf(a.out, "sandbox of %s: backup %s restored into %s, PostgreSQL paused at %s (timeline %d)\n", srv.Name, res.BackupID, st.DataDir, st.Target, st.Timeline)
+	if a.g.JSON {
+		return a.printJSON(map[string]any{"sandbox": st, "conninfo": st.Conninfo("postgres"), "replay_lsn": lsn, "last_transaction": xact,
+			"locked_relations": locked, "restore": res})
+	}
+	how := "paused at"
+	if t.Action == restore.ActionPromote {
+		how = "recovered to (recovery ended there; read-only by default_transaction_read_only)"
+	}
+	fmt.Fprintf(a.out, "sandbox of %s: backup %s restored into %s, PostgreSQL %s %s (timeline %d)\n", srv.Name, res.BackupID, st.DataDir, how, st.Target, st.Timeline)
 	fmt.Fprintf(a.out, "replayed to %s, last transaction %s\n", lsn, xact)
+	for _, l := range locked {
+		fmt.Fprintf(a.out, "warning: %s is locked by a transaction in flight at the target (e.g. the DROP itself): queries on it wait; use --target-action promote to end recovery there and release it\n", l)
+	}
 	fmt.Fprintf(a.out, "connect (read-only): psql \"%s\"\n", st.Conninfo("postgres"))
 	fmt.Fprintf(a.out, "stop and remove it:  walkeeper sandbox stop %s\n", srv.Name)
 	return nil

@@ -261,20 +261,15 @@ func TestPITR(t *testing.T) {
 		p.primary.Psql(t, "DROP TABLE precious")
 		p.env.MustRun(t, "switch-wal", "pg1", "--wait")
 		t.Cleanup(func() { p.env.Run("sandbox", "stop", "pg1") })
-		var sb struct {
-			Conninfo string `json:"conninfo"`
-			Sandbox  struct {
-				Root string `json:"root"`
-			} `json:"sandbox"`
+		// Paused at a restore point: read-only, paused, the marks up to it.
+		var paused struct {
+			Conninfo string   `json:"conninfo"`
+			Locked   []string `json:"locked_relations"`
 		}
-		p.env.JSON(t, &sb, "sandbox", "pg1", "--target-time", before)
-		dump, err := pgtest.RunPGErr("pg_dump", "-d", sb.Conninfo, "-t", "precious")
-		if err != nil {
-			t.Fatalf("pg_dump from the sandbox: %v\n%s", err, dump)
-		}
-		p.primary.Psql(t, dump)
-		if got := p.primary.Psql(t, "SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM precious"); got != want {
-			t.Errorf("rescued table: %q, want %q", got, want)
+		p.env.JSON(t, &paused, "sandbox", "pg1", b1, "--target-name", "after_6")
+		out, err := pgtest.RunPGErr("psql", "-X", "-A", "-t", "-d", paused.Conninfo, "-c", "SELECT pg_get_wal_replay_pause_state(), string_agg(id::text, ',' ORDER BY id) FROM marks")
+		if err != nil || strings.TrimSpace(out) != "paused|"+upTo(6) {
+			t.Errorf("paused sandbox: %q %v", out, err)
 		}
 		var st []struct {
 			Running bool   `json:"running"`
@@ -287,6 +282,29 @@ func TestPITR(t *testing.T) {
 		r := p.env.Run("sandbox", "pg1", "--target-time", before)
 		if r.Code == 0 || !strings.Contains(r.Stderr, "already has a sandbox") {
 			t.Errorf("second sandbox: exit %d %s", r.Code, r.Stderr)
+		}
+		p.env.MustRun(t, "sandbox", "stop", "pg1")
+
+		// The rescue: just before the DROP's commit. The DROP's lock record is replayed
+		// before its commit, so a paused copy would keep the table locked: end recovery
+		// at the target instead (the copy stays read-only).
+		var sb struct {
+			Conninfo string `json:"conninfo"`
+			Sandbox  struct {
+				Root string `json:"root"`
+			} `json:"sandbox"`
+		}
+		p.env.JSON(t, &sb, "sandbox", "pg1", "--target-time", before, "--target-action", "promote")
+		if _, err := pgtest.RunPGErr("psql", "-X", "-d", sb.Conninfo, "-c", "CREATE TABLE w()"); err == nil {
+			t.Error("the promoted sandbox accepts writes")
+		}
+		dump, err := pgtest.RunPGErr("pg_dump", "--lock-wait-timeout=20s", "-d", sb.Conninfo, "-t", "precious")
+		if err != nil {
+			t.Fatalf("pg_dump from the sandbox: %v\n%s", err, dump)
+		}
+		p.primary.Psql(t, dump)
+		if got := p.primary.Psql(t, "SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM precious"); got != want {
+			t.Errorf("rescued table: %q, want %q", got, want)
 		}
 		p.env.MustRun(t, "sandbox", "stop", "pg1")
 		if _, err := os.Stat(sb.Sandbox.Root); !os.IsNotExist(err) {

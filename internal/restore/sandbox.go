@@ -35,6 +35,7 @@ type SandboxState struct {
 	LogFile   string    `json:"log_file"`
 	PGBin     string    `json:"pg_bin"`
 	User      string    `json:"db_user,omitempty"`
+	Action    string    `json:"target_action"`
 	OSUser    string    `json:"os_user,omitempty"` // who PostgreSQL runs as (when started by root)
 	StartedAt time.Time `json:"started_at"`
 }
@@ -194,8 +195,13 @@ func runAs(ctx context.Context, o *Owner, home string, name string, args ...stri
 
 // StartSandbox starts PostgreSQL on the restored directory (pg_ctl start -w, which
 // returns once the hot standby accepts read-only connections) and waits until replay
-// is paused at the target. On failure the server log's tail is part of the error.
+// is paused at the target — or, with promote, until recovery has ended there. On
+// failure the server log's tail is part of the error.
 func StartSandbox(ctx context.Context, st SandboxState, o *Owner, home string, timeout time.Duration) error {
+	want := "paused"
+	if st.Action == ActionPromote {
+		want = "not in recovery"
+	}
 	args := []string{"start", "-w", "-t", strconv.Itoa(int(timeout.Seconds())), "-D", st.DataDir, "-l", st.LogFile}
 	if out, err := runAs(ctx, o, home, filepath.Join(st.PGBin, "pg_ctl"), args...); err != nil {
 		return fmt.Errorf("pg_ctl start: %v: %s\n--- %s ---\n%s", err, strings.TrimSpace(out), st.LogFile, logTail(st.LogFile, 15))
@@ -204,7 +210,7 @@ func StartSandbox(ctx context.Context, st SandboxState, o *Owner, home string, t
 	var last error
 	for {
 		state, err := PauseState(ctx, st)
-		if err == nil && state == "paused" {
+		if err == nil && state == want {
 			return nil
 		}
 		if err == nil && state == "not in recovery" {
@@ -246,6 +252,33 @@ func PauseState(ctx context.Context, st SandboxState) (string, error) {
 		return "not in recovery", nil
 	}
 	return state, nil
+}
+
+// LockedRelations lists the relations that transactions in flight at the pause point
+// hold AccessExclusiveLock on (replayed lock records; the startup process keeps them
+// while paused). The classic case is the DROP TABLE being rescued from: its lock is
+// logged before its commit, so a target just before the commit leaves the table
+// locked and every query on it waits. Ending recovery (--target-action promote) rolls
+// those transactions back and frees the table.
+func LockedRelations(ctx context.Context, st SandboxState) ([]string, error) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, st.socketConninfo())
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(cctx, `SELECT coalesce(d.datname, '?') || ': ' ||
+		CASE WHEN l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		     THEN l.relation::regclass::text ELSE 'relation ' || l.relation::text END
+		FROM pg_locks l LEFT JOIN pg_database d ON d.oid = l.database
+		WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
+		  AND l.pid = (SELECT pid FROM pg_stat_activity WHERE backend_type = 'startup')
+		ORDER BY 1`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // ReplayPosition reports where the paused sandbox stands.
