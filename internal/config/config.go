@@ -457,6 +457,13 @@ func Parse(data []byte, file string) (*Config, error) {
 		if s.StreamingConninfo == "" {
 			s.StreamingConninfo = s.Conninfo
 		}
+		// A level nobody wrote (the built-in default) does not apply to "none".
+		if _, set := s.Settings["compression_level"]; !set && s.Compression == "none" {
+			s.CompressionLevel = 0
+		}
+		if _, set := s.Settings["backup_compression_level"]; !set && s.BackupCompression == "none" {
+			s.BackupCompressionLevel = 0
+		}
 		if err := checkLevel(s.Compression, s.CompressionLevel); err != nil {
 			return nil, errf(rs.name, "compression_level = \"%d\": %v", s.CompressionLevel, err)
 		}

@@ -246,7 +246,7 @@ func TestParseErrors(t *testing.T) {
 			[]string{"w.conf", "[pg1]", `compression_level = "12"`, "1-9"}},
 		{"bad zstd level", "[pg1]\n" + ok + "backup_compression_level = 23\n",
 			[]string{"w.conf", "[pg1]", `backup_compression_level = "23"`, "0 to 22"}},
-		{"level with none", "[pg1]\n" + ok + "backup_compression = none\n",
+		{"level with none", "[pg1]\n" + ok + "backup_compression = none\nbackup_compression_level = 3\n",
 			[]string{"w.conf", "[pg1]", `backup_compression_level = "3"`, "none"}},
 		{"bad bandwidth", "[pg1]\n" + ok + "bandwidth_limit = 10 parsecs\n",
 			[]string{"w.conf", "[pg1]", `bandwidth_limit = "10 parsecs"`, "unknown unit"}},
@@ -498,4 +498,17 @@ func FuzzRedactConninfo(f *testing.F) {
 			t.Fatalf("password leaked: %q -> %q", s, out)
 		}
 	})
+}
+
+func TestCompressionNoneWithDefaultLevel(t *testing.T) {
+	cfg, err := Parse([]byte("[walkeeper]\nhome = /h\n[pg1]\nconninfo = host=x\nbackup_compression = none\ncompression = none\n"), "f.conf")
+	if err != nil {
+		t.Fatalf("none without a level: %v", err)
+	}
+	if s := cfg.Servers[0]; s.BackupCompressionLevel != 0 || s.CompressionLevel != 0 {
+		t.Fatalf("levels %d %d", s.BackupCompressionLevel, s.CompressionLevel)
+	}
+	if _, err := Parse([]byte("[walkeeper]\nhome = /h\n[pg1]\nconninfo = host=x\nbackup_compression = none\nbackup_compression_level = 5\n"), "f.conf"); err == nil {
+		t.Fatal("an explicit level with none accepted")
+	}
 }
