@@ -19,7 +19,7 @@ WK_LEVELS=${WK_LEVELS:-3 6}
 export PATH="/usr/local/go/bin:$PATH"
 work=$(mktemp -d /tmp/walkeeper-bench-backup-XXXXXX)
 chmod 755 "$work"
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_pg() { if [ "$(id -u)" = 0 ]; then HOME=/var/lib/postgresql setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; else "$@"; fi; }
 [ "$(id -u)" = 0 ] && chown postgres: "$work"
 daemon_pid=""
 cleanup() {

@@ -4,7 +4,7 @@
 #     `restore --get-wal` writes) vs the same WAL already in pg_wal (read from pg_wal,
 #     no restore_command at all), both stopping (paused) at the same target LSN through
 #     the same recovery path — target: >= 0.8 of the local speed; also get-wal without
-#     prefetch, for reference.
+#     prefetch and restore_command = cp of plain files (--copy-wal), for reference.
 #  2. walkeeper restore (parallel extraction + one sync) wall time for the base backup.
 # Knobs: WAL_MB (WAL to replay, default 2048), SCALE (pgbench scale, default 20),
 # PREFETCH (default 8).
@@ -17,7 +17,7 @@ PREFETCH=${PREFETCH:-8}
 export PATH="/usr/local/go/bin:$PATH"
 work=$(mktemp -d /tmp/walkeeper-bench-restore-XXXXXX)
 chmod 755 "$work"
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_pg() { if [ "$(id -u)" = 0 ]; then HOME=/var/lib/postgresql setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; else "$@"; fi; }
 [ "$(id -u)" = 0 ] && chown postgres: "$work"
 daemon_pid=""
 cleanup() {
@@ -96,6 +96,11 @@ restore_and_replay() {
     getwal)
       as_pg "$wk" --config "$cfg" restore pg1 latest "$dest" --get-wal --prefetch "$3" --target-lsn "$end_lsn" >/dev/null
       ;;
+    copywal)
+      # restore --copy-wal as written: restore_command = 'cp pg_wal/walkeeper_wal/%f %p'
+      # (plain files, no decompression): the cost of PostgreSQL's restore_command path.
+      as_pg "$wk" --config "$cfg" restore pg1 latest "$dest" --copy-wal --target-lsn "$end_lsn" >/dev/null
+      ;;
   esac
   cat >> "$dest/postgresql.auto.conf" <<CONF
 hot_standby = on
@@ -127,22 +132,24 @@ for round in 1 2; do
   l=$(restore_and_replay local local); cp "$work/local.redo" "$work/local$round.redo"
   p=$(restore_and_replay getwal getwal "$PREFETCH"); cp "$work/getwal.redo" "$work/getwal$round.redo"
   n=$(restore_and_replay getwal0 getwal 0); cp "$work/getwal0.redo" "$work/getwal0$round.redo"
-  echo "   round $round: local ${l}s, get-wal --prefetch $PREFETCH ${p}s, get-wal ${n}s"
-  r+=("$l" "$p" "$n")
+  c=$(restore_and_replay copywal copywal); cp "$work/copywal.redo" "$work/copywal$round.redo"
+  echo "   round $round: local ${l}s, get-wal --prefetch $PREFETCH ${p}s, get-wal ${n}s, restore_command=cp (--copy-wal) ${c}s"
+  r+=("$l" "$p" "$n" "$c")
 done
-t_local=$(best "${r[0]}" "${r[3]}"); t_pf=$(best "${r[1]}" "${r[4]}"); t_np=$(best "${r[2]}" "${r[5]}")
-for n in local getwal getwal0; do
+t_local=$(best "${r[0]}" "${r[4]}"); t_pf=$(best "${r[1]}" "${r[5]}"); t_np=$(best "${r[2]}" "${r[6]}"); t_cp=$(best "${r[3]}" "${r[7]}")
+for n in local getwal getwal0 copywal; do
   echo "   $n: paused at $(cat "$work/$n.redo") (target $end_lsn), $(cat "$work/$n.restored") files through restore_command"
 done
 if [ "$(sort -u "$work"/*.redo | wc -l)" != 1 ]; then
   echo "error: the runs did not stop at the same LSN" >&2; exit 1
 fi
-python3 - "$t_local" "$t_pf" "$t_np" "$WAL_MB" <<'PY'
+python3 - "$t_local" "$t_pf" "$t_np" "$t_cp" "$WAL_MB" <<'PY'
 import sys
-loc, pf, np, mb = map(float, sys.argv[1:])
-print(f"   best: local {loc:.2f}s, get-wal+prefetch {pf:.2f}s, get-wal {np:.2f}s")
-print(f"   speed relative to local: prefetch {loc/pf:.2f}  (target >= 0.80),  no prefetch {loc/np:.2f}")
-print(f"   replay rate: local {mb/loc:.0f} MiB/s, get-wal+prefetch {mb/pf:.0f} MiB/s, get-wal {mb/np:.0f} MiB/s")
+loc, pf, np, cp, mb = map(float, sys.argv[1:])
+print(f"   best: local {loc:.2f}s, get-wal+prefetch {pf:.2f}s, get-wal {np:.2f}s, cp {cp:.2f}s")
+print(f"   speed relative to local: prefetch {loc/pf:.2f}  (target >= 0.80),  no prefetch {loc/np:.2f},  cp {loc/cp:.2f}")
+print(f"   get-wal+prefetch relative to restore_command=cp of plain files: {cp/pf:.2f}")
+print(f"   replay rate: local {mb/loc:.0f} MiB/s, get-wal+prefetch {mb/pf:.0f} MiB/s, get-wal {mb/np:.0f} MiB/s, cp {mb/cp:.0f} MiB/s")
 PY
 
 echo "== 2. walkeeper restore of the base backup (parallel extraction, one sync)"

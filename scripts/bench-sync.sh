@@ -23,7 +23,7 @@ ROUNDS=${ROUNDS:-2}
 SCALE=${SCALE:-10}
 work=$(mktemp -d /tmp/walkeeper-bench-sync-XXXXXX)
 chmod 755 "$work"
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_pg() { if [ "$(id -u)" = 0 ]; then HOME=/var/lib/postgresql setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; else "$@"; fi; }
 [ "$(id -u)" = 0 ] && chown postgres: "$work"
 wkpid=""
 cleanup() {
@@ -92,7 +92,7 @@ CONF
 [ "$(id -u)" = 0 ] && chown postgres: "$cfg"
 sync_to() { psqlp "ALTER SYSTEM SET synchronous_standby_names = '$1'"; psqlp "SELECT pg_reload_conf()" >/dev/null; }
 start_wk() { # command...
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$work/walkeeper" --config "$cfg" "$@" 2>>"$work/walkeeper.log" &
+  if [ "$(id -u)" = 0 ]; then HOME=/var/lib/postgresql setpriv --reuid=postgres --regid=postgres --init-groups -- "$work/walkeeper" --config "$cfg" "$@" 2>>"$work/walkeeper.log" &
   else "$work/walkeeper" --config "$cfg" "$@" 2>>"$work/walkeeper.log" & fi
   wkpid=$!
   waitfor "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'walkeeper'" sync 60

@@ -11,7 +11,7 @@ PGBIN=${WALKEEPER_PGBIN:-/usr/lib/postgresql/15/bin}
 SCALE=${SCALE:-20}
 work=$(mktemp -d /tmp/walkeeper-bench-XXXXXX)
 chmod 755 "$work"
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_pg() { if [ "$(id -u)" = 0 ]; then HOME=/var/lib/postgresql setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; else "$@"; fi; }
 [ "$(id -u)" = 0 ] && chown postgres: "$work"
 cleanup() { as_pg "$PGBIN/pg_ctl" -D "$work/pgdata" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT

@@ -17,7 +17,15 @@ cp "$root/bin/walkeeper" "$bin"
 chmod 755 "$bin"
 
 # PostgreSQL refuses to run as root: run it, and walkeeper, as the postgres user.
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# setpriv execs in place (runuser would stay as a parent that does not pass on signals),
+# so $! of a backgrounded command is the command itself.
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then
+    HOME=/var/lib/postgresql setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"
+  else
+    "$@"
+  fi
+}
 [ "$(id -u)" = 0 ] && chown postgres: "$work"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 55432)
@@ -39,7 +47,7 @@ cleanup() {
   set +e
   as_pg "$PGBIN/pg_ctl" -D "$work/restored" -m immediate stop >/dev/null 2>&1
   as_pg "$PGBIN/pg_ctl" -D "$work/pgdata" -m immediate stop >/dev/null 2>&1
-  [ -n "${watch_pid:-}" ] && kill "$watch_pid" 2>/dev/null && wait "$watch_pid" 2>/dev/null
+  if [ -n "${watch_pid:-}" ]; then kill "$watch_pid" 2>/dev/null; wait "$watch_pid" 2>/dev/null; fi
   if [ "${KEEP:-0}" = 1 ]; then echo "demo: kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -60,7 +68,13 @@ CONF
 as_pg "$PGBIN/pg_ctl" -D "$work/pgdata" -l "$work/pg.log" -w start >/dev/null
 
 step "start the daemon: walkeeper watch"
-as_pg "$bin" --config "$cfg" watch 2>"$work/watch.log" &
+# Started directly (not through the as_pg function, which would fork a subshell), so that
+# $! is the daemon itself and cleanup can wait for it to finish.
+if [ "$(id -u)" = 0 ]; then
+  HOME=/var/lib/postgresql setpriv --reuid=postgres --regid=postgres --init-groups -- "$bin" --config "$cfg" watch 2>"$work/watch.log" &
+else
+  "$bin" --config "$cfg" watch 2>"$work/watch.log" &
+fi
 watch_pid=$!
 for _ in $(seq 100); do [ -S "$work/home/walkeeper.sock" ] && break; sleep 0.1; done
 

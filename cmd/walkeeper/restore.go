@@ -337,7 +337,7 @@ func (c *PrefetchWALCmd) Run(a *App) error {
 
 // SandboxCmd is the flashback sandbox.
 type SandboxCmd struct {
-	Start  SandboxStartCmd  `cmd:"" default:"withargs" help:"Restore into a scratch directory and start PostgreSQL read-only, paused at the target."`
+	Start  SandboxStartCmd  `cmd:"" default:"withargs" help:"Restore into a scratch directory and start PostgreSQL read-only, paused at the target (or, with --target-action promote, recovered to it and read-only)."`
 	Stop   SandboxStopCmd   `cmd:"" help:"Stop a server's sandbox and remove its scratch directory."`
 	Status SandboxStatusCmd `cmd:"" help:"Show sandboxes."`
 }

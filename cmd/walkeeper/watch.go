@@ -89,7 +89,17 @@ func (c *WatchCmd) Run(a *App) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	defer idx.Close()
+	defer func() {
+		// Every index write is already synced (SyncWrites); a close that hangs (its
+		// directory removed under it) must not keep the daemon from exiting.
+		done := make(chan struct{})
+		go func() { _ = idx.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			log.Error("index close did not finish in 15s; exiting anyway")
+		}
+	}()
 	store := storage.NewLocal(cfg.Home)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -327,9 +327,11 @@ func TestPITR(t *testing.T) {
 			t.Fatalf("promoted cluster is on timeline %s", got)
 		}
 		seg := tl2.Psql(t, "SELECT pg_walfile_name(pg_switch_wal())")
-		wktest.Eventually(t, 60*time.Second, "timeline 2's WAL archived", func() bool {
-			return p.env.Run("get-wal", "pg1", seg, filepath.Join(pgtest.TempDir(t), "x")).Code == 0
-		})
+		for _, f := range []string{"00000002.history", seg} {
+			wktest.Eventually(t, 60*time.Second, f+" of timeline 2 archived", func() bool {
+				return p.env.Run("get-wal", "pg1", f, filepath.Join(pgtest.TempDir(t), "x")).Code == 0
+			})
+		}
 		tl2.Stop(t, "fast")
 		// Timeline 1 goes on.
 		p.primary.Psql(t, "INSERT INTO marks VALUES (7, 'mark 7')")
