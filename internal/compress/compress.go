@@ -126,39 +126,44 @@ func EncodeAll(codec string, level int, src, dst []byte) ([]byte, error) {
 	return nil, fmt.Errorf("unknown compression %q", codec)
 }
 
-var parallelPool sync.Pool
-
 // EncodeAllParallel is EncodeAll spread over all cores for one buffer: zstd compresses
-// its blocks concurrently into a single frame (with the content size recorded). It costs
-// some throughput per core, so callers use it when latency matters more: a lone file.
+// one slice per core as independent frames, written back to back (concatenated frames
+// are one valid zstd stream: DecodeAll, NewReader and `zstd -d` read them as one). Each
+// frame is as good as the whole at WAL's scale, so callers use it when latency matters:
+// a lone file. Other codecs fall back to EncodeAll.
 func EncodeAllParallel(codec string, level int, src, dst []byte) ([]byte, error) {
-	if codec != Zstd || runtime.GOMAXPROCS(0) < 2 || len(src) < 1<<20 {
+	n := runtime.GOMAXPROCS(0)
+	if codec != Zstd || n < 2 || len(src) < 2<<20 {
 		return EncodeAll(codec, level, src, dst)
 	}
-	buf := bytes.NewBuffer(dst)
-	type pooled struct {
-		level zstd.EncoderLevel
-		enc   *zstd.Encoder
+	e, err := zstdEncoder(level)
+	if err != nil {
+		return nil, err
 	}
-	var enc *zstd.Encoder
-	if p, ok := parallelPool.Get().(*pooled); ok && p.level == zstdLevel(level) {
-		enc = p.enc
-	} else {
-		var err error
-		enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstdLevel(level)), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
-		if err != nil {
-			return nil, err
+	part := (len(src) + n - 1) / n
+	outs := make([][]byte, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		lo, hi := i*part, min((i+1)*part, len(src))
+		if lo >= hi {
+			continue
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i == 0 {
+				outs[0] = e.EncodeAll(src[lo:hi], dst)
+				return
+			}
+			outs[i] = e.EncodeAll(src[lo:hi], make([]byte, 0, (hi-lo)/4))
+		}()
 	}
-	enc.ResetContentSize(buf, int64(len(src)))
-	if _, err := enc.Write(src); err != nil {
-		return nil, err
+	wg.Wait()
+	out := outs[0]
+	for _, o := range outs[1:] {
+		out = append(out, o...)
 	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	parallelPool.Put(&pooled{level: zstdLevel(level), enc: enc})
-	return buf.Bytes(), nil
+	return out, nil
 }
 
 // DecodeAll decompresses a whole buffer written by EncodeAll.
