@@ -274,7 +274,7 @@ func (p *pipeline) archive(r io.Reader, tablespace uint32) error {
 		case tar.TypeSymlink:
 			e.Type = TypeSymlink
 			e.Link = h.Linkname
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg: // the reader already turns the old TypeRegA into TypeReg
 			e.Type = TypeFile
 			e.Size = h.Size
 		default:

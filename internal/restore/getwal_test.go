@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -178,7 +177,7 @@ func waitFor(t *testing.T, cond func() bool) {
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal(fmt.Sprintf("timed out at %s", time.Now()))
+			t.Fatalf("timed out at %s", time.Now())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -23,7 +23,6 @@ import (
 // which makes the whole tree durable at a fraction of the cost of fsyncing each file.
 type localSink struct {
 	owner *Owner
-	mu    sync.Mutex
 	dirs  []string
 }
 
