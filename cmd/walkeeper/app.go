@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"github.com/alecthomas/kong"
 	"golang.org/x/term"
 
+	"github.com/walkeeper/walkeeper/internal/basebackup"
+	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/index"
@@ -103,6 +106,28 @@ func (a *App) Index() (index.Index, error) {
 	}
 	a.idx, a.client = idx, client
 	return idx, nil
+}
+
+// resolveBackup loads a server's section and finds one of its backups by id, name,
+// latest or oldest: the prelude of every command that takes a backup ID.
+func (a *App) resolveBackup(ctx context.Context, server, ref string) (*config.Server, catalog.Backup, error) {
+	srv, err := a.Server(server)
+	if err != nil {
+		return nil, catalog.Backup{}, err
+	}
+	idx, err := a.Index()
+	if err != nil {
+		return nil, catalog.Backup{}, err
+	}
+	bs, err := idx.ListBackups(ctx, srv.Name)
+	if err != nil {
+		return nil, catalog.Backup{}, err
+	}
+	b, err := basebackup.Resolve(bs, ref)
+	if err != nil {
+		return nil, catalog.Backup{}, fmt.Errorf("%s: %w", srv.Name, err)
+	}
+	return srv, b, nil
 }
 
 // Daemon returns a client of the running daemon, or nil.

@@ -374,7 +374,8 @@ type DeleteCmd struct {
 
 // Run implements the command.
 func (c *DeleteCmd) Run(a *App) error {
-	srv, err := a.Server(c.Server)
+	ctx := context.Background()
+	srv, b, err := a.resolveBackup(ctx, c.Server, c.ID)
 	if err != nil {
 		return err
 	}
@@ -385,15 +386,6 @@ func (c *DeleteCmd) Run(a *App) error {
 	store, err := a.Store()
 	if err != nil {
 		return err
-	}
-	ctx := context.Background()
-	bs, err := idx.ListBackups(ctx, srv.Name)
-	if err != nil {
-		return err
-	}
-	b, err := basebackup.Resolve(bs, c.ID)
-	if err != nil {
-		return fmt.Errorf("%s: %w", srv.Name, err)
 	}
 	if err := basebackup.Delete(ctx, store, idx, srv.Dir(), srv.Name, b); err != nil {
 		return err

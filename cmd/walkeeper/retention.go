@@ -14,7 +14,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/walkeeper/walkeeper/internal/basebackup"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/index"
@@ -202,7 +201,8 @@ func printRetention(a *App, r *retention.Result) {
 
 // Run implements the command.
 func (c *KeepCmd) Run(a *App) error {
-	srv, err := a.Server(c.Server)
+	ctx := context.Background()
+	srv, b, err := a.resolveBackup(ctx, c.Server, c.ID)
 	if err != nil {
 		return err
 	}
@@ -213,15 +213,6 @@ func (c *KeepCmd) Run(a *App) error {
 	idx, err := a.Index()
 	if err != nil {
 		return err
-	}
-	ctx := context.Background()
-	bs, err := idx.ListBackups(ctx, srv.Name)
-	if err != nil {
-		return err
-	}
-	b, err := basebackup.Resolve(bs, c.ID)
-	if err != nil {
-		return fmt.Errorf("%s: %w", srv.Name, err)
 	}
 	lctx, cancel := context.WithTimeout(ctx, lockWait)
 	lock, err := retention.LockServer(lctx, srv.Dir())
