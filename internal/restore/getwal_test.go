@@ -129,7 +129,10 @@ func TestPrefetchSpool(t *testing.T) {
 	if err != nil || from != FromArchive {
 		t.Fatalf("first: %s %v", from, err)
 	}
-	waitFor(t, func() bool { return exists(filepath.Join(spool, names[3])) })
+	// The prefetcher fetches in parallel: wait for the whole window, not just its end.
+	waitFor(t, func() bool {
+		return exists(filepath.Join(spool, names[1])) && exists(filepath.Join(spool, names[2])) && exists(filepath.Join(spool, names[3]))
+	})
 	if exists(filepath.Join(spool, names[4])) {
 		t.Error("prefetched beyond the window of 3")
 	}
