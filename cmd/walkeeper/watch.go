@@ -77,17 +77,9 @@ func (c *WatchCmd) Run(a *App) error {
 	}
 	defer lock.Close()
 
-	// A command that found no daemon may hold the index for a moment: wait for it.
-	var idx *index.Badger
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		idx, err = index.OpenBadger(daemon.IndexDir(cfg.Home), log)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, index.ErrLocked) || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
+	idx, err := daemon.OpenLocalIndex(cfg.Home, log, 15*time.Second)
+	if err != nil {
+		return err
 	}
 	defer func() {
 		// Every index write is already synced (SyncWrites); a close that hangs (its

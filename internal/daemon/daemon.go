@@ -90,14 +90,13 @@ type Info struct {
 
 // ServerState is what the daemon knows about one server beyond the index.
 type ServerState struct {
-	Watching      bool      `json:"watching"`
-	Archived      int64     `json:"archived"`
-	Duplicates    int64     `json:"duplicates"`
-	Quarantined   int64     `json:"quarantined"`
-	LastError     string    `json:"last_error,omitempty"`
-	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
-	Receiver      any       `json:"receiver,omitempty"`
-	LastRetention time.Time `json:"last_retention,omitzero"`
+	Watching    bool      `json:"watching"`
+	Archived    int64     `json:"archived"`
+	Duplicates  int64     `json:"duplicates"`
+	Quarantined int64     `json:"quarantined"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	Receiver    any       `json:"receiver,omitempty"`
 }
 
 // Server is the daemon's HTTP API on the unix socket.
@@ -218,13 +217,25 @@ func OpenIndex(home string, log *slog.Logger) (idx index.Index, client *Client, 
 		if err := PrepareHome(home); err != nil {
 			return nil, nil, err
 		}
-		b, berr := index.OpenBadger(IndexDir(home), log)
+		b, berr := OpenLocalIndex(home, log, 200*time.Millisecond)
 		if berr == nil {
 			return b, nil, nil
 		}
 		if !errors.Is(berr, index.ErrLocked) || time.Now().After(deadline) {
 			return nil, nil, berr
 		}
-		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// OpenLocalIndex opens home's badger index, waiting up to wait while another process
+// holds it: a command that found no daemon keeps it only for a moment.
+func OpenLocalIndex(home string, log *slog.Logger, wait time.Duration) (*index.Badger, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		b, err := index.OpenBadger(IndexDir(home), log)
+		if err == nil || !errors.Is(err, index.ErrLocked) || time.Now().After(deadline) {
+			return b, err
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -215,3 +215,37 @@ func TestPipelineEnforcesLearnedIdentity(t *testing.T) {
 		t.Fatalf("identity after restart: %+v %v", id, ok)
 	}
 }
+
+// TestReplacedWhileArchivingIsKept: when archive-wal (or the receiver) renames a new file
+// over an incoming name while the old one is being archived, only the file that was read
+// goes; the newcomer stays for its own turn, and is then judged like any arrival
+// (invariant 2: same content a duplicate, other content quarantined, never lost).
+func TestReplacedWhileArchivingIsKept(t *testing.T) {
+	seg := realSegment(t)
+	f := newFixture(t, "zstd")
+	name := "000000010000000000000001"
+	path := filepath.Join(f.srv.IncomingDir, name)
+	f.drop(t, name, seg)
+	read, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := bytes.Clone(seg)
+	other[len(other)-1] ^= 1
+	f.drop(t, name, other) // renamed over the name: a new inode
+	if err := unlinkSame(path, read); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(got, other) {
+		t.Fatalf("the newcomer was removed with the file that was read: %v", err)
+	}
+	// The file that was read goes when it is still the one under the name.
+	now, _ := os.Lstat(path)
+	if err := unlinkSame(path, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("the file that was read is still there: %v", err)
+	}
+}
