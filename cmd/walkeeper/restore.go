@@ -279,6 +279,10 @@ func (c *GetWALCmd) Run(a *App) error {
 		return err
 	}
 	a.log.Debug("get-wal", "file", c.WALName, "from", from)
+	if from == restore.FromPGWAL {
+		// Quietly: PostgreSQL reads the segment from pg_wal when restore_command fails.
+		return &exitError{code: 1}
+	}
 	return nil
 }
 

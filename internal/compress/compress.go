@@ -136,6 +136,9 @@ func EncodeAllParallel(codec string, level int, src, dst []byte) ([]byte, error)
 	if codec != Zstd || n < 2 || len(src) < 2<<20 {
 		return EncodeAll(codec, level, src, dst)
 	}
+	// Two slices per core, so that a core also busy elsewhere (the pipeline hashes the
+	// same buffer meanwhile) does not hold back the whole file with one big slice.
+	n = min(2*n, len(src)>>20)
 	e, err := zstdEncoder(level)
 	if err != nil {
 		return nil, err
@@ -155,15 +158,41 @@ func EncodeAllParallel(codec string, level int, src, dst []byte) ([]byte, error)
 				outs[0] = e.EncodeAll(src[lo:hi], dst)
 				return
 			}
-			outs[i] = e.EncodeAll(src[lo:hi], make([]byte, 0, (hi-lo)/4))
+			outs[i] = e.EncodeAll(src[lo:hi], getScratch(hi-lo))
 		}()
 	}
 	wg.Wait()
 	out := outs[0]
 	for _, o := range outs[1:] {
 		out = append(out, o...)
+		putScratch(o)
 	}
 	return out, nil
+}
+
+// scratch recycles EncodeAllParallel's per-part output buffers: fresh ones cost page
+// faults on every lone segment, the latency path. (A sync.Pool is emptied by each GC.)
+var scratch = make(chan []byte, 16)
+
+func getScratch(size int) []byte {
+	select {
+	case b := <-scratch:
+		if cap(b) >= size {
+			return b[:0]
+		}
+	default:
+	}
+	return make([]byte, 0, size)
+}
+
+func putScratch(b []byte) {
+	if cap(b) > 64<<20 {
+		return
+	}
+	select {
+	case scratch <- b[:0]:
+	default:
+	}
 }
 
 // DecodeAll decompresses a whole buffer written by EncodeAll.

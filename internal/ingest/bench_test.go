@@ -147,7 +147,7 @@ func BenchmarkDropToIndexed(b *testing.B) {
 			defer close(finished)
 			_ = p.Run(ctx, func(r Result) {
 				if r.Outcome == Archived {
-					results <- time.Now()
+					results <- r.Indexed
 				}
 			})
 		}()

@@ -213,7 +213,8 @@ var (
 )
 
 // processDir is os.TempDir()/walkeeper-test-<pid>, mode 0755, shared by this test process.
-// Stale ones (older than a day, from dead processes) are removed when it is first created.
+// Stale ones (of test processes that have exited) are removed when it is first created,
+// so the per-process binaries and sockets do not pile up in /tmp.
 func processDir() (string, error) {
 	baseOnce.Do(func() {
 		tmp := os.TempDir()
@@ -244,7 +245,7 @@ func cleanStale(tmp string) {
 			continue
 		}
 		info, err := e.Info()
-		if err != nil || time.Since(info.ModTime()) < 24*time.Hour {
+		if err != nil || time.Since(info.ModTime()) < time.Minute {
 			continue
 		}
 		if syscall.Kill(pid, 0) == nil {

@@ -29,6 +29,9 @@ const (
 	FromArchive          = "archive"
 	FromArchivedPartial  = "archived-partial"
 	FromStreamingPartial = "streaming-partial"
+	// FromPGWAL: the prefetcher already put the segment into pg_wal under its own name;
+	// get-wal must exit 1 so that PostgreSQL reads it there (see placeInPGWAL).
+	FromPGWAL = "pg_wal"
 )
 
 // GetOptions tunes get-wal.
@@ -64,19 +67,27 @@ func Get(ctx context.Context, store storage.Store, server, walName, dest string,
 	if err != nil {
 		return "", fmt.Errorf("get-wal %s: %w", walName, err)
 	}
-	spool := ""
+	spool, pgwal := "", ""
 	if o.Prefetch > 0 && n.Kind == segments.KindSegment {
+		abs, err := filepath.Abs(dest)
+		if err != nil {
+			return "", err
+		}
+		pgwal = filepath.Dir(abs)
 		spool = o.SpoolDir
 		if spool == "" {
-			abs, err := filepath.Abs(dest)
-			if err != nil {
-				return "", err
-			}
-			spool = filepath.Join(filepath.Dir(abs), SpoolDirName)
+			spool = filepath.Join(pgwal, SpoolDirName)
 		}
-		if spoolValid(spool) && os.Rename(filepath.Join(spool, walName), dest) == nil {
-			kickPrefetch(spool, walName, o)
-			return FromSpool, nil
+		if spoolValid(spool) {
+			if placed(spool, pgwal, walName) {
+				os.Remove(filepath.Join(spool, walName))
+				kickPrefetch(spool, pgwal, walName, o)
+				return FromPGWAL, nil
+			}
+			if os.Rename(filepath.Join(spool, walName), dest) == nil {
+				kickPrefetch(spool, pgwal, walName, o)
+				return FromSpool, nil
+			}
 		}
 	}
 	from, err := fetch(ctx, store, server, n, dest, o.StreamingDir)
@@ -84,7 +95,7 @@ func Get(ctx context.Context, store storage.Store, server, walName, dest string,
 		return "", err
 	}
 	if spool != "" && from == FromArchive {
-		kickPrefetch(spool, walName, o)
+		kickPrefetch(spool, pgwal, walName, o)
 	}
 	return from, nil
 }
@@ -125,14 +136,14 @@ func fetch(ctx context.Context, store storage.Store, server string, n segments.N
 
 // kickPrefetch records what PostgreSQL asked for last and makes sure a prefetcher runs.
 // Failures only cost speed, never correctness, so they are ignored.
-func kickPrefetch(spool, walName string, o GetOptions) {
+func kickPrefetch(spool, pgwal, walName string, o GetOptions) {
 	if o.StartPrefetcher == nil {
 		return
 	}
 	if err := prepareSpool(spool); err != nil {
 		return
 	}
-	_, _ = fsutil.WriteAtomicNoSync(filepath.Join(spool, wantedFile), strings.NewReader(fmt.Sprintf("%s %d\n", walName, o.Prefetch)), 0o600)
+	_, _ = fsutil.WriteAtomicNoSync(filepath.Join(spool, wantedFile), strings.NewReader(fmt.Sprintf("%s %d %s\n", walName, o.Prefetch, pgwal)), 0o600)
 	if prefetcherRunning(spool) {
 		return
 	}

@@ -173,6 +173,82 @@ func TestPrefetchSpool(t *testing.T) {
 	}
 }
 
+// TestPrefetchPlacesInPGWAL: with a real pg_wal (archive_status/ present) the
+// prefetcher links each segment into pg_wal marked .done, and get-wal answers such a
+// segment with FromPGWAL (exit 1, so PostgreSQL reads it there); a file of the same name
+// that was already in pg_wal is never taken for ours.
+func TestPrefetchPlacesInPGWAL(t *testing.T) {
+	ctx := context.Background()
+	store, _ := newArchive(t)
+	var names []string
+	for i := uint64(1); i <= 6; i++ {
+		n := segments.SegmentFileName(1, i, testSeg)
+		names = append(names, n)
+		archive(t, store, "pg1", n, segData(n))
+	}
+	pgwal := t.TempDir()
+	if err := os.Mkdir(filepath.Join(pgwal, "archive_status"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Not the prefetcher's: say, left by the base backup.
+	foreign := []byte("not the archived segment")
+	os.WriteFile(filepath.Join(pgwal, names[3]), foreign, 0o600)
+	spool := filepath.Join(pgwal, SpoolDirName)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := func(sp string) error {
+		go func() { _, _ = Prefetch(ctx, store, "pg1", sp, 2) }()
+		return nil
+	}
+	o := GetOptions{Prefetch: 3, StartPrefetcher: start}
+	dest := filepath.Join(pgwal, "RECOVERYXLOG")
+	if from, err := Get(ctx, store, "pg1", names[0], dest, o); err != nil || from != FromArchive {
+		t.Fatalf("first: %s %v", from, err)
+	}
+	waitFor(t, func() bool {
+		return exists(filepath.Join(pgwal, "archive_status", names[1]+".done")) && exists(filepath.Join(pgwal, "archive_status", names[2]+".done")) && exists(filepath.Join(spool, names[3]))
+	})
+	for i := 1; i <= 2; i++ {
+		os.Remove(dest)
+		from, err := Get(ctx, store, "pg1", names[i], dest, o)
+		if err != nil || from != FromPGWAL {
+			t.Fatalf("%s: from %s, %v; want %s", names[i], from, err, FromPGWAL)
+		}
+		if exists(dest) {
+			t.Errorf("%s: %%p written although PostgreSQL is told to read pg_wal", names[i])
+		}
+		if got, _ := os.ReadFile(filepath.Join(pgwal, names[i])); !bytes.Equal(got, segData(names[i])) {
+			t.Fatalf("pg_wal/%s is not the archived segment", names[i])
+		}
+		if exists(filepath.Join(spool, names[i])) {
+			t.Errorf("spool/%s kept after it was handed over", names[i])
+		}
+	}
+	// names[3] was in pg_wal before: it stays untouched and is served through %p.
+	from, err := Get(ctx, store, "pg1", names[3], dest, o)
+	if err != nil || from != FromSpool {
+		t.Fatalf("%s: from %s, %v; want %s", names[3], from, err, FromSpool)
+	}
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, segData(names[3])) {
+		t.Fatalf("%s: wrong content through %%p", names[3])
+	}
+	if got, _ := os.ReadFile(filepath.Join(pgwal, names[3])); !bytes.Equal(got, foreign) {
+		t.Errorf("pg_wal/%s (not ours) was changed", names[3])
+	}
+	if exists(filepath.Join(pgwal, "archive_status", names[3]+".done")) {
+		t.Errorf("marked a file that is not ours .done")
+	}
+	// Replay jumps back (another timeline's probe, a restart): what lies outside the new
+	// window leaves pg_wal with its .done.
+	waitFor(t, func() bool { return exists(filepath.Join(pgwal, names[5])) })
+	if _, err := Get(ctx, store, "pg1", names[0], dest, o); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		return !exists(filepath.Join(pgwal, names[5])) && !exists(filepath.Join(pgwal, "archive_status", names[5]+".done"))
+	})
+}
+
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func waitFor(t *testing.T, cond func() bool) {

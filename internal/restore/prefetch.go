@@ -23,7 +23,7 @@ import (
 // The spool's control files. The spool holds only segments decompressed ahead (named
 // as in the archive, so a rename hands one to PostgreSQL) and these dot files.
 const (
-	wantedFile = ".wanted" // "<segment> <prefetch>": what PostgreSQL asked for last
+	wantedFile = ".wanted" // "<segment> <prefetch> [<pg_wal dir>]": what PostgreSQL asked for last
 	lockFile   = ".lock"   // flock held by the one running prefetcher
 	bootFile   = ".boot"   // boot id the spool was filled under
 )
@@ -91,17 +91,70 @@ func prefetcherRunning(spool string) bool {
 	return false
 }
 
-func readWanted(spool string) (name string, n int) {
+func readWanted(spool string) (name string, n int, pgwal string) {
 	b, err := os.ReadFile(filepath.Join(spool, wantedFile))
 	if err != nil {
-		return "", 0
+		return "", 0, ""
 	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return "", 0
+	f := strings.SplitN(strings.TrimRight(string(b), "\n"), " ", 3)
+	if len(f) < 2 {
+		return "", 0, ""
 	}
 	n, _ = strconv.Atoi(f[1])
-	return f[0], n
+	if len(f) == 3 {
+		pgwal = f[2]
+	}
+	return f[0], n, pgwal
+}
+
+// placeInPGWAL hard-links a spooled segment into pg_wal under its own name, marked
+// archived (archive_status/<name>.done, as PostgreSQL marks what restore_command
+// fetched, so it is never archived again), when pg_wal has no file of that name.
+// get-wal then answers "not in the archive" for it and PostgreSQL reads it from pg_wal,
+// as it does any segment restore_command cannot supply: replay skips the durable rename
+// (two fsyncs and a journal commit per segment) that every restored file costs. Only a
+// pg_wal with an archive_status directory, on the spool's file system, is used.
+func placeInPGWAL(spool, pgwal, name string) {
+	if pgwal == "" {
+		return
+	}
+	if fi, err := os.Stat(filepath.Join(pgwal, "archive_status")); err != nil || !fi.IsDir() {
+		return
+	}
+	dst := filepath.Join(pgwal, name)
+	if err := os.Link(filepath.Join(spool, name), dst); err != nil {
+		return
+	}
+	done := filepath.Join(pgwal, "archive_status", name+".done")
+	if f, err := os.OpenFile(done, os.O_WRONLY|os.O_CREATE, 0o600); err == nil {
+		f.Close()
+		return
+	}
+	// Without its .done PostgreSQL would archive the segment again after a promotion:
+	// leave it to the plain spool path.
+	os.Remove(dst)
+}
+
+// placed reports whether pg_wal/<name> is the file the prefetcher spooled and linked
+// there in this boot (same inode as spool/<name>), so PostgreSQL can read it from pg_wal.
+func placed(spool, pgwal, name string) bool {
+	a, err := os.Lstat(filepath.Join(spool, name))
+	if err != nil || !a.Mode().IsRegular() {
+		return false
+	}
+	b, err := os.Lstat(filepath.Join(pgwal, name))
+	return err == nil && os.SameFile(a, b) && a.Size() == b.Size() && a.Size() > 0
+}
+
+// unplace removes a prefetched segment from pg_wal again (and its .done) while it is
+// still the spooled file: one the prefetch window no longer covers.
+func unplace(spool, pgwal, name string) {
+	if pgwal == "" || !placed(spool, pgwal, name) {
+		return
+	}
+	if os.Remove(filepath.Join(pgwal, name)) == nil {
+		os.Remove(filepath.Join(pgwal, "archive_status", name+".done"))
+	}
 }
 
 // PrefetchStats counts a prefetcher's work.
@@ -144,10 +197,10 @@ func Prefetch(ctx context.Context, store storage.Store, server, spool string, jo
 		if _, err := os.Stat(spool); err != nil {
 			return st, nil
 		}
-		w, n := readWanted(spool)
+		w, n, pgwal := readWanted(spool)
 		if w != "" && w != last {
 			last = w
-			if err := fillSpool(ctx, store, server, spool, w, n, segSize, jobs, &st); err != nil {
+			if err := fillSpool(ctx, store, server, spool, pgwal, w, n, segSize, jobs, &st); err != nil {
 				return st, err
 			}
 			idleSince = time.Now()
@@ -157,7 +210,7 @@ func Prefetch(ctx context.Context, store storage.Store, server, spool string, jo
 			// Give up the lock, then look once more so a request that arrived while a
 			// get-wal saw us running is not left without a prefetcher.
 			_ = unix.Flock(int(lf.Fd()), unix.LOCK_UN)
-			if w2, _ := readWanted(spool); w2 == last || unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+			if w2, _, _ := readWanted(spool); w2 == last || unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
 				return st, nil
 			}
 			idleSince = time.Now()
@@ -194,7 +247,7 @@ func writeSpoolFile(path string, data []byte) error {
 	return err
 }
 
-func fillSpool(ctx context.Context, store storage.Store, server, spool, wanted string, n int, segSize uint64, jobs int, st *PrefetchStats) error {
+func fillSpool(ctx context.Context, store storage.Store, server, spool, pgwal, wanted string, n int, segSize uint64, jobs int, st *PrefetchStats) error {
 	wn, err := segments.Parse(wanted)
 	if err != nil || wn.Kind != segments.KindSegment || wn.ValidFor(segSize) != nil {
 		return nil
@@ -215,7 +268,15 @@ func fillSpool(ctx context.Context, store storage.Store, server, spool, wanted s
 			continue
 		}
 		s := sn.SegNo(segSize)
-		if s <= cur || s > cur+uint64(n) {
+		if s <= cur {
+			// Behind replay: a copy placed in pg_wal is PostgreSQL's now (it may be
+			// reading it); it removes it at a restartpoint like any other segment.
+			os.Remove(filepath.Join(spool, e.Name()))
+			continue
+		}
+		if s > cur+uint64(n) || sn.Timeline != wn.Timeline {
+			// Ahead but outside the window, or on a timeline replay left.
+			unplace(spool, pgwal, e.Name())
 			os.Remove(filepath.Join(spool, e.Name()))
 			continue
 		}
@@ -260,6 +321,7 @@ func fillSpool(ctx context.Context, store storage.Store, server, spool, wanted s
 					if err == nil {
 						err = writeSpoolFile(filepath.Join(spool, name), data)
 						if err == nil {
+							placeInPGWAL(spool, pgwal, name)
 							mu.Lock()
 							st.Fetched++
 							st.Bytes += int64(len(data))
