@@ -321,9 +321,13 @@ func run(ctx context.Context, o Options, b catalog.Backup, tsNames map[uint32]st
 		tsSize[e.Tablespace] += e.Size
 	}
 	sortEntries(entries)
-	cdata, err := json.Marshal(contentsFile{Version: formatVersion, BackupID: b.ID, Entries: entries})
+	cjson, err := json.Marshal(contentsFile{Version: formatVersion, BackupID: b.ID, Entries: entries})
 	if err != nil {
 		return b, err
+	}
+	cdata, err := compress.EncodeAll(compress.Zstd, 3, cjson, nil)
+	if err != nil {
+		return b, fmt.Errorf("compress contents: %w", err)
 	}
 	if _, err := o.Store.Put(ctx, ContentsKey(o.Server, b.ID), bytes.NewReader(cdata)); err != nil {
 		return b, fmt.Errorf("store contents: %w", err)

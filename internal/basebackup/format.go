@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/catalog"
@@ -41,6 +42,9 @@ type Entry struct {
 	// (small files share bundle objects); otherwise the whole object is the content.
 	Bundle bool  `json:"bundle,omitempty"`
 	Offset int64 `json:"offset,omitempty"`
+	// Solid marks content stored as the Size bytes at Offset of the decompressed object
+	// Key: a bundle compressed as one frame (format version 2).
+	Solid bool `json:"solid,omitempty"`
 }
 
 // contentsFile is the stored form of a backup's entry list.
@@ -50,8 +54,10 @@ type contentsFile struct {
 	Entries  []Entry `json:"entries"`
 }
 
-// formatVersion is written in contents.json; readers refuse newer versions.
-const formatVersion = 1
+// formatVersion is written in contents.json; readers refuse newer versions. Version 2
+// stores small files in solid bundles (Entry.Solid); version 1's per-file frames in
+// bundles (Entry.Bundle) are still read.
+const formatVersion = 2
 
 // Prefix is the storage prefix of everything a backup stores: "<server>/base/<id>/".
 func Prefix(server, id string) string { return server + "/base/" + id + "/" }
@@ -62,8 +68,12 @@ func InfoKey(server, id string) string { return Prefix(server, id) + "backup.inf
 // ManifestKey is the key of the server's backup_manifest, stored as sent.
 func ManifestKey(server, id string) string { return Prefix(server, id) + "backup_manifest" }
 
-// ContentsKey is the key of the entry list (contents.json).
-func ContentsKey(server, id string) string { return Prefix(server, id) + "contents.json" }
+// ContentsKey is the key of the entry list, contents.json compressed with zstd (a
+// thousand entries are a few hundred KB of JSON; `zstd -dc` shows it).
+func ContentsKey(server, id string) string { return Prefix(server, id) + "contents.json.zst" }
+
+// legacyContentsKey is where format version 1 stored the entry list, uncompressed.
+func legacyContentsKey(server, id string) string { return Prefix(server, id) + "contents.json" }
 
 // DataPrefix is the prefix under which file contents are stored, one object per file:
 // data/pgdata/<path> for the data directory, data/<oid>/<path> for a tablespace.
@@ -113,12 +123,25 @@ func SaveInfo(ctx context.Context, store storage.Store, b catalog.Backup) error 
 func Contents(ctx context.Context, store storage.Store, server, id string) ([]Entry, error) {
 	key := ContentsKey(server, id)
 	r, err := store.Get(ctx, key)
+	if errors.Is(err, storage.ErrNotFound) {
+		key = legacyContentsKey(server, id)
+		r, err = store.Get(ctx, key)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("backup %s of %s: contents: %w", id, server, err)
 	}
 	defer r.Close()
+	var src io.Reader = r
+	if strings.HasSuffix(key, compress.Suffix(compress.Zstd)) {
+		dr, err := compress.NewReader(compress.Zstd, r)
+		if err != nil {
+			return nil, fmt.Errorf("backup %s of %s: %s: %w", id, server, key, err)
+		}
+		defer dr.Close()
+		src = dr
+	}
 	var c contentsFile
-	if err := json.NewDecoder(r).Decode(&c); err != nil {
+	if err := json.NewDecoder(src).Decode(&c); err != nil {
 		return nil, fmt.Errorf("backup %s of %s: %s: %w", id, server, key, err)
 	}
 	if c.Version > formatVersion {
@@ -155,6 +178,16 @@ func OpenEntry(ctx context.Context, store storage.Store, e Entry) (io.ReadCloser
 	codec := e.Codec
 	if codec == "" {
 		codec = compress.None
+	}
+	if e.Solid {
+		data, err := solidBundles.get(ctx, store, e.Key, codec)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", e.Path, err)
+		}
+		if e.Offset < 0 || e.Offset+e.Size > int64(len(data)) {
+			return nil, fmt.Errorf("%s: %s holds %d bytes, the file is recorded at %d..%d: %w", e.Path, e.Key, len(data), e.Offset, e.Offset+e.Size, io.ErrUnexpectedEOF)
+		}
+		return io.NopCloser(bytes.NewReader(data[e.Offset : e.Offset+e.Size])), nil
 	}
 	raw, err := store.Get(ctx, e.Key)
 	if err != nil {
@@ -289,4 +322,88 @@ const IDLayout = "20060102T150405"
 func looksLikeID(s string) bool {
 	_, err := time.Parse(IDLayout, s)
 	return err == nil
+}
+
+// bundleCache keeps the last few decoded solid bundles: readers go through a backup's
+// entries in order, so the members of one bundle come one after another (and from
+// several workers at once, who then wait for one decode).
+type bundleCache struct {
+	mu    sync.Mutex
+	items []*cachedBundle // most recently used last
+}
+
+type cachedBundle struct {
+	key   bundleKey
+	ready chan struct{}
+	data  []byte
+	err   error
+}
+
+// keptBundles bounds the cache: bundleSize each at most.
+const keptBundles = 3
+
+var solidBundles = &bundleCache{}
+
+// bundleKey names one stored bundle object: its key in its store, and its size and time,
+// so that an object replaced under the same key (a backup deleted and taken again in
+// the same second, a test's fresh store) is never served from the cache.
+type bundleKey struct {
+	store   storage.Store
+	key     string
+	size    int64
+	modTime time.Time
+}
+
+func (c *bundleCache) get(ctx context.Context, store storage.Store, skey, codec string) ([]byte, error) {
+	st, err := store.Stat(ctx, skey)
+	if err != nil {
+		return nil, err
+	}
+	key := bundleKey{store, skey, st.Size, st.ModTime}
+	c.mu.Lock()
+	for i, it := range c.items {
+		if it.key == key {
+			c.items = append(append(c.items[:i:i], c.items[i+1:]...), it)
+			c.mu.Unlock()
+			<-it.ready
+			return it.data, it.err
+		}
+	}
+	it := &cachedBundle{key: key, ready: make(chan struct{})}
+	c.items = append(c.items, it)
+	if len(c.items) > keptBundles {
+		c.items = c.items[len(c.items)-keptBundles:]
+	}
+	c.mu.Unlock()
+	it.data, it.err = readSolid(ctx, store, skey, codec)
+	close(it.ready)
+	if it.err != nil {
+		// Not kept: the next reader tries again (and reports its own error).
+		c.mu.Lock()
+		for i, x := range c.items {
+			if x == it {
+				c.items = append(c.items[:i:i], c.items[i+1:]...)
+				break
+			}
+		}
+		c.mu.Unlock()
+	}
+	return it.data, it.err
+}
+
+func readSolid(ctx context.Context, store storage.Store, key, codec string) ([]byte, error) {
+	r, err := store.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	packed, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	data, err := compress.DecodeAll(codec, packed, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return data, nil
 }

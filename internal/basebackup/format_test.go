@@ -238,8 +238,8 @@ func TestDelete(t *testing.T) {
 	}
 }
 
-// TestOpenEntryBundle: files sharing a bundle object read back alone, each from its
-// own frame at its offset.
+// TestOpenEntryBundle: files sharing a solid bundle object read back alone, in any
+// order, each at its offset of the decompressed bundle.
 func TestOpenEntryBundle(t *testing.T) {
 	for _, codec := range []string{compress.Zstd, compress.Gzip, compress.None} {
 		ctx := context.Background()

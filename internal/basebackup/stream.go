@@ -27,13 +27,18 @@ import (
 // independent frames concatenated into the file's one object.
 const chunkSize = 4 << 20
 
-// Files up to smallFile bytes are stored in bundles: objects of about bundleSize raw
-// bytes holding several files, each its own compressed frame at a recorded offset. A
-// data directory is mostly small catalog files; bundling them saves hundreds of durable
-// writes (file and directory fsyncs) per backup while every file stays readable alone.
+// Files up to smallFile bytes are stored in bundles: objects of up to about bundleSize
+// raw bytes holding many files, compressed as one zstd frame whose window spans the
+// whole bundle ("solid"), each file at a recorded offset of the decompressed bundle. A
+// data directory is mostly small catalog files, nearly the same in every database
+// (template0, template1, postgres...): a window that sees them all stores the catalogs
+// about three times smaller than per-file frames (a fresh cluster's 17 MB of small files:
+// 1.5 MB per file, 0.5 MB solid), and bundling saves hundreds of durable writes. Reading
+// one file decodes its bundle; OpenEntry keeps the last few decoded bundles, so a
+// restore or verify, which go through entries in order, decodes each bundle once.
 const (
 	smallFile  = 256 << 10
-	bundleSize = 8 << 20
+	bundleSize = 32 << 20
 )
 
 // streamResult is what BASE_BACKUP reported and what was stored.
@@ -155,21 +160,21 @@ func (p *pipeline) compressor() {
 	}
 }
 
-// compressBundle compresses each member of a bundle as its own frame, back to back,
-// and records where each one lies.
+// compressBundle compresses a bundle's members as one solid frame and records where
+// each one lies in the decompressed bundle.
 func compressBundle(c *chunk, codec string, level int) {
+	total := 0
+	for _, r := range c.raws {
+		total += len(r)
+	}
+	buf := make([]byte, 0, total)
 	for i, e := range c.members {
-		start := len(c.out)
-		out, err := compress.EncodeAll(codec, level, c.raws[i], c.out)
-		if err != nil {
-			c.err = err
-			return
-		}
-		c.out = out
-		e.Offset = int64(start)
-		e.StoredSize = int64(len(c.out) - start)
+		e.Solid, e.Bundle = true, false
+		e.Offset, e.StoredSize = int64(len(buf)), 0
+		buf = append(buf, c.raws[i]...)
 	}
 	c.raws = nil
+	c.out, c.err = compress.EncodeSolid(codec, level, buf)
 }
 
 // chunkReader yields a file's compressed chunks in order, for storage.Put.
@@ -310,7 +315,7 @@ func (p *pipeline) addToBundle(r io.Reader, e *Entry) error {
 		p.bundles++
 		p.bundle = &chunk{done: make(chan struct{})}
 	}
-	e.Bundle = true
+	e.Solid = true
 	e.Key = DataPrefix(p.o.server, p.o.id) + fmt.Sprintf("bundles/%06d", p.bundles) + compress.Suffix(p.o.codec)
 	p.bundle.members = append(p.bundle.members, e)
 	p.bundle.raws = append(p.bundle.raws, raw)

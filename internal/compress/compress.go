@@ -195,6 +195,40 @@ func putScratch(b []byte) {
 	}
 }
 
+// EncodeSolid compresses one buffer of many small files as a single frame whose window
+// spans all of it, so content repeated far apart (the same catalog in every database)
+// is stored once. Other codecs fall back to EncodeAll.
+func EncodeSolid(codec string, level int, src []byte) ([]byte, error) {
+	if codec != Zstd {
+		return EncodeAll(codec, level, src, nil)
+	}
+	w := 1 << 20
+	for w < len(src) && w < 64<<20 {
+		w <<= 1
+	}
+	key := solidKey{zstdLevel(level), w}
+	encMu.Lock()
+	e, ok := solidEncoders[key]
+	if !ok {
+		var err error
+		e, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(key.level), zstd.WithWindowSize(w), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+		if err != nil {
+			encMu.Unlock()
+			return nil, err
+		}
+		solidEncoders[key] = e
+	}
+	encMu.Unlock()
+	return e.EncodeAll(src, make([]byte, 0, len(src)/8)), nil
+}
+
+type solidKey struct {
+	level  zstd.EncoderLevel
+	window int
+}
+
+var solidEncoders = map[solidKey]*zstd.Encoder{}
+
 // DecodeAll decompresses a whole buffer written by EncodeAll.
 func DecodeAll(codec string, src, dst []byte) ([]byte, error) {
 	switch codec {
