@@ -34,19 +34,23 @@
 //
 //	<server>/base/<id>/backup.info         catalog.Backup as JSON; the truth about the backup
 //	<server>/base/<id>/backup_manifest     the server's manifest, byte for byte as sent
-//	<server>/base/<id>/contents.json       {"version":1,"backup_id":..,"entries":[Entry...]}
+//	<server>/base/<id>/contents.json.zst   {"version":2,"backup_id":..,"entries":[Entry...]}, zstd
 //	<server>/base/<id>/data/pgdata/<path>[.zst|.gz]   one object per file over 256 KiB
 //	<server>/base/<id>/data/<oid>/<path>[.zst|.gz]    the same for tablespace <oid>
-//	<server>/base/<id>/data/bundles/NNNNNN[.zst|.gz]  files up to 256 KiB, ~8 MiB per bundle
+//	<server>/base/<id>/data/bundles/NNNNNN[.zst|.gz]  files up to 256 KiB, up to ~32 MiB per bundle
 //
 // <id> is the UTC start time, 20061102T150405. Directories, symlinks and empty files
-// exist only as entries in contents.json (with mode and mtime). A large file's object is
-// a sequence of independent compressed frames, one per 4 MiB of content (zstd frames or
-// gzip members, which their standard streaming decoders read as one stream), so one
+// exist only as entries in contents.json.zst (with mode and mtime). A large file's object
+// is a sequence of independent compressed frames, one per 4 MiB of content (zstd frames
+// or gzip members, which their standard streaming decoders read as one stream), so one
 // relation segment is compressed on all cores and the object still decompresses with
-// `zstd -d` or `gzip -d`. A bundle is the small files' frames back to back; each
-// entry records its bundle (Key, Bundle), Offset and StoredSize, so a file is read
-// alone with one ranged read and one frame to decode.
+// `zstd -d` or `gzip -d`. A bundle is its small files back to back, compressed as one
+// solid frame whose window spans the bundle (the catalogs of every database are nearly
+// identical: a window that sees them all stores them about three times smaller than one
+// frame per file); each entry records its bundle (Key, Solid) and its Offset in the
+// decompressed bundle. Readers decode a bundle once for all its members (OpenEntry
+// keeps the last few). Format version 1 (contents.json, uncompressed; one frame per
+// small file at a stored Offset, Entry.Bundle) is still read.
 //
 // Why per-file objects rather than one tar per tablespace: restore extracts files in
 // parallel with no shared stream to decode, verify checks (and a DBA fetches) one file
