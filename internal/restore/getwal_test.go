@@ -238,15 +238,20 @@ func TestPrefetchPlacesInPGWAL(t *testing.T) {
 	if exists(filepath.Join(pgwal, "archive_status", names[3]+".done")) {
 		t.Errorf("marked a file that is not ours .done")
 	}
-	// Replay jumps back (another timeline's probe, a restart): what lies outside the new
-	// window leaves pg_wal with its .done.
+	// Replay jumps back (a restart): what lies outside the new window leaves the spool,
+	// but a copy in pg_wal stays PostgreSQL's (with its .done), and is no longer taken
+	// for the prefetcher's.
 	waitFor(t, func() bool { return exists(filepath.Join(pgwal, names[5])) })
 	if _, err := Get(ctx, store, "pg1", names[0], dest, o); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool {
-		return !exists(filepath.Join(pgwal, names[5])) && !exists(filepath.Join(pgwal, "archive_status", names[5]+".done"))
-	})
+	waitFor(t, func() bool { return !exists(filepath.Join(spool, names[5])) })
+	if !exists(filepath.Join(pgwal, names[5])) || !exists(filepath.Join(pgwal, "archive_status", names[5]+".done")) {
+		t.Errorf("pg_wal/%s or its .done was taken back", names[5])
+	}
+	if placed(spool, pgwal, names[5]) {
+		t.Errorf("pg_wal/%s still counts as the prefetcher's without its spool entry", names[5])
+	}
 }
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -146,17 +146,6 @@ func placed(spool, pgwal, name string) bool {
 	return err == nil && os.SameFile(a, b) && a.Size() == b.Size() && a.Size() > 0
 }
 
-// unplace removes a prefetched segment from pg_wal again (and its .done) while it is
-// still the spooled file: one the prefetch window no longer covers.
-func unplace(spool, pgwal, name string) {
-	if pgwal == "" || !placed(spool, pgwal, name) {
-		return
-	}
-	if os.Remove(filepath.Join(pgwal, name)) == nil {
-		os.Remove(filepath.Join(pgwal, "archive_status", name+".done"))
-	}
-}
-
 // PrefetchStats counts a prefetcher's work.
 type PrefetchStats struct {
 	Fetched int
@@ -268,15 +257,12 @@ func fillSpool(ctx context.Context, store storage.Store, server, spool, pgwal, w
 			continue
 		}
 		s := sn.SegNo(segSize)
-		if s <= cur {
-			// Behind replay: a copy placed in pg_wal is PostgreSQL's now (it may be
-			// reading it); it removes it at a restartpoint like any other segment.
-			os.Remove(filepath.Join(spool, e.Name()))
-			continue
-		}
-		if s > cur+uint64(n) || sn.Timeline != wn.Timeline {
-			// Ahead but outside the window, or on a timeline replay left.
-			unplace(spool, pgwal, e.Name())
+		if s <= cur || s > cur+uint64(n) || sn.Timeline != wn.Timeline {
+			// Only the spool's link goes. A copy placed in pg_wal is left to PostgreSQL,
+			// never taken back: a get-wal may just have told PostgreSQL to read it
+			// there, and a file missing then would end recovery early. PostgreSQL removes
+			// it like any other segment (at a restartpoint, or at the end of recovery as
+			// one of an abandoned timeline), and it is marked .done, so never archived.
 			os.Remove(filepath.Join(spool, e.Name()))
 			continue
 		}
