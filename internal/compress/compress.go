@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/walkeeper/walkeeper/internal/bufpool"
 )
 
 // Codec names as written in the configuration and in the catalog.
@@ -158,42 +160,21 @@ func EncodeAllParallel(codec string, level int, src, dst []byte) ([]byte, error)
 				outs[0] = e.EncodeAll(src[lo:hi], dst)
 				return
 			}
-			outs[i] = e.EncodeAll(src[lo:hi], getScratch(hi-lo))
+			outs[i] = e.EncodeAll(src[lo:hi], scratch.Get(hi-lo))
 		}()
 	}
 	wg.Wait()
 	out := outs[0]
 	for _, o := range outs[1:] {
 		out = append(out, o...)
-		putScratch(o)
+		scratch.Put(o)
 	}
 	return out, nil
 }
 
-// scratch recycles EncodeAllParallel's per-part output buffers: fresh ones cost page
-// faults on every lone segment, the latency path. (A sync.Pool is emptied by each GC.)
-var scratch = make(chan []byte, 16)
-
-func getScratch(size int) []byte {
-	select {
-	case b := <-scratch:
-		if cap(b) >= size {
-			return b[:0]
-		}
-	default:
-	}
-	return make([]byte, 0, size)
-}
-
-func putScratch(b []byte) {
-	if cap(b) > 64<<20 {
-		return
-	}
-	select {
-	case scratch <- b[:0]:
-	default:
-	}
-}
+// scratch recycles EncodeAllParallel's per-slice output buffers: fresh ones cost page
+// faults on every lone segment, the latency path.
+var scratch = bufpool.New(16, 64<<20)
 
 // EncodeSolid compresses one buffer of many small files as a single frame whose window
 // spans all of it, so content repeated far apart (the same catalog in every database)

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/bufpool"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
@@ -374,40 +375,19 @@ func unlinkSame(path string, read os.FileInfo) error {
 	return os.Remove(path)
 }
 
-// bufs recycles the pipeline's segment-sized buffers. Allocating (and faulting in) two
+// bufs recycles the pipeline's segment-sized buffers: allocating (and faulting in) two
 // fresh 16 MiB buffers per segment costs a tenth of the CPU and, on a VM, tens of
-// milliseconds on the latency path. Not a sync.Pool: every GC empties that one, so the
-// next segment after a collection paid for fresh memory again.
-var bufs = make(chan []byte, 8)
-
-// maxKeptBuf bounds what bufs retains (8 buffers of 64 MiB at most): larger segments
+// milliseconds on the latency path. Up to 8 buffers of 64 MiB are kept; larger segments
 // allocate per file.
-const maxKeptBuf = 64 << 20
+var bufs = bufpool.New(8, 64<<20)
 
 // readSlack is the room a buffer keeps past the size it was asked for: readInto needs a
 // byte past the end to see EOF without growing (copying) a full buffer.
 const readSlack = 4096
 
-func getBuf(size int64) []byte {
-	select {
-	case b := <-bufs:
-		if int64(cap(b)) >= size+readSlack {
-			return b[:0]
-		}
-	default:
-	}
-	return make([]byte, 0, size+readSlack)
-}
+func getBuf(size int64) []byte { return bufs.Get(int(size) + readSlack) }
 
-func putBuf(b []byte) {
-	if cap(b) == 0 || cap(b) > maxKeptBuf {
-		return
-	}
-	select {
-	case bufs <- b[:0]:
-	default:
-	}
-}
+func putBuf(b []byte) { bufs.Put(b) }
 
 // readInto reads a whole file into buf's storage (growing it if the file grew).
 func readInto(path string, buf []byte) ([]byte, error) {
