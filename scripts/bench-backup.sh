@@ -12,14 +12,13 @@
 # backup_compression_level values to run, default "3 6"), WALKEEPER_PGBIN.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-PGBIN=${WALKEEPER_PGBIN:-/usr/lib/postgresql/15/bin}
+. "$(dirname "$0")/lib.sh"
 SCALE=${SCALE:-50}
 RUNS=${RUNS:-2}
 WK_LEVELS=${WK_LEVELS:-3 6}
 export PATH="/usr/local/go/bin:$PATH"
 work=$(mktemp -d /tmp/walkeeper-bench-backup-XXXXXX)
 chmod 755 "$work"
-as_pg() { if [ "$(id -u)" = 0 ]; then HOME=/var/lib/postgresql setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; else "$@"; fi; }
 [ "$(id -u)" = 0 ] && chown postgres: "$work"
 daemon_pid=""
 cleanup() {
@@ -30,7 +29,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(freeport)
 conn="host=127.0.0.1 port=$port user=postgres dbname=postgres sslmode=disable"
 psqlc() { as_pg "$PGBIN/psql" -X -qAt -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "$1"; }

@@ -10,14 +10,13 @@
 # PREFETCH (default 8).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-PGBIN=${WALKEEPER_PGBIN:-/usr/lib/postgresql/15/bin}
+. "$(dirname "$0")/lib.sh"
 WAL_MB=${WAL_MB:-2048}
 SCALE=${SCALE:-20}
 PREFETCH=${PREFETCH:-8}
 export PATH="/usr/local/go/bin:$PATH"
 work=$(mktemp -d /tmp/walkeeper-bench-restore-XXXXXX)
 chmod 755 "$work"
-as_pg() { if [ "$(id -u)" = 0 ]; then HOME=/var/lib/postgresql setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; else "$@"; fi; }
 [ "$(id -u)" = 0 ] && chown postgres: "$work"
 daemon_pid=""
 cleanup() {
@@ -34,7 +33,7 @@ trap cleanup EXIT
 (cd "$root" && go build -o "$work/walkeeper" ./cmd/walkeeper)
 chmod 755 "$work/walkeeper"
 wk="$work/walkeeper"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(freeport)
 cfg="$work/wk.conf"
 cat > "$cfg" <<CONF
 [walkeeper]

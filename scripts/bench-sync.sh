@@ -16,14 +16,13 @@
 # Environment: CLIENTS (4), SECONDS_RUN (15), ROUNDS (2), SCALE (10), WALKEEPER_PGBIN.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-PGBIN=${WALKEEPER_PGBIN:-/usr/lib/postgresql/15/bin}
+. "$(dirname "$0")/lib.sh"
 CLIENTS=${CLIENTS:-4}
 SECS=${SECONDS_RUN:-15}
 ROUNDS=${ROUNDS:-2}
 SCALE=${SCALE:-10}
 work=$(mktemp -d /tmp/walkeeper-bench-sync-XXXXXX)
 chmod 755 "$work"
-as_pg() { if [ "$(id -u)" = 0 ]; then HOME=/var/lib/postgresql setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; else "$@"; fi; }
 [ "$(id -u)" = 0 ] && chown postgres: "$work"
 wkpid=""
 cleanup() {
@@ -33,7 +32,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pport=$(freeport); sport=$(freeport)
 psqlp() { as_pg "$PGBIN/psql" -X -qAt -h 127.0.0.1 -p "$pport" -U postgres -d postgres -c "$1"; }
 waitfor() { # sql want seconds

@@ -7,16 +7,15 @@
 # Other suites: scripts/bench-backup.sh, scripts/bench-restore.sh, scripts/bench-sync.sh.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-PGBIN=${WALKEEPER_PGBIN:-/usr/lib/postgresql/15/bin}
+. "$(dirname "$0")/lib.sh"
 SCALE=${SCALE:-20}
 work=$(mktemp -d /tmp/walkeeper-bench-XXXXXX)
 chmod 755 "$work"
-as_pg() { if [ "$(id -u)" = 0 ]; then HOME=/var/lib/postgresql setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; else "$@"; fi; }
 [ "$(id -u)" = 0 ] && chown postgres: "$work"
 cleanup() { as_pg "$PGBIN/pg_ctl" -D "$work/pgdata" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(freeport)
 mkdir -p "$work/wal"; [ "$(id -u)" = 0 ] && chown postgres: "$work/wal"
 echo "== generating real OLTP WAL with pgbench (scale $SCALE)"
 as_pg "$PGBIN/initdb" -D "$work/pgdata" -U postgres -A trust -k --no-sync >/dev/null

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/alecthomas/kong"
+	"github.com/dustin/go-humanize"
 	"golang.org/x/term"
 
 	"github.com/walkeeper/walkeeper/internal/basebackup"
@@ -168,16 +169,10 @@ func (a *App) table(header []string, rows [][]string) {
 // interactive reports whether progress output should be drawn.
 func interactive() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
 
-// humanBytes renders a byte count the way DBAs read it.
+// humanBytes renders a byte count the way DBAs read it (1.5 GiB).
 func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
+	if n < 0 {
+		return "-" + humanize.IBytes(uint64(-n))
 	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return humanize.IBytes(uint64(n))
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -677,18 +678,7 @@ func (r *runner) disk() {
 	r.add(CheckDisk, true, fmt.Sprintf("%s (minimum %s)", detail, human(r.srv.MinFreeDisk)), "")
 }
 
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func human(n int64) string { return humanize.IBytes(uint64(max(n, 0))) }
 
 func (r *runner) daemonRunning(ctx context.Context) {
 	if r.d.Daemon == nil {

@@ -64,25 +64,35 @@ func zstdLevel(level int) zstd.EncoderLevel {
 
 var (
 	encMu    sync.Mutex
-	encoders = map[zstd.EncoderLevel]*zstd.Encoder{}
+	encoders = map[encKey]*zstd.Encoder{}
 	decoder  *zstd.Decoder
 	decOnce  sync.Once
 )
 
+// encKey names a shared encoder: its level, and its window (0: the level's default).
+type encKey struct {
+	level  zstd.EncoderLevel
+	window int
+}
+
 // zstdEncoder returns a shared block encoder for EncodeAll; it is safe for concurrent use
 // and records the content size in the frame, which index rebuild reads back cheaply.
-func zstdEncoder(level int) (*zstd.Encoder, error) {
-	l := zstdLevel(level)
+func zstdEncoder(level, window int) (*zstd.Encoder, error) {
+	k := encKey{zstdLevel(level), window}
 	encMu.Lock()
 	defer encMu.Unlock()
-	if e, ok := encoders[l]; ok {
+	if e, ok := encoders[k]; ok {
 		return e, nil
 	}
-	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(l), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+	opts := []zstd.EOption{zstd.WithEncoderLevel(k.level), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0))}
+	if window > 0 {
+		opts = append(opts, zstd.WithWindowSize(window))
+	}
+	e, err := zstd.NewWriter(nil, opts...)
 	if err != nil {
 		return nil, err
 	}
-	encoders[l] = e
+	encoders[k] = e
 	return e, nil
 }
 
@@ -101,7 +111,7 @@ func zstdDecoder() *zstd.Decoder {
 func EncodeAll(codec string, level int, src, dst []byte) ([]byte, error) {
 	switch codec {
 	case Zstd:
-		e, err := zstdEncoder(level)
+		e, err := zstdEncoder(level, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -141,7 +151,7 @@ func EncodeAllParallel(codec string, level int, src, dst []byte) ([]byte, error)
 	// Two slices per core, so that a core also busy elsewhere (the pipeline hashes the
 	// same buffer meanwhile) does not hold back the whole file with one big slice.
 	n = min(2*n, len(src)>>20)
-	e, err := zstdEncoder(level)
+	e, err := zstdEncoder(level, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -187,28 +197,12 @@ func EncodeSolid(codec string, level int, src []byte) ([]byte, error) {
 	for w < len(src) && w < 64<<20 {
 		w <<= 1
 	}
-	key := solidKey{zstdLevel(level), w}
-	encMu.Lock()
-	e, ok := solidEncoders[key]
-	if !ok {
-		var err error
-		e, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(key.level), zstd.WithWindowSize(w), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
-		if err != nil {
-			encMu.Unlock()
-			return nil, err
-		}
-		solidEncoders[key] = e
+	e, err := zstdEncoder(level, w)
+	if err != nil {
+		return nil, err
 	}
-	encMu.Unlock()
 	return e.EncodeAll(src, make([]byte, 0, len(src)/8)), nil
 }
-
-type solidKey struct {
-	level  zstd.EncoderLevel
-	window int
-}
-
-var solidEncoders = map[solidKey]*zstd.Encoder{}
 
 // DecodeAll decompresses a whole buffer written by EncodeAll.
 func DecodeAll(codec string, src, dst []byte) ([]byte, error) {

@@ -253,7 +253,7 @@ func (p *Pipeline) process(ctx context.Context, base, path string, fi os.FileInf
 	}
 
 	buf := getBuf(fi.Size())
-	defer putBuf(buf)
+	defer bufs.Put(buf)
 	data, err := readInto(path, buf)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -274,7 +274,7 @@ func (p *Pipeline) process(ctx context.Context, base, path string, fi os.FileInf
 	var cerr error
 	// Same size class as the input: one kind of buffer circulates in bufs.
 	obuf := getBuf(int64(len(data)))
-	defer func() { putBuf(out) }()
+	defer func() { bufs.Put(out) }()
 	if p.active.Load() <= 1 {
 		// A lone file: spread its compression over all cores for latency.
 		out, cerr = compress.EncodeAllParallel(p.srv.Compression, p.srv.CompressionLevel, data, obuf[:0])
@@ -386,8 +386,6 @@ var bufs = bufpool.New(8, 64<<20)
 const readSlack = 4096
 
 func getBuf(size int64) []byte { return bufs.Get(int(size) + readSlack) }
-
-func putBuf(b []byte) { bufs.Put(b) }
 
 // readInto reads a whole file into buf's storage (growing it if the file grew).
 func readInto(path string, buf []byte) ([]byte, error) {

@@ -98,12 +98,7 @@ func TestGetFallbacks(t *testing.T) {
 func TestPrefetchSpool(t *testing.T) {
 	ctx := context.Background()
 	store, _ := newArchive(t)
-	var names []string
-	for i := uint64(1); i <= 6; i++ {
-		n := segments.SegmentFileName(1, i, testSeg)
-		names = append(names, n)
-		archive(t, store, "pg1", n, segData(n))
-	}
+	names := archiveSegments(t, store, 6)
 	pgwal := t.TempDir()
 	spool := filepath.Join(pgwal, SpoolDirName)
 	done := make(chan PrefetchStats, 4)
@@ -180,12 +175,7 @@ func TestPrefetchSpool(t *testing.T) {
 func TestPrefetchPlacesInPGWAL(t *testing.T) {
 	ctx := context.Background()
 	store, _ := newArchive(t)
-	var names []string
-	for i := uint64(1); i <= 6; i++ {
-		n := segments.SegmentFileName(1, i, testSeg)
-		names = append(names, n)
-		archive(t, store, "pg1", n, segData(n))
-	}
+	names := archiveSegments(t, store, 6)
 	pgwal := t.TempDir()
 	if err := os.Mkdir(filepath.Join(pgwal, "archive_status"), 0o700); err != nil {
 		t.Fatal(err)
@@ -252,6 +242,18 @@ func TestPrefetchPlacesInPGWAL(t *testing.T) {
 	if placed(spool, pgwal, names[5]) {
 		t.Errorf("pg_wal/%s still counts as the prefetcher's without its spool entry", names[5])
 	}
+}
+
+// archiveSegments archives timeline 1's segments 1..n of pg1 and returns their names.
+func archiveSegments(t *testing.T, store storage.Store, n uint64) []string {
+	t.Helper()
+	var names []string
+	for i := uint64(1); i <= n; i++ {
+		name := segments.SegmentFileName(1, i, testSeg)
+		names = append(names, name)
+		archive(t, store, "pg1", name, segData(name))
+	}
+	return names
 }
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"path"
 	"sort"
-	"sync"
-	"sync/atomic"
 
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
@@ -164,54 +162,28 @@ func VerifyWAL(ctx context.Context, store storage.Store, idx index.Index, server
 		}
 		rep.Problems = append(rep.Problems, WALProblem{Name: name, Problem: "not-indexed"})
 	}
-	if workers < 1 {
-		workers = 1
-	}
-	var (
-		mu    sync.Mutex
-		next  atomic.Int64
-		bytes atomic.Int64
-		wg    sync.WaitGroup
-	)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(recs) || ctx.Err() != nil {
-					return
-				}
-				f := recs[i]
-				obj := a.Objects[f.Name]
-				codec, _ := compress.FromName(path.Base(obj.Key))
-				data, err := ingest.ReadArchived(ctx, store, obj.Key, codec)
-				var p *WALProblem
-				if err != nil {
-					p = &WALProblem{Name: f.Name, Problem: "unreadable", Detail: err.Error()}
-				} else {
-					sum := sha256.Sum256(data)
-					if got := hex.EncodeToString(sum[:]); got != f.SHA256 {
-						p = &WALProblem{Name: f.Name, Problem: "checksum", Expected: f.SHA256, Got: got}
-					}
-					bytes.Add(int64(len(data)))
-					if progress != nil {
-						progress(int64(len(data)))
-					}
-				}
-				if p != nil {
-					mu.Lock()
-					rep.Problems = append(rep.Problems, *p)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	problems, n := parallel(ctx, workers, len(recs), func(i int) (*WALProblem, int64) {
+		f := recs[i]
+		obj := a.Objects[f.Name]
+		codec, _ := compress.FromName(path.Base(obj.Key))
+		data, err := ingest.ReadArchived(ctx, store, obj.Key, codec)
+		if err != nil {
+			return &WALProblem{Name: f.Name, Problem: "unreadable", Detail: err.Error()}, 0
+		}
+		if progress != nil {
+			progress(int64(len(data)))
+		}
+		sum := sha256.Sum256(data)
+		if got := hex.EncodeToString(sum[:]); got != f.SHA256 {
+			return &WALProblem{Name: f.Name, Problem: "checksum", Expected: f.SHA256, Got: got}, int64(len(data))
+		}
+		return nil, int64(len(data))
+	})
 	if err := ctx.Err(); err != nil {
 		return rep, err
 	}
-	rep.Files, rep.Bytes = len(recs), bytes.Load()
+	rep.Problems = append(rep.Problems, problems...)
+	rep.Files, rep.Bytes = len(recs), n
 	sort.SliceStable(rep.Problems, func(i, j int) bool { return rep.Problems[i].Name < rep.Problems[j].Name })
 	return rep, nil
 }

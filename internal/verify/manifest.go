@@ -15,8 +15,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 )
 
 // Manifest is PostgreSQL's backup_manifest (format version 1 of PG 13-16, 2 of PG 17).
@@ -219,42 +217,14 @@ func VerifyFiles(ctx context.Context, m *Manifest, src Source, workers int, prog
 			rep.Problems = append(rep.Problems, FileProblem{Path: mf.Path, Problem: "missing", Expected: fmt.Sprintf("%d bytes", mf.Size)})
 		}
 	}
-	if workers < 1 {
-		workers = 1
-	}
-	var (
-		mu    sync.Mutex
-		next  atomic.Int64
-		wg    sync.WaitGroup
-		bytes atomic.Int64
-	)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(jobs) || ctx.Err() != nil {
-					return
-				}
-				j := jobs[i]
-				p, n := checkFile(ctx, src, j.f, j.m, progress)
-				bytes.Add(n)
-				if p != nil {
-					mu.Lock()
-					rep.Problems = append(rep.Problems, *p)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	problems, n := parallel(ctx, workers, len(jobs), func(i int) (*FileProblem, int64) {
+		return checkFile(ctx, src, jobs[i].f, jobs[i].m, progress)
+	})
 	if err := ctx.Err(); err != nil {
 		return rep, err
 	}
-	rep.Files, rep.Bytes = len(jobs), bytes.Load()
+	rep.Problems = append(rep.Problems, problems...)
+	rep.Files, rep.Bytes = len(jobs), n
 	sort.SliceStable(rep.Problems, func(i, j int) bool { return rep.Problems[i].Path < rep.Problems[j].Path })
 	return rep, nil
 }
