@@ -57,7 +57,10 @@ type ReceiverConfig struct {
 	// StatusInterval is how often a status update is sent when nothing else prompts
 	// one (wal_receiver_status_interval; default 10s).
 	StatusInterval time.Duration
-	// MinBackoff and MaxBackoff bound the reconnect delay (default 1s, doubling to 30s).
+	// MinBackoff and MaxBackoff bound the reconnect delay while the server cannot be
+	// reached or refuses to stream (default 100ms, doubling to 10s). A session that
+	// streamed is followed by an immediate reconnect: as the synchronous standby,
+	// every moment away blocks the primary's commits.
 	MinBackoff, MaxBackoff time.Duration
 	// OnState, if set, is called with a fresh snapshot when the state changes, and
 	// about once a second while streaming.
@@ -136,6 +139,10 @@ type Receiver struct {
 	fileTLI    uint32
 	reset      bool
 	gapSkip    bool // the start position's WAL is gone: start from the slot/server instead
+	// streamed and startedAt describe the current session for the reconnect delay:
+	// WAL stored, and when START_REPLICATION succeeded.
+	streamed  bool
+	startedAt time.Time
 
 	spareCh   chan spareFile
 	spareBusy bool
@@ -174,10 +181,10 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 		cfg.StatusInterval = 10 * time.Second
 	}
 	if cfg.MinBackoff <= 0 {
-		cfg.MinBackoff = time.Second
+		cfg.MinBackoff = 100 * time.Millisecond
 	}
 	if cfg.MaxBackoff < cfg.MinBackoff {
-		cfg.MaxBackoff = max(30*time.Second, cfg.MinBackoff)
+		cfg.MaxBackoff = max(10*time.Second, cfg.MinBackoff)
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -337,7 +344,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 
 	backoff := r.cfg.MinBackoff
 	for {
-		began := time.Now()
+		r.streamed, r.startedAt = false, time.Time{}
 		err := r.session(ctx)
 		r.closeFile()
 		if ctx.Err() != nil {
@@ -357,19 +364,37 @@ func (r *Receiver) Run(ctx context.Context) error {
 			}, true)
 		}
 		r.fail(err)
-		if time.Since(began) > 2*r.cfg.MaxBackoff {
-			backoff = r.cfg.MinBackoff
-		}
-		r.log.Warn("receiver disconnected; reconnecting", "err", err, "in", backoff)
+		progressed := r.streamed || (!r.startedAt.IsZero() && time.Since(r.startedAt) >= time.Second)
+		wait := reconnectDelay(progressed, &backoff, r.cfg.MinBackoff, r.cfg.MaxBackoff)
+		r.log.Warn("receiver disconnected; reconnecting", "err", err, "in", wait)
 		r.update(func(s *ReceiverState) { s.Reconnects++ }, true)
+		if wait == 0 {
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			r.log.Info("receiver stopped", "flushed", r.flushPos)
 			return nil
-		case <-time.After(backoff + time.Duration(rand.Int64N(int64(backoff)/10+1))):
+		case <-time.After(wait + time.Duration(rand.Int64N(int64(wait)/10+1))):
 		}
-		backoff = min(backoff*2, r.cfg.MaxBackoff)
 	}
+}
+
+// reconnectDelay is how long to wait before the next session. After a session that
+// made progress, none: the server was there a moment ago (a killed walsender, a
+// network blip), and as the synchronous standby every moment away blocks the
+// primary's commits. Progress is WAL stored, or a replication stream that stayed up
+// for a second (an idle server sends no WAL). A session that fails before that (the
+// server unreachable, the slot still held by the dying walsender, a local write error
+// at the first byte) waits *backoff, which doubles up to maxB: nothing spins.
+func reconnectDelay(progressed bool, backoff *time.Duration, minB, maxB time.Duration) time.Duration {
+	if progressed {
+		*backoff = minB
+		return 0
+	}
+	wait := *backoff
+	*backoff = min(*backoff*2, maxB)
+	return wait
 }
 
 type walGoneError struct {
@@ -485,6 +510,9 @@ func (r *Receiver) session(ctx context.Context) error {
 			}
 			return fmt.Errorf("START_REPLICATION %s on timeline %d: %w", start, tli, err)
 		}
+		if r.startedAt.IsZero() {
+			r.startedAt = time.Now()
+		}
 		cdr, err := r.stream(ctx, conn)
 		if err != nil {
 			var pe *pgconn.PgError
@@ -507,6 +535,13 @@ func (r *Receiver) session(ctx context.Context) error {
 // stream runs the copy-both loop until the server ends the timeline (CopyDone, whose
 // result it returns), ctx ends or the connection fails.
 func (r *Receiver) stream(ctx context.Context, conn *pgconn.PgConn) (*pglogrepl.CopyDoneResult, error) {
+	// Report the flush position at once, as PostgreSQL's walreceiver does: after a
+	// reconnect the WAL of the commits waiting on the primary may all be flushed here
+	// already, so no new data would prompt a report, and they would wait for the
+	// status interval.
+	if err := r.flushAndReport(conn); err != nil {
+		return nil, err
+	}
 	nextStatus := time.Now().Add(r.cfg.StatusInterval)
 	// A read deadline on the socket instead of a context per message: pgconn would
 	// start a watcher goroutine and a timer for every ReceiveMessage, which costs
@@ -556,6 +591,7 @@ func (r *Receiver) stream(ctx context.Context, conn *pgconn.PgConn) (*pglogrepl.
 				if err := r.write(segments.LSN(xld.WALStart), xld.WALData); err != nil {
 					return nil, err
 				}
+				r.streamed = true
 				r.noteServer(segments.LSN(xld.ServerWALEnd), xld.ServerTime)
 			case pglogrepl.PrimaryKeepaliveMessageByteID:
 				pkm, err := pglogrepl.ParsePrimaryKeepaliveMessage(m.Data[1:])

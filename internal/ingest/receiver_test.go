@@ -36,6 +36,9 @@ type rig struct {
 	stopRcv                   func()
 	stopPipe                  func()
 	log                       *slog.Logger
+	// defaults, when set, starts receivers with the production status interval and
+	// backoff instead of the tests' shorter ones.
+	defaults bool
 }
 
 type testWriter struct {
@@ -53,13 +56,17 @@ func (w *testWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func newRig(t *testing.T, conninfo string) *rig {
+func newRig(t *testing.T, conninfo string) *rig { t.Helper(); return newRigWith(t, conninfo, false) }
+
+// newRigWith is newRig, with the receiver's production timings when defaults is set.
+func newRigWith(t *testing.T, conninfo string, defaults bool) *rig {
 	t.Helper()
 	home := pgtest.TempDir(t)
 	tw := &testWriter{t: t, on: true}
 	t.Cleanup(func() { tw.mu.Lock(); tw.on = false; tw.mu.Unlock() })
 	log := slog.New(slog.NewTextHandler(tw, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	r := &rig{home: home, streaming: filepath.Join(home, "pg1", "streaming"), incoming: filepath.Join(home, "pg1", "incoming"), log: log}
+	r := &rig{home: home, streaming: filepath.Join(home, "pg1", "streaming"), incoming: filepath.Join(home, "pg1", "incoming"), log: log,
+		defaults: defaults}
 	idx, err := index.OpenBadger(filepath.Join(home, "index"), log)
 	if err != nil {
 		t.Fatal(err)
@@ -89,13 +96,17 @@ func newRig(t *testing.T, conninfo string) *rig {
 
 func (r *rig) startReceiver(t *testing.T, conninfo string, reset bool) {
 	t.Helper()
-	rcv, err := NewReceiver(ReceiverConfig{Server: "pg1", Conninfo: conninfo, SlotName: "walkeeper_pg1", CreateSlot: true,
+	cfg := ReceiverConfig{Server: "pg1", Conninfo: conninfo, SlotName: "walkeeper_pg1", CreateSlot: true,
 		StreamingDir: r.streaming, IncomingDir: r.incoming, Reset: reset, StatusInterval: time.Second,
 		MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second, Log: r.log,
 		ArchivedEnd: func(ctx context.Context) (string, error) {
 			st, err := r.idx.WALStats(ctx, "pg1")
 			return st.LastSegment, err
-		}})
+		}}
+	if r.defaults {
+		cfg.StatusInterval, cfg.MinBackoff, cfg.MaxBackoff = 0, 0, 0
+	}
+	rcv, err := NewReceiver(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,9 +2,11 @@ package ingest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 
@@ -108,5 +110,21 @@ func TestStartPosition(t *testing.T) {
 				t.Errorf("streaming/ holds %v, want %v", left, c.wantLive)
 			}
 		})
+	}
+}
+
+// TestReconnectDelay: no wait after a session that made progress, doubling waits
+// bounded by the maximum while the server cannot be reached, back to none at once.
+func TestReconnectDelay(t *testing.T) {
+	const minB, maxB = 100 * time.Millisecond, time.Second
+	b := minB
+	var got []time.Duration
+	for _, progressed := range []bool{true, false, false, false, false, false, true, false} {
+		got = append(got, reconnectDelay(progressed, &b, minB, maxB))
+	}
+	want := []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond,
+		800 * time.Millisecond, time.Second, 0, 100 * time.Millisecond}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("delays %v, want %v", got, want)
 	}
 }
