@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/walkeeper/walkeeper/internal/compress"
+	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/index"
 	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/segments"
@@ -23,13 +27,12 @@ type IndexRebuildCmd struct {
 	Server string `arg:"" help:"Server name."`
 }
 
-// Run implements the command.
+// Run implements the command. A damaged index (one that cannot be opened or read) is
+// moved aside to index.broken-<timestamp> and every configured server rebuilt into a
+// fresh one, since the index is shared by all of them (invariant 4: rebuild always
+// works from the archive, never from the index it replaces).
 func (c *IndexRebuildCmd) Run(a *App) error {
 	srv, err := a.Server(c.Server)
-	if err != nil {
-		return err
-	}
-	idx, err := a.Index()
 	if err != nil {
 		return err
 	}
@@ -37,11 +40,19 @@ func (c *IndexRebuildCmd) Run(a *App) error {
 	if err != nil {
 		return err
 	}
-	segSize, err := serverSegSize(context.Background(), store, srv.Name)
-	if err != nil {
-		return err
+	ctx := context.Background()
+	idx, err := a.Index()
+	var res index.RebuildResult
+	if err == nil {
+		var segSize uint64
+		if segSize, err = serverSegSize(ctx, store, srv.Name); err != nil {
+			return err
+		}
+		res, err = index.Rebuild(ctx, idx, store, srv.Name, segSize, nil)
 	}
-	res, err := index.Rebuild(context.Background(), idx, store, srv.Name, segSize, nil)
+	if errors.Is(err, index.ErrDamaged) && a.client == nil {
+		return c.repair(ctx, a, store, srv.Name)
+	}
 	if err != nil {
 		return err
 	}
@@ -51,6 +62,54 @@ func (c *IndexRebuildCmd) Run(a *App) error {
 	fmt.Fprintf(a.out, "%s: index rebuilt: %d WAL files, %d backups\n", srv.Name, res.WALFiles, res.Backups)
 	for _, s := range res.Skipped {
 		fmt.Fprintf(a.out, "  skipped %s\n", s)
+	}
+	return nil
+}
+
+// repair moves the damaged index aside and rebuilds every server into a new one.
+func (c *IndexRebuildCmd) repair(ctx context.Context, a *App, store storage.Store, server string) error {
+	if a.idx != nil {
+		_ = a.idx.Close()
+		a.idx = nil
+	}
+	cfg, err := a.Config()
+	if err != nil {
+		return err
+	}
+	moved, err := index.MoveAside(daemon.IndexDir(cfg.Home))
+	if err != nil {
+		return err
+	}
+	notice := a.out
+	if a.g.JSON {
+		notice = os.Stderr
+	}
+	fmt.Fprintf(notice, "the index was damaged: moved it aside to %s; rebuilding every server from the archive\n", moved)
+	idx, err := daemon.OpenLocalIndex(cfg.Home, a.log, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	a.idx = idx
+	out := map[string]index.RebuildResult{}
+	for _, s := range cfg.Servers {
+		segSize, err := serverSegSize(ctx, store, s.Name)
+		if err != nil {
+			return err
+		}
+		res, err := index.Rebuild(ctx, idx, store, s.Name, segSize, nil)
+		if err != nil {
+			return err
+		}
+		out[s.Name] = res
+		if !a.g.JSON {
+			fmt.Fprintf(a.out, "%s: index rebuilt: %d WAL files, %d backups\n", s.Name, res.WALFiles, res.Backups)
+			for _, sk := range res.Skipped {
+				fmt.Fprintf(a.out, "  skipped %s\n", sk)
+			}
+		}
+	}
+	if a.g.JSON {
+		return a.printJSON(out[server])
 	}
 	return nil
 }

@@ -77,8 +77,33 @@ func (c *WatchCmd) Run(a *App) error {
 	}
 	defer lock.Close()
 
-	idx, err := daemon.OpenLocalIndex(cfg.Home, log, 15*time.Second)
+	// A damaged index is moved aside here; the empty one is then rebuilt below.
+	idx, _, err := daemon.OpenLocalIndexRepairing(cfg.Home, log, 15*time.Second)
 	if err != nil {
+		return err
+	}
+	store := storage.NewLocal(cfg.Home)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	// Invariant 4: a lost index is rebuilt from the archive before anything else; one
+	// that opened but cannot be read is moved aside and rebuilt whole.
+	if err := rebuildLost(ctx, cfg, idx, store, log); errors.Is(err, index.ErrDamaged) {
+		_ = idx.Close()
+		moved, merr := index.MoveAside(daemon.IndexDir(cfg.Home))
+		if merr != nil {
+			return merr
+		}
+		log.Error("the index is damaged: moved it aside, rebuilding it from the archive", "cause", err, "moved_to", moved)
+		if idx, err = daemon.OpenLocalIndex(cfg.Home, log, 15*time.Second); err != nil {
+			return err
+		}
+		if err := rebuildLost(ctx, cfg, idx, store, log); err != nil {
+			_ = idx.Close()
+			return err
+		}
+	} else if err != nil {
+		_ = idx.Close()
 		return err
 	}
 	defer func() {
@@ -92,23 +117,6 @@ func (c *WatchCmd) Run(a *App) error {
 			log.Error("index close did not finish in 15s; exiting anyway")
 		}
 	}()
-	store := storage.NewLocal(cfg.Home)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-
-	// Invariant 4: a lost index is rebuilt from the archive before anything else.
-	for _, s := range cfg.Servers {
-		lost, err := indexLost(ctx, idx, store, s.Name)
-		if err != nil {
-			return err
-		}
-		if lost {
-			log.Warn("the index holds nothing for a server whose archive is not empty: rebuilding it", "server", s.Name)
-			if err := rebuildServer(ctx, idx, store, s.Name, log); err != nil {
-				return err
-			}
-		}
-	}
 
 	st := &daemonState{info: daemon.Info{PID: os.Getpid(), Version: buildVersion(), StartedAt: time.Now().UTC(), Servers: map[string]daemon.ServerState{}}}
 	api, err := daemon.Listen(cfg.Home, idx, st.snapshot)
@@ -177,6 +185,23 @@ func (c *WatchCmd) Run(a *App) error {
 		return err
 	}
 	log.Info("walkeeper watch stopped")
+	return nil
+}
+
+// rebuildLost rebuilds the index of every server whose records are missing.
+func rebuildLost(ctx context.Context, cfg *config.Config, idx index.Index, store storage.Store, log *slog.Logger) error {
+	for _, s := range cfg.Servers {
+		lost, err := indexLost(ctx, idx, store, s.Name)
+		if err != nil {
+			return err
+		}
+		if lost {
+			log.Warn("the index holds nothing for a server whose archive is not empty: rebuilding it", "server", s.Name)
+			if err := rebuildServer(ctx, idx, store, s.Name, log); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

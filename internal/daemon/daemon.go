@@ -239,3 +239,21 @@ func OpenLocalIndex(home string, log *slog.Logger, wait time.Duration) (*index.B
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// OpenLocalIndexRepairing is OpenLocalIndex for the index's owner (the daemon, `index
+// rebuild`): a damaged index is moved aside to index.broken-<timestamp> and an empty
+// one opened in its place, for the caller to rebuild from the archive (invariant 4).
+// movedTo is where the damaged one went ("" when it was fine).
+func OpenLocalIndexRepairing(home string, log *slog.Logger, wait time.Duration) (idx *index.Badger, movedTo string, err error) {
+	idx, err = OpenLocalIndex(home, log, wait)
+	if !errors.Is(err, index.ErrDamaged) {
+		return idx, "", err
+	}
+	cause := err
+	if movedTo, err = index.MoveAside(IndexDir(home)); err != nil {
+		return nil, "", err
+	}
+	log.Error("the index is damaged: moved it aside, rebuilding it from the archive", "cause", cause, "moved_to", movedTo)
+	idx, err = OpenLocalIndex(home, log, wait)
+	return idx, movedTo, err
+}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
+	"syscall"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -17,7 +19,8 @@ import (
 
 // Badger is the local Index on a badger database. Only one process may hold it.
 type Badger struct {
-	db *badger.DB
+	db  *badger.DB
+	dir string
 }
 
 // ErrLocked is returned by OpenBadger when another process holds the database.
@@ -26,7 +29,11 @@ var ErrLocked = errors.New("index is locked by another process")
 // OpenBadger opens (creating) the index database in dir with the small-footprint
 // profile of LIBRARY-NOTES.md: the index is small and must not cost the backup host
 // hundreds of megabytes.
-func OpenBadger(dir string, logger *slog.Logger) (*Badger, error) {
+//
+// A damaged database (a truncated or corrupted table, a broken manifest) is reported as
+// a *DamagedError (errors.Is ErrDamaged) instead of a panic: the tables are checked
+// before badger opens them, and a panic during the open is recovered.
+func OpenBadger(dir string, logger *slog.Logger) (x *Badger, err error) {
 	opts := badger.DefaultOptions(dir).
 		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
@@ -44,14 +51,30 @@ func OpenBadger(dir string, logger *slog.Logger) (*Badger, error) {
 	if logger != nil {
 		opts = opts.WithLogger(badgerLogger{logger})
 	}
+	// The lock first: the tables of a database another process holds are not ours to
+	// read (that process may be rewriting them), and "locked" is the answer then.
+	if err := probeLock(dir); err != nil {
+		return nil, fmt.Errorf("open index %s: %w", dir, err)
+	}
+	if err := checkTables(dir, opts); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			x, err = nil, &DamagedError{Dir: dir, Cause: oneLine(fmt.Sprint(p))}
+		}
+	}()
 	db, err := badger.Open(opts)
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, fmt.Errorf("open index %s: %w", dir, ErrLocked)
 		}
-		return nil, fmt.Errorf("open index %s: %w", dir, err)
+		if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.ENOSPC) {
+			return nil, fmt.Errorf("open index %s: %w", dir, err)
+		}
+		return nil, &DamagedError{Dir: dir, Cause: oneLine(err.Error())}
 	}
-	return &Badger{db: db}, nil
+	return &Badger{db: db, dir: dir}, nil
 }
 
 type badgerLogger struct{ l *slog.Logger }
@@ -74,13 +97,25 @@ func backupKey(server, id string) []byte {
 	return []byte("b/" + server + "/" + id)
 }
 
+// view and update are db.View and db.Update with a panic inside badger (a damaged
+// block) turned into a DamagedError.
+func (x *Badger) view(fn func(*badger.Txn) error) (err error) {
+	defer x.recoverRead(&err)
+	return x.db.View(fn)
+}
+
+func (x *Badger) update(fn func(*badger.Txn) error) (err error) {
+	defer x.recoverRead(&err)
+	return x.db.Update(fn)
+}
+
 // Close implements Index.
 func (x *Badger) Close() error { return x.db.Close() }
 
 // PutWAL implements Index.
 func (x *Badger) PutWAL(_ context.Context, server string, f catalog.WALFile) error {
 	v := encodeWAL(server, f)
-	if err := x.db.Update(func(txn *badger.Txn) error { return txn.Set(walKey(server, f.Name), v) }); err != nil {
+	if err := x.update(func(txn *badger.Txn) error { return txn.Set(walKey(server, f.Name), v) }); err != nil {
 		return fmt.Errorf("index put %s/%s: %w", server, f.Name, err)
 	}
 	return nil
@@ -88,7 +123,8 @@ func (x *Badger) PutWAL(_ context.Context, server string, f catalog.WALFile) err
 
 // PutWALBatch records many archived files in one write batch (one fsync per flush
 // instead of one per file), for bulk loads such as benchmarks and rebuilds.
-func (x *Badger) PutWALBatch(_ context.Context, server string, fs []catalog.WALFile) error {
+func (x *Badger) PutWALBatch(_ context.Context, server string, fs []catalog.WALFile) (err error) {
+	defer x.recoverRead(&err)
 	wb := x.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, f := range fs {
@@ -105,7 +141,7 @@ func (x *Badger) PutWALBatch(_ context.Context, server string, fs []catalog.WALF
 // GetWAL implements Index.
 func (x *Badger) GetWAL(_ context.Context, server, name string) (catalog.WALFile, error) {
 	var f catalog.WALFile
-	err := x.db.View(func(txn *badger.Txn) error {
+	err := x.view(func(txn *badger.Txn) error {
 		it, err := txn.Get(walKey(server, name))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return ErrNotFound
@@ -122,7 +158,7 @@ func (x *Badger) GetWAL(_ context.Context, server, name string) (catalog.WALFile
 }
 
 func (x *Badger) get(key []byte, v any) error {
-	return x.db.View(func(txn *badger.Txn) error {
+	return x.view(func(txn *badger.Txn) error {
 		it, err := txn.Get(key)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return ErrNotFound
@@ -137,7 +173,7 @@ func (x *Badger) get(key []byte, v any) error {
 // ScanWAL implements Index.
 func (x *Badger) ScanWAL(ctx context.Context, server string, r WALRange, fn func(catalog.WALFile) error) error {
 	prefix := walPrefix(server)
-	return x.db.View(func(txn *badger.Txn) error {
+	return x.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
 		start := append(slices.Clone(prefix), r.From...)
@@ -167,7 +203,8 @@ func (x *Badger) ScanWAL(ctx context.Context, server string, r WALRange, fn func
 }
 
 // DeleteWAL implements Index.
-func (x *Badger) DeleteWAL(_ context.Context, server string, names []string) error {
+func (x *Badger) DeleteWAL(_ context.Context, server string, names []string) (err error) {
+	defer x.recoverRead(&err)
 	wb := x.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, n := range names {
@@ -213,7 +250,7 @@ func (x *Badger) WALStats(ctx context.Context, server string) (Stats, error) {
 func (x *Badger) WALTimelines(ctx context.Context, server string) ([]TimelineSpan, error) {
 	prefix := walPrefix(server)
 	var out []TimelineSpan
-	err := x.db.View(func(txn *badger.Txn) error {
+	err := x.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
 		defer it.Close()
 		rit := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false, Reverse: true})
@@ -272,7 +309,7 @@ func (x *Badger) PutBackup(_ context.Context, server string, b catalog.Backup) e
 	if err != nil {
 		return err
 	}
-	if err := x.db.Update(func(txn *badger.Txn) error { return txn.Set(backupKey(server, b.ID), v) }); err != nil {
+	if err := x.update(func(txn *badger.Txn) error { return txn.Set(backupKey(server, b.ID), v) }); err != nil {
 		return fmt.Errorf("index put backup %s/%s: %w", server, b.ID, err)
 	}
 	return nil
@@ -290,7 +327,7 @@ func (x *Badger) GetBackup(_ context.Context, server, id string) (catalog.Backup
 // ListBackups implements Index. Backup ids are timestamps, so key order is age order.
 func (x *Badger) ListBackups(_ context.Context, server string) ([]catalog.Backup, error) {
 	var out []catalog.Backup
-	err := x.db.View(func(txn *badger.Txn) error {
+	err := x.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: backupPrefix(server), PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -307,10 +344,11 @@ func (x *Badger) ListBackups(_ context.Context, server string) ([]catalog.Backup
 
 // DeleteBackup implements Index.
 func (x *Badger) DeleteBackup(_ context.Context, server, id string) error {
-	return x.db.Update(func(txn *badger.Txn) error { return txn.Delete(backupKey(server, id)) })
+	return x.update(func(txn *badger.Txn) error { return txn.Delete(backupKey(server, id)) })
 }
 
 // DropServer implements Index.
-func (x *Badger) DropServer(_ context.Context, server string) error {
+func (x *Badger) DropServer(_ context.Context, server string) (err error) {
+	defer x.recoverRead(&err)
 	return x.db.DropPrefix(walPrefix(server), backupPrefix(server))
 }
