@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/pgtest"
 	"github.com/walkeeper/walkeeper/internal/wktest"
 )
 
@@ -104,4 +107,72 @@ func TestDamagedIndexRecovered(t *testing.T) {
 	if len(broken) != 2 {
 		t.Fatalf("want the two damaged indexes kept aside, found %v", broken)
 	}
+}
+
+// vmHWM is a process's peak resident set size, from /proc/PID/status.
+func vmHWM(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmHWM:" && f[2] == "kB" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmHWM in /proc/%d/status", pid)
+	return 0
+}
+
+// TestHugeIncomingFileQuarantined: a 4 GiB file (sparse) under a segment's name dropped
+// into incoming/ is quarantined by its size alone, with the reason, while the daemon's
+// peak RSS stays under 200 MB; the daemon goes on archiving.
+func TestHugeIncomingFileQuarantined(t *testing.T) {
+	env := newEnv(t)
+	pg, segs := segmentsOf(t, 2)
+	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
+	env.WriteConfig(t)
+	env.MustRun(t, "archive-wal", "pg1", segs[0])
+	d := env.StartDaemon(t)
+	incoming := filepath.Join(env.Home, "pg1", "incoming")
+	wktest.Eventually(t, 30*time.Second, "incoming/ to drain", func() bool { return len(listDir(t, incoming)) == 0 })
+
+	const huge = "0000000100000000000000F0"
+	tmp := filepath.Join(incoming, ".wk-tmp-huge")
+	f, err := os.Create(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(4 << 30); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := pgtest.Chown(tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(incoming, huge)); err != nil {
+		t.Fatal(err)
+	}
+	var st status
+	wktest.Eventually(t, 60*time.Second, "the 4 GiB file to be quarantined", func() bool {
+		env.JSON(t, &st, "status", "pg1")
+		return st.ErrorFiles == 1
+	})
+	if len(st.Errors) != 1 || !strings.HasPrefix(st.Errors[0].File, huge+".") || !strings.Contains(st.Errors[0].Reason, "size 4294967296 bytes is larger than") {
+		t.Fatalf("quarantine: %+v", st.Errors)
+	}
+	// The daemon still archives.
+	env.MustRun(t, "archive-wal", "pg1", segs[1])
+	wktest.Eventually(t, 30*time.Second, "incoming/ to drain", func() bool { return len(listDir(t, incoming)) == 0 })
+	hwm := vmHWM(t, d.PID())
+	if hwm >= 200<<20 {
+		t.Fatalf("daemon peak RSS %d MB, want < 200 MB", hwm>>20)
+	}
+	t.Logf("daemon peak RSS (VmHWM) %d MB after a 4 GiB file in incoming/", hwm>>20)
+	d.Stop(t)
 }

@@ -252,13 +252,21 @@ func (p *Pipeline) process(ctx context.Context, base, path string, fi os.FileInf
 		}
 	}
 
+	// The size first: memory per file is bounded by what a valid file can be.
+	limit := maxFileSize(name.Kind, id, known)
+	if fi.Size() > limit {
+		return tooLarge(fi.Size(), limit, name.Kind)
+	}
 	buf := getBuf(fi.Size())
 	defer bufs.Put(buf)
-	data, err := readInto(path, buf)
+	data, err := readInto(path, buf, limit)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			res.Outcome = Gone
 			return nil
+		}
+		if errors.Is(err, errTooLarge) {
+			return tooLarge(limit+1, limit, name.Kind)
 		}
 		return err
 	}
@@ -387,8 +395,9 @@ const readSlack = 4096
 
 func getBuf(size int64) []byte { return bufs.Get(int(size) + readSlack) }
 
-// readInto reads a whole file into buf's storage (growing it if the file grew).
-func readInto(path string, buf []byte) ([]byte, error) {
+// readInto reads a whole file into buf's storage (growing it if the file grew), and
+// fails with errTooLarge once it has read more than limit bytes.
+func readInto(path string, buf []byte, limit int64) ([]byte, error) {
 	// O_NOATIME: the first read of a new file would otherwise dirty its inode (relatime)
 	// and join a journal transaction. Only the owner may ask for it.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOATIME, 0)
@@ -403,8 +412,11 @@ func readInto(path string, buf []byte) ([]byte, error) {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
-		n, err := f.Read(buf[len(buf):cap(buf)])
+		n, err := f.Read(buf[len(buf):min(cap(buf), len(buf)+int(limit-int64(len(buf)))+1)])
 		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return nil, errTooLarge
+		}
 		if err == io.EOF {
 			return buf, nil
 		}

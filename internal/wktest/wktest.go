@@ -177,6 +177,9 @@ func (e *Env) StartDaemon(t testing.TB, env ...string) *Daemon {
 	}
 }
 
+// PID is the daemon's process id.
+func (d *Daemon) PID() int { return d.cmd.Process.Pid }
+
 // Output is the daemon's log so far.
 func (d *Daemon) Output() string {
 	b, _ := os.ReadFile(d.Log)
