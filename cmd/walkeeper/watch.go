@@ -118,6 +118,12 @@ func (c *WatchCmd) Run(a *App) error {
 		}
 	}()
 
+	// Temporary files of writers killed before their rename (the daemon's own, in
+	// wals/, and old ones of archive-wal in incoming/) are never renamed by anyone.
+	for _, s := range servers {
+		ingest.RemoveStaleTemps(s.Name, s.IncomingDir(), store, log)
+	}
+
 	st := &daemonState{info: daemon.Info{PID: os.Getpid(), Version: buildVersion(), StartedAt: time.Now().UTC(), Servers: map[string]daemon.ServerState{}}}
 	api, err := daemon.Listen(cfg.Home, idx, st.snapshot)
 	if err != nil {

@@ -176,3 +176,40 @@ func TestHugeIncomingFileQuarantined(t *testing.T) {
 	t.Logf("daemon peak RSS (VmHWM) %d MB after a 4 GiB file in incoming/", hwm>>20)
 	d.Stop(t)
 }
+
+// TestStaleTempsRemoved: the daemon's start removes temp files of killed writers: in
+// wals/ all of them (only the daemon writes there), in incoming/ those older than ten
+// minutes; a fresh one in incoming/ (archive-wal may be writing it) stays.
+func TestStaleTempsRemoved(t *testing.T) {
+	env := newEnv(t)
+	env.Servers[0].Settings["conninfo"] = "host=127.0.0.1 port=1 user=postgres dbname=postgres sslmode=disable connect_timeout=1"
+	env.WriteConfig(t)
+	old := time.Now().Add(-time.Hour)
+	mk := func(rel string, mtime time.Time) string {
+		p := filepath.Join(env.Home, "pg1", rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, p, []byte("partial copy"))
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	staleWAL := mk("wals/0000000100000000/.wk-tmp-000000010000000000000003.zst-0a1b2c", time.Now())
+	staleIn := mk("incoming/.wk-tmp-000000010000000000000004-0a1b2c", old)
+	freshIn := mk("incoming/.wk-tmp-000000010000000000000005-0a1b2c", time.Now())
+	if err := pgtest.Chown(env.Home); err != nil {
+		t.Fatal(err)
+	}
+	d := env.StartDaemon(t)
+	for p, want := range map[string]bool{staleWAL: false, staleIn: false, freshIn: true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", p, err == nil, want)
+		}
+	}
+	if !strings.Contains(d.Output(), "removed temporary files of interrupted writes") {
+		t.Errorf("the daemon did not log what it removed:\n%s", d.Output())
+	}
+	d.Stop(t)
+}

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // TempPrefix starts the name of every temporary file walkeeper writes, so scanners (the
@@ -67,17 +69,29 @@ func TempName(dir, base string) string {
 // fsync: for copies that can be made again (get-wal's output), where readers must never
 // see a partial file but a crash may lose the copy.
 func WriteAtomicNoSync(path string, r io.Reader, perm os.FileMode) (int64, error) {
-	return writeAtomic(path, r, perm, false)
+	return writeAtomic(path, r, perm, false, -1)
 }
 
 // WriteAtomic writes r to path durably: temp name in the same directory, fsync, rename,
 // fsync of the directory. Readers never see a partial file under path. It returns the
 // number of bytes written.
 func WriteAtomic(path string, r io.Reader, perm os.FileMode) (int64, error) {
-	return writeAtomic(path, r, perm, true)
+	return writeAtomic(path, r, perm, true, -1)
 }
 
-func writeAtomic(path string, r io.Reader, perm os.FileMode, durable bool) (int64, error) {
+// ErrShortCopy is WriteAtomicExact's error when r did not give exactly the expected
+// number of bytes.
+var ErrShortCopy = errors.New("copied byte count differs from the expected size")
+
+// WriteAtomicExact is WriteAtomic for a source of known size: unless r gives exactly
+// size bytes, nothing is renamed into place (the temp file is removed) and the error
+// wraps ErrShortCopy. A reader may not see a short or overlong copy under path, even
+// for a moment.
+func WriteAtomicExact(path string, r io.Reader, perm os.FileMode, size int64) (int64, error) {
+	return writeAtomic(path, r, perm, true, size)
+}
+
+func writeAtomic(path string, r io.Reader, perm os.FileMode, durable bool, size int64) (int64, error) {
 	dir := filepath.Dir(path)
 	if durable {
 		if err := MkdirAll(dir, 0o700); err != nil {
@@ -89,7 +103,13 @@ func writeAtomic(path string, r io.Reader, perm os.FileMode, durable bool) (int6
 	if err != nil {
 		return 0, fmt.Errorf("write %s: %w", path, err)
 	}
+	if size >= 0 {
+		r = io.LimitReader(r, size+1)
+	}
 	n, err := io.Copy(f, r)
+	if err == nil && size >= 0 && n != size {
+		err = fmt.Errorf("%w: %d bytes, expected %d (the source changed while copied)", ErrShortCopy, n, size)
+	}
 	if err == nil && durable {
 		err = f.Sync()
 	}
@@ -138,4 +158,49 @@ func RemoveDurable(path string) error {
 		return err
 	}
 	return SyncDir(filepath.Dir(path))
+}
+
+// RemoveStaleTemps removes walkeeper's temporary files (TempPrefix) under dir, in it
+// and its subdirectories, whose modification time is older than minAge, and returns
+// the paths removed. A writer keeps its temp file's mtime fresh with every write, so an
+// old one belongs to a process that died between create and rename; should a live but
+// stalled writer lose its temp file all the same, its rename fails and it reports the
+// failure (archive-wal exits non-zero and PostgreSQL keeps the segment): nothing
+// durable is ever removed, as a temp name is never the final name of anything.
+func RemoveStaleTemps(dir string, minAge time.Duration) ([]string, error) {
+	var removed []string
+	now := time.Now()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() || !IsTemp(d.Name()) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil || now.Sub(fi.ModTime()) < minAge {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		removed = append(removed, p)
+		return nil
+	})
+	dirs := map[string]bool{}
+	for _, p := range removed {
+		dirs[filepath.Dir(p)] = true
+	}
+	for d := range dirs {
+		if serr := SyncDir(d); serr != nil && err == nil {
+			err = serr
+		}
+	}
+	if err != nil {
+		return removed, fmt.Errorf("remove stale temporary files under %s: %w", dir, err)
+	}
+	return removed, nil
 }

@@ -8,13 +8,17 @@ import (
 	"path/filepath"
 
 	"github.com/walkeeper/walkeeper/internal/fsutil"
+	"github.com/walkeeper/walkeeper/internal/segments"
 )
 
 // Drop is archive-wal's whole job: copy the file PostgreSQL hands to archive_command into
 // incoming/ durably (temp name, fsync, rename, directory fsync). It returns only once the
 // copy survives a crash, so PostgreSQL may recycle its segment; it does not need the
-// index or the daemon.
-func Drop(incomingDir, src string) (string, error) {
+// index or the daemon. The copy is renamed into place only when it holds exactly the
+// source's size, and a segment only when that is segSize (the server's segment size;
+// 0 when not known yet): a short copy is never visible in incoming/, and PostgreSQL,
+// told of the failure, keeps the file and tries again.
+func Drop(incomingDir, src string, segSize uint64) (string, error) {
 	fi, err := os.Stat(src)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -25,18 +29,17 @@ func Drop(incomingDir, src string) (string, error) {
 	if !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("archive-wal %s: not a regular file", src)
 	}
+	if n, err := segments.Parse(filepath.Base(src)); err == nil && n.Kind == segments.KindSegment && segSize != 0 && uint64(fi.Size()) != segSize {
+		return "", fmt.Errorf("archive-wal %s: size %d is not the server's WAL segment size %d", src, fi.Size(), segSize)
+	}
 	f, err := os.Open(src)
 	if err != nil {
 		return "", fmt.Errorf("archive-wal %s: %w", src, err)
 	}
 	defer f.Close()
 	dst := filepath.Join(incomingDir, filepath.Base(src))
-	n, err := fsutil.WriteAtomic(dst, f, 0o600)
-	if err != nil {
+	if _, err := fsutil.WriteAtomicExact(dst, f, 0o600, fi.Size()); err != nil {
 		return "", fmt.Errorf("archive-wal %s: %w", src, err)
-	}
-	if n != fi.Size() {
-		return "", fmt.Errorf("archive-wal %s: copied %d bytes of %d (file changed while copying)", src, n, fi.Size())
 	}
 	return dst, nil
 }

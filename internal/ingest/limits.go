@@ -38,4 +38,3 @@ func tooLarge(size, limit int64, kind segments.Kind) error {
 	}
 	return reject("size %d bytes is larger than %s can be (%d bytes)", size, what, limit)
 }
-

@@ -181,3 +181,21 @@ func (l *Local) Delete(ctx context.Context, key string) error {
 	}
 	return fsutil.SyncDir(filepath.Dir(p))
 }
+
+// RemoveStaleTemps removes the temporary files of interrupted Puts under prefix that
+// are older than minAge (see fsutil.RemoveStaleTemps) and returns their keys. Only the
+// local store has them: an object store's upload is never visible until complete.
+func (l *Local) RemoveStaleTemps(prefix string, minAge time.Duration) ([]string, error) {
+	p, err := l.Path(strings.TrimSuffix(prefix, "/"))
+	if err != nil {
+		return nil, err
+	}
+	removed, err := fsutil.RemoveStaleTemps(p, minAge)
+	keys := make([]string, 0, len(removed))
+	for _, r := range removed {
+		if rel, rerr := filepath.Rel(l.root, r); rerr == nil {
+			keys = append(keys, filepath.ToSlash(rel))
+		}
+	}
+	return keys, err
+}
