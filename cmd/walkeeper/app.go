@@ -120,7 +120,7 @@ func (a *App) resolveBackup(ctx context.Context, server, ref string) (*config.Se
 	if err != nil {
 		return nil, catalog.Backup{}, err
 	}
-	bs, err := idx.ListBackups(ctx, srv.Name)
+	bs, err := basebackup.ShowInterrupted(srv.Dir(), func() ([]catalog.Backup, error) { return idx.ListBackups(ctx, srv.Name) })
 	if err != nil {
 		return nil, catalog.Backup{}, err
 	}

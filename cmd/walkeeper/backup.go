@@ -164,8 +164,11 @@ type BackupRow struct {
 	b           catalog.Backup
 }
 
-func backupRows(ctx context.Context, idx index.Index, server string) ([]BackupRow, []catalog.Backup, error) {
-	bs, err := idx.ListBackups(ctx, server)
+// backupRows lists a server's backups with their linked WAL; a backup whose process
+// is gone shows as FAILED (interrupted) at once.
+func backupRows(ctx context.Context, idx index.Index, srv *config.Server) ([]BackupRow, []catalog.Backup, error) {
+	server := srv.Name
+	bs, err := basebackup.ShowInterrupted(srv.Dir(), func() ([]catalog.Backup, error) { return idx.ListBackups(ctx, server) })
 	if err != nil {
 		return nil, nil, err
 	}
@@ -209,7 +212,7 @@ func (c *ListBackupsCmd) Run(a *App) error {
 	if err != nil {
 		return err
 	}
-	rows, _, err := backupRows(context.Background(), idx, srv.Name)
+	rows, _, err := backupRows(context.Background(), idx, srv)
 	if err != nil {
 		return err
 	}
@@ -284,7 +287,7 @@ func (c *ShowBackupCmd) Run(a *App) error {
 		return err
 	}
 	ctx := context.Background()
-	rows, bs, err := backupRows(ctx, idx, srv.Name)
+	rows, bs, err := backupRows(ctx, idx, srv)
 	if err != nil {
 		return err
 	}

@@ -193,7 +193,7 @@ func failInterrupted(ctx context.Context, o Options, existing []catalog.Backup) 
 			b = info
 		}
 		b.Status = catalog.StatusFailed
-		b.Error = "interrupted: the backup process ended before the backup was complete"
+		b.Error = InterruptedError
 		if err := save(ctx, o, b); err != nil {
 			o.Log.Warn("marking interrupted backup FAILED", "backup", b.ID, "err", err)
 		}

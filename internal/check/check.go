@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sys/unix"
 
+	"github.com/walkeeper/walkeeper/internal/basebackup"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/daemon"
@@ -143,7 +144,9 @@ func Run(ctx context.Context, d Deps) []Result {
 	r.pg = gather(ctx, d.Server)
 	rf := <-replc
 	if d.Index != nil {
-		r.backups, r.backupsErr = d.Index.ListBackups(ctx, d.Server.Name)
+		r.backups, r.backupsErr = basebackup.ShowInterrupted(d.Server.Dir(), func() ([]catalog.Backup, error) {
+			return d.Index.ListBackups(ctx, d.Server.Name)
+		})
 	} else {
 		r.backupsErr = d.IndexErr
 		r.add(CheckIndex, false, fmt.Sprintf("cannot open the index: %v", d.IndexErr),

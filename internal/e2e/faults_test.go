@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -212,4 +213,42 @@ func TestStaleTempsRemoved(t *testing.T) {
 		t.Errorf("the daemon did not log what it removed:\n%s", d.Output())
 	}
 	d.Stop(t)
+}
+
+// TestKilledBackupInterrupted: a backup killed with SIGKILL while it runs shows as
+// FAILED (interrupted) at once in list-backups and check, not STARTED until the next
+// backup.
+func TestKilledBackupInterrupted(t *testing.T) {
+	env := newEnv(t)
+	pg := pgtest.New(t, "primary", pgtest.Options{ArchiveCommand: env.ArchiveCommand("pg1")})
+	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
+	env.Servers[0].Settings["bandwidth_limit"] = "1MB" // slow enough to be caught running
+	env.WriteConfig(t)
+	pg.PgBench(t, "-i", "-s", "2", "-q")
+	env.StartDaemon(t)
+
+	cmd := exec.Command(env.Bin, "--config", env.Config, "backup", "pg1")
+	pgtest.RunAs(cmd)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	type row struct{ ID, Status, Error string }
+	var rows []row
+	wktest.Eventually(t, 30*time.Second, "the backup to be STARTED", func() bool {
+		env.JSON(t, &rows, "list-backups", "pg1")
+		return len(rows) == 1 && rows[0].Status == "STARTED"
+	})
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	env.JSON(t, &rows, "list-backups", "pg1")
+	if len(rows) != 1 || rows[0].Status != "FAILED" || !strings.Contains(rows[0].Error, "interrupted: no process holds the backup lock") {
+		t.Fatalf("list-backups after the backup process was killed: %+v", rows)
+	}
+	r := env.Run("check", "pg1")
+	if r.Code != 1 || !strings.Contains(r.Stdout, "FAILED backup(s) since the last DONE one; newest "+rows[0].ID+": interrupted") {
+		t.Fatalf("check after the backup process was killed: exit %d\n%s", r.Code, r.Stdout)
+	}
 }
