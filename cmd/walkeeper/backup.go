@@ -16,6 +16,7 @@ import (
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -93,8 +94,10 @@ func (c *BackupCmd) Run(a *App) error {
 			d, err := daemon.Dial(cfg.Home)
 			return err == nil && d != nil
 		},
-		Notify: func(msg string) { fmt.Fprintln(os.Stderr, msg) },
-		Log:    a.log,
+		StreamingArchiver: srv.StreamingArchiver, SlotName: srv.SlotName,
+		Receiver: func() (ingest.ReceiverState, bool) { return receiverState(a, srv.Name) },
+		Notify:   func(msg string) { fmt.Fprintln(os.Stderr, msg) },
+		Log:      a.log,
 	}
 	if interactive() {
 		o.Progress = backupProgress(srv.Name)

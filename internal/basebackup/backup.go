@@ -51,6 +51,13 @@ type Options struct {
 	// DaemonRunning reports whether `walkeeper watch` runs (it ingests the WAL the
 	// backup waits for); nil means unknown.
 	DaemonRunning func() bool
+	// StreamingArchiver is the server's streaming_archiver and SlotName its slot;
+	// Receiver, if set, gives the streaming receiver's state (false when none is known):
+	// a backup whose WAL does not arrive names the receiver's state, not only
+	// archive_command's.
+	StreamingArchiver bool
+	SlotName          string
+	Receiver          func() (ingest.ReceiverState, bool)
 	// Progress, if set, is called once the stream starts with the server's size
 	// estimate and returns the function told the bytes done (-1 at the end).
 	Progress func(total int64) func(done int64)
@@ -451,10 +458,12 @@ func waitWAL(ctx context.Context, o Options, b catalog.Backup, startTLI uint32, 
 }
 
 // waitCause names why WAL did not arrive: archive_command failures (pg_stat_archiver of
-// the server and, for a standby, of the primary), a daemon that is not running, or a
-// standby nobody switches WAL for.
+// the server and, for a standby, of the primary), the streaming receiver's state when
+// streaming_archiver is on, a daemon that is not running, or a standby nobody switches
+// WAL for. archive_command is blamed only where archive_mode is on.
 func waitCause(ctx context.Context, o Options, b catalog.Backup, note string) string {
 	var causes []string
+	archiving := false
 	check := func(conninfo, where string) {
 		c, err := pgutil.Connect(ctx, conninfo)
 		if err != nil {
@@ -462,6 +471,11 @@ func waitCause(ctx context.Context, o Options, b catalog.Backup, note string) st
 			return
 		}
 		defer c.Close(ctx)
+		var mode string
+		if err := c.QueryRow(ctx, "SHOW archive_mode").Scan(&mode); err == nil && mode == "off" {
+			return
+		}
+		archiving = true
 		st, err := pgutil.Archiver(ctx, c)
 		if err != nil {
 			causes = append(causes, fmt.Sprintf("cannot read pg_stat_archiver of %s: %v", where, err))
@@ -475,6 +489,14 @@ func waitCause(ctx context.Context, o Options, b catalog.Backup, note string) st
 	if b.FromStandby && o.PrimaryConninfo != "" {
 		check(o.PrimaryConninfo, "the primary")
 	}
+	if o.StreamingArchiver {
+		var st ingest.ReceiverState
+		known := false
+		if o.Receiver != nil {
+			st, known = o.Receiver()
+		}
+		causes = append(causes, receiverCause(o.Server, o.SlotName, st, known))
+	}
 	if o.DaemonRunning != nil && !o.DaemonRunning() {
 		causes = append(causes, "the walkeeper daemon is not running (start `walkeeper watch`)")
 	}
@@ -482,7 +504,37 @@ func waitCause(ctx context.Context, o Options, b catalog.Backup, note string) st
 		causes = append(causes, note)
 	}
 	if len(causes) == 0 {
-		causes = append(causes, fmt.Sprintf("pg_stat_archiver reports no failure: check that archive_command is `walkeeper archive-wal %s %%p` (or that streaming_archiver is on) and that archive_mode is on (always, for a standby that archives)", o.Server))
+		if archiving {
+			causes = append(causes, fmt.Sprintf("pg_stat_archiver reports no failure: check that archive_command is `walkeeper archive-wal %s %%p` (or that streaming_archiver is on) and that archive_mode is on (always, for a standby that archives)", o.Server))
+		} else {
+			causes = append(causes, fmt.Sprintf("archive_mode is off on the server and streaming_archiver is off for %s: nothing sends WAL to walkeeper (set streaming_archiver = on, or archive_mode = on with archive_command = `walkeeper archive-wal %s %%p`)", o.Server, o.Server))
+		}
 	}
 	return strings.Join(causes, "; ")
+}
+
+// receiverCause describes the streaming receiver's state for a backup that waits on it.
+func receiverCause(server, slot string, st ingest.ReceiverState, known bool) string {
+	switch {
+	case !known || !st.Running:
+		return fmt.Sprintf("the streaming receiver of %s is not running (streaming_archiver = on: `walkeeper watch` runs it, or `walkeeper receive-wal %s`)", server, server)
+	case !st.Connected:
+		msg := fmt.Sprintf("the streaming receiver of %s is not connected to the server (slot %s", server, slot)
+		if st.LastError != "" {
+			msg += fmt.Sprintf("; last error at %s: %s", st.LastErrorAt.Format(time.RFC3339), st.LastError)
+		}
+		return msg + ")"
+	}
+	msg := fmt.Sprintf("the streaming receiver of %s is connected (slot %s) and flushed WAL up to %s on timeline %d", server, slot, orNone(st.FlushedLSN), st.Timeline)
+	if st.ServerLSN != "" {
+		msg += fmt.Sprintf(" (the server is at %s, %d bytes ahead)", st.ServerLSN, st.LagBytes)
+	}
+	return msg + "; a segment is archived once the receiver has streamed it whole"
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "nothing yet"
+	}
+	return s
 }

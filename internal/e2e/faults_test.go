@@ -252,3 +252,27 @@ func TestKilledBackupInterrupted(t *testing.T) {
 		t.Fatalf("check after the backup process was killed: exit %d\n%s", r.Code, r.Stdout)
 	}
 }
+
+// TestBackupWaitNamesReceiver: on a streaming-only server (archive_mode off,
+// streaming_archiver on) whose receiver is not running, a backup that times out
+// waiting for WAL names the receiver, not archive_command.
+func TestBackupWaitNamesReceiver(t *testing.T) {
+	env := newEnv(t)
+	pg := pgtest.New(t, "primary", pgtest.Options{})
+	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
+	env.Servers[0].Settings["streaming_archiver"] = "on"
+	env.WriteConfig(t)
+	r := env.Run("backup", "pg1", "--wait-timeout", "2s")
+	if r.Code != 1 {
+		t.Fatalf("backup without a receiver: exit %d\n%s", r.Code, r.Stderr)
+	}
+	last := lastLine(r.Stderr)
+	if !strings.Contains(last, "the streaming receiver of pg1 is not running") || strings.Contains(last, "archive_command") {
+		t.Fatalf("backup timeout on a streaming-only server: %q", last)
+	}
+}
+
+func lastLine(s string) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return l[len(l)-1]
+}
