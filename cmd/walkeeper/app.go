@@ -59,13 +59,14 @@ func (a *App) Config() (*config.Config, error) {
 	if a.cfg != nil {
 		return a.cfg, nil
 	}
+	// A configuration that cannot be found or loaded is bad usage (exit 2).
 	path, err := config.Find(a.g.Config)
 	if err != nil {
-		return nil, err
+		return nil, &exitError{code: 2, err: err}
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
-		return nil, err
+		return nil, &exitError{code: 2, err: err}
 	}
 	for _, w := range cfg.Warnings {
 		a.log.Warn(w)

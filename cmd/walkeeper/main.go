@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"strings"
 
 	"github.com/alecthomas/kong"
 )
@@ -84,7 +85,7 @@ func run(args []string) int {
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "walkeeper: %v\n", err)
+		fmt.Fprintf(os.Stderr, "walkeeper: %s\n", oneLine(err.Error()))
 		return 2
 	}
 	kctx, err := parser.Parse(args)
@@ -93,7 +94,7 @@ func run(args []string) int {
 		return exit
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "walkeeper: %v\n", err)
+		fmt.Fprintf(os.Stderr, "walkeeper: %s\n", oneLine(err.Error()))
 		return 2
 	}
 	app := newApp(&cli.Globals)
@@ -102,12 +103,25 @@ func run(args []string) int {
 		var ee *exitError
 		if errors.As(err, &ee) {
 			if ee.err != nil && ee.err.Error() != "" {
-				fmt.Fprintf(os.Stderr, "walkeeper: %v\n", ee.err)
+				fmt.Fprintf(os.Stderr, "walkeeper: %s\n", oneLine(ee.err.Error()))
 			}
 			return ee.code
 		}
-		fmt.Fprintf(os.Stderr, "walkeeper: %v\n", err)
+		fmt.Fprintf(os.Stderr, "walkeeper: %s\n", oneLine(err.Error()))
 		return 1
 	}
 	return 0
+}
+
+// oneLine makes an error message one line, as the command-line contract promises:
+// causes from libraries (the INI parser, pg_ctl output, badger) may span several.
+// Lines are joined with "; ", blank ones dropped.
+func oneLine(msg string) string {
+	var parts []string
+	for _, l := range strings.Split(msg, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, "; ")
 }

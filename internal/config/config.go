@@ -172,14 +172,42 @@ func find(explicit, system string) (string, error) {
 	return "", fmt.Errorf("no walkeeper configuration file found; looked at: %s", strings.Join(looked, ", "))
 }
 
-// Load reads and parses the file at path.
+// Load reads and parses the file at path. A file that holds a password (in a
+// conninfo) and that group or others may read gets a warning in Warnings.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(data, path)
+	cfg, err := Parse(data, path)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		if where := passwordAt(cfg); where != "" {
+			cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s is readable by group or others (mode %04o) and holds a password (%s): chmod 600 %s, or keep the password in ~/.pgpass",
+				path, fi.Mode().Perm(), where, path))
+		}
+	}
+	return cfg, nil
 }
+
+// passwordAt names the first option holding a password ("" when none does).
+func passwordAt(cfg *Config) string {
+	for _, s := range cfg.Servers {
+		for _, k := range []string{"conninfo", "streaming_conninfo", "primary_conninfo"} {
+			if v, ok := s.Settings[k]; ok && RedactConninfo(v) != v {
+				return fmt.Sprintf("[%s] %s", s.Name, k)
+			}
+		}
+	}
+	return ""
+}
+
+// ReservedNames are names a server section may not take: walkeeper keeps its own
+// directories under them in home (the index), where a server's directory would
+// share them.
+var ReservedNames = []string{"index"}
 
 // option describes one server option.
 type option struct {
@@ -384,6 +412,9 @@ func Parse(data []byte, file string) (*Config, error) {
 		}
 		if !nameRE.MatchString(name) {
 			return nil, fmt.Errorf("%s: section [%s]: server name must use only a-z, 0-9, _ and -", base, name)
+		}
+		if slices.Contains(ReservedNames, name) {
+			return nil, fmt.Errorf("%s: section [%s]: the name is reserved (walkeeper keeps <home>/%s for itself): give the server another name", base, name, name)
 		}
 		servers = append(servers, rawSection{name, keys})
 	}

@@ -238,6 +238,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{"w.conf", "[PG1]", "a-z, 0-9"}},
 		{"bad section chars", "[pg.1]\n" + ok,
 			[]string{"w.conf", "[pg.1]", "a-z, 0-9"}},
+		{"reserved section name", "[index]\n" + ok,
+			[]string{"w.conf", "[index]", "reserved", "<home>/index"}},
 		{"option outside section", "conninfo = x\n[pg1]\n" + ok,
 			[]string{"w.conf", "conninfo", "outside any section"}},
 		{"bad bool", "[pg1]\n" + ok + "active = maybe\n",
@@ -510,5 +512,48 @@ func TestCompressionNoneWithDefaultLevel(t *testing.T) {
 	}
 	if _, err := Parse([]byte("[walkeeper]\nhome = /h\n[pg1]\nconninfo = host=x\nbackup_compression = none\nbackup_compression_level = 5\n"), "f.conf"); err == nil {
 		t.Fatal("an explicit level with none accepted")
+	}
+}
+
+// TestPasswordFileModeWarning: a config file holding a password warns (one line) when
+// group or others may read it, and not when it is 0600 or holds no password.
+func TestPasswordFileModeWarning(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		conf string
+		mode os.FileMode
+		warn bool
+	}{
+		{"[pg1]\nconninfo = host=x password=secret\n", 0o644, true},
+		{"[pg1]\nconninfo = host=x\nstreaming_conninfo = postgres://u:secret@x/db\n", 0o640, true},
+		{"[walkeeper]\nconninfo = host=x password=secret\n[pg1]\n", 0o604, true},
+		{"[pg1]\nconninfo = host=x password=secret\n", 0o600, false},
+		{"[pg1]\nconninfo = host=x\n", 0o644, false},
+	} {
+		p := filepath.Join(dir, "w.conf")
+		if err := os.WriteFile(p, []byte(c.conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, c.mode); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, w := range cfg.Warnings {
+			if strings.Contains(w, "chmod 600") {
+				got = append(got, w)
+			}
+		}
+		if (len(got) == 1) != c.warn || len(got) > 1 {
+			t.Errorf("%q mode %o: warnings %q, want a warning %v", c.conf, c.mode, cfg.Warnings, c.warn)
+		}
+		for _, w := range got {
+			if strings.Contains(w, "secret") || strings.Contains(w, "\n") {
+				t.Errorf("warning shows the password or spans lines: %q", w)
+			}
+		}
 	}
 }
