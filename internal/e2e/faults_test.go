@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -315,4 +317,71 @@ func TestConfigContract(t *testing.T) {
 		t.Errorf("0600 config: exit %d, stderr %q", r.Code, r.Stderr)
 	}
 	oneLine("unknown flag", env.Run("status", "pg1", "--nosuch"), 2, "unknown flag --nosuch")
+}
+
+// TestSIGTERMWithFilesInFlight: files made visible in incoming/ all at once, and the
+// daemon sent SIGTERM right after: it exits 0 having finished what it was working on;
+// every file is then either archived (byte-identical through get-wal) or still in
+// incoming/, none quarantined; after a restart all are archived.
+func TestSIGTERMWithFilesInFlight(t *testing.T) {
+	env := newEnv(t)
+	pg, segs := segmentsOf(t, 8)
+	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
+	env.WriteConfig(t)
+	incoming := filepath.Join(env.Home, "pg1", "incoming")
+	d := env.StartDaemon(t)
+	var tmps []string
+	for _, s := range segs {
+		data, err := os.ReadFile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(incoming, ".wk-tmp-"+filepath.Base(s))
+		writeFile(t, tmp, data)
+		tmps = append(tmps, tmp)
+	}
+	for i, tmp := range tmps {
+		if err := os.Rename(tmp, filepath.Join(incoming, filepath.Base(segs[i]))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Stop(t) // SIGTERM; fails the test unless the daemon exits 0
+	left := map[string]bool{}
+	for _, n := range listDir(t, incoming) {
+		left[n] = true
+	}
+	archivedAtStop := 0
+	for _, s := range segs {
+		name := filepath.Base(s)
+		found, _ := filepath.Glob(filepath.Join(env.Home, "pg1", "wals", "*", name+"*"))
+		if len(found) == 0 && !left[name] {
+			t.Fatalf("%s is neither archived nor in incoming/ after SIGTERM", name)
+		}
+		if len(found) == 1 {
+			archivedAtStop++
+			want, _ := os.ReadFile(s)
+			if got := getWAL(t, env, name); !bytes.Equal(got, want) {
+				t.Fatalf("%s: archived copy differs after SIGTERM", name)
+			}
+		}
+	}
+	if errs := listDir(t, filepath.Join(env.Home, "pg1", "errors")); len(errs) != 0 {
+		t.Fatalf("files quarantined by a SIGTERM: %v", errs)
+	}
+	env.StartDaemon(t)
+	wktest.Eventually(t, 60*time.Second, "incoming/ to drain after the restart", func() bool { return len(listDir(t, incoming)) == 0 })
+	for _, s := range segs {
+		want, _ := os.ReadFile(s)
+		if got := getWAL(t, env, filepath.Base(s)); !bytes.Equal(got, want) {
+			t.Fatalf("%s: archived copy differs from the original", filepath.Base(s))
+		}
+	}
+	var st status
+	env.JSON(t, &st, "status", "pg1")
+	var arch struct{ Files int64 }
+	_ = json.Unmarshal(st.Archive, &arch)
+	if arch.Files != int64(len(segs)) || st.ErrorFiles != 0 {
+		t.Fatalf("after the restart: %d files indexed (want %d), %d quarantined", arch.Files, len(segs), st.ErrorFiles)
+	}
+	t.Logf("at SIGTERM: %d of %d archived, %d left in incoming/", archivedAtStop, len(segs), len(left))
 }

@@ -313,7 +313,7 @@ func (p *Pipeline) process(ctx context.Context, base, path string, fi os.FileInf
 		return err
 	}
 	if dup != nil {
-		failpoint("before-unlink")
+		failpoint("duplicate-before-unlink")
 		if err := unlinkSame(path, fi); err != nil {
 			return err
 		}
@@ -341,10 +341,10 @@ func (p *Pipeline) process(ctx context.Context, base, path string, fi os.FileInf
 	}
 	res.Indexed = time.Now()
 	failpoint("after-index")
-	failpoint("before-unlink")
 	if err := unlinkSame(path, fi); err != nil {
 		return err
 	}
+	failpoint("after-unlink")
 	res.Outcome = Archived
 	res.Record = rec
 	return nil

@@ -217,7 +217,11 @@ func (q *queue) close() {
 
 // failpoint kills the process at a named point of the pipeline when
 // WALKEEPER_FAILPOINT names it: the crash tests of invariant 1 use it to stop the daemon
-// exactly between two durable steps, as a power cut would.
+// exactly between two durable steps, as a power cut would. The points of a new file,
+// each a distinct crash state: after-compress (nothing stored), after-write (archived,
+// not indexed), after-index (indexed, still in incoming/), after-unlink (gone from
+// incoming/, result not yet reported); duplicate-before-unlink for a file already
+// archived.
 func failpoint(name string) {
 	if fp := failpointName; fp != "" && fp == name {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
