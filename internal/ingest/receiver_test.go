@@ -199,119 +199,108 @@ func copyFile(t *testing.T, src, dst string) {
 
 const segSize16 = 16 << 20
 
-// TestReceiverSynchronousStandby: walkeeper is the only synchronous standby and there
-// is no archive_command. Every commit the primary acknowledged before it was stopped
-// with -m immediate is in what walkeeper flushed: pg_waldump finds the last one's COMMIT
-// record in the streamed files, and the segments before it are archived without a gap.
+// TestReceiverSynchronousStandby: `walkeeper watch` is the only synchronous standby and
+// there is no archive_command. While everything runs, the flush position the primary
+// holds for walkeeper covers the last acknowledged commit; then walkeeper is killed
+// with SIGKILL (no final fsync or report) and the primary stopped with -m immediate:
+// pg_waldump reads walkeeper's files (archive, incoming/, the live .partial) up to that
+// flush position and finds the last acknowledged COMMIT; the primary's data directory
+// is removed and `walkeeper restore` gives a cluster holding every acknowledged row.
 func TestReceiverSynchronousStandby(t *testing.T) {
 	pg := pgtest.New(t, "primary", pgtest.Options{Conf: map[string]string{
 		"synchronous_standby_names": "walkeeper", "synchronous_commit": "on"}})
-	r := newRig(t, pg.ConnString(""))
+	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{
+		"conninfo": pg.ConnString(""), "streaming_archiver": "on", "create_slot": "auto", "compression": "none"}})
+	d := env.StartDaemon(t)
 	pg.WaitFor(t, "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'walkeeper'", "sync", 30*time.Second)
 	// Honest feedback: flush is reported, apply never (walkeeper replays nothing, so
 	// synchronous_commit = remote_apply must not count it).
 	pg.WaitFor(t, "SELECT flush_lsn IS NOT NULL AND replay_lsn IS NULL FROM pg_stat_replication WHERE application_name = 'walkeeper'", "t", 30*time.Second)
-	// A base backup taken by PostgreSQL's own tool, without WAL: recovering it needs
-	// everything from walkeeper.
-	backup := filepath.Join(pgtest.TempDir(t), "base")
-	pgtest.RunPG(t, "pg_basebackup", "-d", pg.ConnString(""), "-D", backup, "-X", "none", "-c", "fast", "--no-sync")
-
-	// Bulk WAL (several segments), then single-row commits, each acknowledged only
-	// once walkeeper reported it flushed.
-	pg.PgBench(t, "-i", "-s", "3", "-q")
 	ctx := context.Background()
+	pg.Psql(t, "CREATE TABLE acked (id int PRIMARY KEY, xid bigint)")
+	if r := env.Run("backup", "pg1", "--wait-timeout", "60s"); r.Code != 0 {
+		t.Fatalf("backup on streamed WAL: exit %d\n%s%s\n%s", r.Code, r.Stdout, r.Stderr, d.Output())
+	}
+	// Bulk WAL (several segments) after the backup, then single-row commits, each
+	// acknowledged only once walkeeper reported it flushed.
+	pg.PgBench(t, "-i", "-s", "3", "-q")
 	conn, err := pgx.Connect(ctx, pg.ConnString(""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Exec(ctx, "CREATE TABLE acked (id int PRIMARY KEY, xid bigint)"); err != nil {
-		t.Fatal(err)
-	}
 	var lastXID int64
-	var lastLSN string
+	var commitEnd string
 	for i := 1; i <= 300; i++ {
 		if err := conn.QueryRow(ctx, "INSERT INTO acked VALUES ($1, txid_current()) RETURNING xid", i).Scan(&lastXID); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lastLSN); err != nil {
+	// Still running: the flush position the primary has from walkeeper covers the
+	// last acknowledged commit (its record ends at or before the insert position).
+	var flushed string
+	if err := conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&commitEnd); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT flush_lsn::text FROM pg_stat_replication WHERE application_name = 'walkeeper'").Scan(&flushed); err != nil {
 		t.Fatal(err)
 	}
 	conn.Close(ctx)
+	d.Kill() // SIGKILL: no final fsync, no final report
 	pg.Stop(t, "immediate")
-	r.stopRcv()
-
-	st := r.rcv.State()
-	flushed, err := segments.ParseLSN(st.FlushedLSN)
+	flushLSN, err := segments.ParseLSN(flushed)
 	if err != nil {
-		t.Fatalf("receiver state %+v: %v", st, err)
-	}
-	last, _ := segments.ParseLSN(lastLSN)
-	if flushed < last {
-		t.Fatalf("receiver flushed up to %s, but the primary acknowledged commits up to %s", flushed, last)
+		t.Fatal(err)
 	}
 
 	// Gather what walkeeper holds: the archive (uncompressed here), incoming/ and the
 	// live .partial, which pg_waldump reads under its segment name.
 	dump := pgtest.TempDir(t)
-	partials, _ := filepath.Glob(filepath.Join(r.streaming, "*.partial"))
+	partials, _ := filepath.Glob(filepath.Join(env.Home, "pg1", "streaming", "*.partial"))
 	if len(partials) != 1 {
 		t.Fatalf("want one live .partial in streaming/, found %v", partials)
 	}
 	live := strings.TrimSuffix(filepath.Base(partials[0]), ".partial")
 	copyFile(t, partials[0], filepath.Join(dump, live))
-	r.waitArchived(t, segments.SegmentFileName(1, mustSegNo(t, live)-1, segSize16), 30*time.Second)
 	var names []string
-	for name, f := range r.archived(t) {
-		names = append(names, name)
-		copyFile(t, filepath.Join(r.home, f.Key), filepath.Join(dump, name))
+	for _, dir := range []string{filepath.Join(env.Home, "pg1", "wals", "*"), filepath.Join(env.Home, "pg1", "incoming")} {
+		fs, _ := filepath.Glob(filepath.Join(dir, "0*"))
+		for _, f := range fs {
+			names = append(names, filepath.Base(f))
+			copyFile(t, f, filepath.Join(dump, filepath.Base(f)))
+		}
 	}
 	first, lastSeg := contiguous(t, names, 1, segSize16)
 	if lastSeg+1 != mustSegNo(t, live) {
-		t.Fatalf("archive ends at segment %d, the live .partial is %s", lastSeg, live)
+		t.Fatalf("archive and incoming/ end at segment %d, the live .partial is %s", lastSeg, live)
 	}
 	if err := pgtest.Chown(dump); err != nil {
 		t.Fatal(err)
 	}
 	start := segments.SegStart(mustSegNo(t, live)-1, segSize16)
+	// Every record up to the flush position reported while running is on disk.
+	if out, err := pgtest.RunPGErr("pg_waldump", "-p", dump, "-t", "1", "-s", start.String(), "-e", flushLSN.String(), "-q"); err != nil {
+		t.Fatalf("pg_waldump cannot read walkeeper's WAL up to the flush position %s it reported: %v\n%s", flushLSN, err, tail(out, 5))
+	}
 	out, _ := pgtest.RunPGErr("pg_waldump", "-p", dump, "-t", "1", "-s", start.String(), "-r", "Transaction")
 	re := regexp.MustCompile(fmt.Sprintf(`tx:\s+%d, lsn: [0-9A-F/]+, prev [0-9A-F/]+, desc: COMMIT`, lastXID))
 	if !re.MatchString(out) {
 		t.Fatalf("pg_waldump of the streamed WAL has no COMMIT for the last acknowledged transaction %d:\n%s", lastXID, tail(out, 15))
 	}
 
-	// The primary's data directory is gone; the backup recovers with walkeeper get-wal
-	// as restore_command (the live .partial serves the last segment) and has every
-	// acknowledged row.
+	// The primary's data directory is gone; walkeeper restores the backup with its own
+	// WAL (get-wal serves incoming/ and the live .partial) and every acknowledged row.
 	if err := os.RemoveAll(pg.Dir); err != nil {
 		t.Fatal(err)
 	}
-	r.stopPipe()
-	if err := pgtest.Chown(r.home); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(r.home, "walkeeper.conf")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("[walkeeper]\nhome = %s\n[pg1]\nconninfo = host=127.0.0.1 port=1\n", r.home)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_ = pgtest.Chown(cfg)
-	auto := fmt.Sprintf("\nrestore_command = '%s --config %s get-wal pg1 %%f %%p'\nsynchronous_standby_names = ''\n", pgtest.Walkeeper(t), cfg)
-	f, err := os.OpenFile(filepath.Join(backup, "postgresql.auto.conf"), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString(auto)
-	f.Close()
-	if err := os.WriteFile(filepath.Join(backup, "recovery.signal"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	restored := pgtest.FromDataDir(t, "restored", backup)
+	dest := filepath.Join(pgtest.TempDir(t), "data")
+	env.MustRun(t, "restore", "pg1", "latest", dest)
+	restored := pgtest.FromDataDir(t, "restored", dest)
 	restored.WaitFor(t, "SELECT pg_is_in_recovery()", "f", 60*time.Second)
 	if got := restored.Psql(t, "SELECT count(*), max(id), max(xid) FROM acked"); got != fmt.Sprintf("300|300|%d", lastXID) {
 		t.Fatalf("restored cluster: acked rows count|max(id)|max(xid) = %s, want 300|300|%d", got, lastXID)
 	}
-	t.Logf("archive holds segments %d..%d plus %s.partial; last acknowledged commit (xid %d, before %s) found by pg_waldump; flushed %s",
-		first, lastSeg, live, lastXID, lastLSN, flushed)
+	t.Logf("walkeeper holds segments %d..%d plus %s.partial; flushed %s while running (insert position after the last commit %s); last acknowledged commit (xid %d) found by pg_waldump after SIGKILL",
+		first, lastSeg, live, flushLSN, commitEnd, lastXID)
 }
 
 func mustSegNo(t *testing.T, name string) uint64 {
