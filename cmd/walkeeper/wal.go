@@ -23,16 +23,7 @@ func (c *ArchiveWALCmd) Run(a *App) error {
 	if err != nil {
 		return err
 	}
-	// The segment size from the identity file the daemon keeps (no index, no daemon
-	// needed); before the first segment is archived it is not known, and the daemon
-	// validates the size itself.
-	var segSize uint64
-	if store, err := a.Store(); err == nil {
-		if id, err := ingest.LoadIdentity(context.Background(), store, srv.Name); err == nil {
-			segSize = id.SegSize
-		}
-	}
-	if _, err := ingest.Drop(srv.IncomingDir(), c.Path, segSize); err != nil {
+	if _, err := ingest.Drop(srv.IncomingDir(), c.Path); err != nil {
 		return err
 	}
 	return nil

@@ -8,17 +8,17 @@ import (
 	"path/filepath"
 
 	"github.com/walkeeper/walkeeper/internal/fsutil"
-	"github.com/walkeeper/walkeeper/internal/segments"
 )
 
 // Drop is archive-wal's whole job: copy the file PostgreSQL hands to archive_command into
 // incoming/ durably (temp name, fsync, rename, directory fsync). It returns only once the
 // copy survives a crash, so PostgreSQL may recycle its segment; it does not need the
 // index or the daemon. The copy is renamed into place only when it holds exactly the
-// source's size, and a segment only when that is segSize (the server's segment size;
-// 0 when not known yet): a short copy is never visible in incoming/, and PostgreSQL,
-// told of the failure, keeps the file and tries again.
-func Drop(incomingDir, src string, segSize uint64) (string, error) {
+// source's size: a short copy is never visible in incoming/, and PostgreSQL, told of
+// the failure, keeps the file and tries again. A file of the wrong size for a segment
+// is still dropped: the daemon quarantines it with its reason and check reports it,
+// whereas refusing it here would fail archive_command forever and fill pg_wal.
+func Drop(incomingDir, src string) (string, error) {
 	fi, err := os.Stat(src)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -28,9 +28,6 @@ func Drop(incomingDir, src string, segSize uint64) (string, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("archive-wal %s: not a regular file", src)
-	}
-	if n, err := segments.Parse(filepath.Base(src)); err == nil && n.Kind == segments.KindSegment && segSize != 0 && uint64(fi.Size()) != segSize {
-		return "", fmt.Errorf("archive-wal %s: size %d is not the server's WAL segment size %d", src, fi.Size(), segSize)
 	}
 	f, err := os.Open(src)
 	if err != nil {

@@ -73,7 +73,7 @@ func (f *fixture) drop(t *testing.T, name string, data []byte) {
 	if err := os.WriteFile(src, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Drop(f.srv.IncomingDir, src, 0); err != nil {
+	if _, err := Drop(f.srv.IncomingDir, src); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -98,6 +98,13 @@ type ReceiverState struct {
 	UpdatedAt      time.Time `json:"updated_at"`
 }
 
+// startupReportWindow and startupReportInterval: how long after START_REPLICATION, and
+// how often, the receiver reports its position even when no WAL arrives (see stream).
+const (
+	startupReportWindow   = 5 * time.Second
+	startupReportInterval = 100 * time.Millisecond
+)
+
 // maxUnflushed bounds how long received WAL waits for its fsync and report while
 // the server keeps sending without a pause.
 const maxUnflushed = 10 * time.Millisecond
@@ -542,7 +549,18 @@ func (r *Receiver) stream(ctx context.Context, conn *pgconn.PgConn) (*pglogrepl.
 	if err := r.flushAndReport(conn); err != nil {
 		return nil, err
 	}
-	nextStatus := time.Now().Add(r.cfg.StatusInterval)
+	// That first report may reach the walsender while it is still catching up, when
+	// it releases no waiting commit; it turns to streaming once it has sent what it
+	// had, and with nothing new to send nothing would prompt another report before
+	// the status interval. So the first seconds of a stream report often.
+	began := time.Now()
+	interval := func() time.Duration {
+		if time.Since(began) < startupReportWindow {
+			return min(r.cfg.StatusInterval, startupReportInterval)
+		}
+		return r.cfg.StatusInterval
+	}
+	nextStatus := time.Now().Add(interval())
 	// A read deadline on the socket instead of a context per message: pgconn would
 	// start a watcher goroutine and a timer for every ReceiveMessage, which costs
 	// commit latency when walkeeper is the synchronous standby.
@@ -572,7 +590,7 @@ func (r *Receiver) stream(ctx context.Context, conn *pgconn.PgConn) (*pglogrepl.
 				if err := r.flushAndReport(conn); err != nil {
 					return nil, err
 				}
-				nextStatus = time.Now().Add(r.cfg.StatusInterval)
+				nextStatus = time.Now().Add(interval())
 				continue
 			}
 			return nil, fmt.Errorf("receive: %w", err)
@@ -603,7 +621,7 @@ func (r *Receiver) stream(ctx context.Context, conn *pgconn.PgConn) (*pglogrepl.
 					if err := r.flushAndReport(conn); err != nil {
 						return nil, err
 					}
-					nextStatus = time.Now().Add(r.cfg.StatusInterval)
+					nextStatus = time.Now().Add(interval())
 				}
 			}
 		case *pgproto3.CopyDone:
@@ -635,7 +653,7 @@ func (r *Receiver) stream(ctx context.Context, conn *pgconn.PgConn) (*pglogrepl.
 				if err := r.flushAndReport(conn); err != nil {
 					return nil, err
 				}
-				nextStatus = time.Now().Add(r.cfg.StatusInterval)
+				nextStatus = time.Now().Add(interval())
 			}
 		}
 	}
