@@ -350,6 +350,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 	}()
 
 	backoff := r.cfg.MinBackoff
+	var lastProgress time.Time
 	for {
 		r.streamed, r.startedAt = false, time.Time{}
 		err := r.session(ctx)
@@ -372,7 +373,10 @@ func (r *Receiver) Run(ctx context.Context) error {
 		}
 		r.fail(err)
 		progressed := r.streamed || (!r.startedAt.IsZero() && time.Since(r.startedAt) >= time.Second)
-		wait := reconnectDelay(progressed, &backoff, r.cfg.MinBackoff, r.cfg.MaxBackoff)
+		if progressed {
+			lastProgress = time.Now()
+		}
+		wait := reconnectDelay(progressed, time.Since(lastProgress) < fastRetryWindow, &backoff, r.cfg.MinBackoff, r.cfg.MaxBackoff)
 		r.log.Warn("receiver disconnected; reconnecting", "err", err, "in", wait)
 		r.update(func(s *ReceiverState) { s.Reconnects++ }, true)
 		if wait == 0 {
@@ -391,18 +395,28 @@ func (r *Receiver) Run(ctx context.Context) error {
 // made progress, none: the server was there a moment ago (a killed walsender, a
 // network blip), and as the synchronous standby every moment away blocks the
 // primary's commits. Progress is WAL stored, or a replication stream that stayed up
-// for a second (an idle server sends no WAL). A session that fails before that (the
-// server unreachable, the slot still held by the dying walsender, a local write error
-// at the first byte) waits *backoff, which doubles up to maxB: nothing spins.
-func reconnectDelay(progressed bool, backoff *time.Duration, minB, maxB time.Duration) time.Duration {
+// for a second (an idle server sends no WAL). Within fastRetryWindow of progress
+// (recent), failures wait the smallest delay without doubling: the slot is typically
+// still held by the dying walsender for a moment. Otherwise (the server unreachable,
+// refusing, a local write error at the first byte) the wait is *backoff, which
+// doubles up to maxB: nothing spins.
+func reconnectDelay(progressed, recent bool, backoff *time.Duration, minB, maxB time.Duration) time.Duration {
 	if progressed {
 		*backoff = minB
 		return 0
+	}
+	if recent {
+		*backoff = minB
+		return minB
 	}
 	wait := *backoff
 	*backoff = min(*backoff*2, maxB)
 	return wait
 }
+
+// fastRetryWindow is how long after a session's progress reconnect failures are
+// retried at the smallest delay.
+const fastRetryWindow = 5 * time.Second
 
 type walGoneError struct {
 	from segments.LSN

@@ -113,16 +113,20 @@ func TestStartPosition(t *testing.T) {
 	}
 }
 
-// TestReconnectDelay: no wait after a session that made progress, doubling waits
-// bounded by the maximum while the server cannot be reached, back to none at once.
+// TestReconnectDelay: no wait after a session that made progress, the smallest wait
+// shortly after progress, doubling waits bounded by the maximum while the server has
+// been unreachable for longer, back to none at once.
 func TestReconnectDelay(t *testing.T) {
 	const minB, maxB = 100 * time.Millisecond, time.Second
 	b := minB
 	var got []time.Duration
-	for _, progressed := range []bool{true, false, false, false, false, false, true, false} {
-		got = append(got, reconnectDelay(progressed, &b, minB, maxB))
+	for _, c := range []struct{ progressed, recent bool }{
+		{true, true}, {false, true}, {false, true}, {false, false}, {false, false}, {false, false}, {false, false},
+		{false, false}, {true, true}, {false, false},
+	} {
+		got = append(got, reconnectDelay(c.progressed, c.recent, &b, minB, maxB))
 	}
-	want := []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond,
+	want := []time.Duration{0, minB, minB, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond,
 		800 * time.Millisecond, time.Second, 0, 100 * time.Millisecond}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("delays %v, want %v", got, want)
