@@ -126,13 +126,28 @@ func checkOriginal(ctx context.Context, server string, ts []TablespaceTarget, re
 }
 
 // resolvePath resolves the symlinks of p's longest existing prefix and appends the
-// rest, so a target that does not exist yet is compared where it would be created.
-func resolvePath(p string) string {
-	p = filepath.Clean(p)
+// rest, so a target that does not exist yet is compared where it would be created;
+// a dangling link is followed to where it points (the restore would create that).
+func resolvePath(p string) string { return resolveDepth(filepath.Clean(p), 0) }
+
+func resolveDepth(p string, depth int) string {
 	var rest []string
 	for d := p; ; d = filepath.Dir(d) {
-		if r, err := filepath.EvalSymlinks(d); err == nil {
-			return filepath.Join(append([]string{r}, rest...)...)
+		if fi, err := os.Lstat(d); err == nil {
+			if fi.Mode()&os.ModeSymlink != 0 && depth < 40 {
+				if r, err := filepath.EvalSymlinks(d); err == nil {
+					return filepath.Join(append([]string{r}, rest...)...)
+				}
+				if l, err := os.Readlink(d); err == nil {
+					if !filepath.IsAbs(l) {
+						l = filepath.Join(filepath.Dir(d), l)
+					}
+					return resolveDepth(filepath.Join(append([]string{l}, rest...)...), depth+1)
+				}
+			}
+			if r, err := filepath.EvalSymlinks(d); err == nil {
+				return filepath.Join(append([]string{r}, rest...)...)
+			}
 		}
 		if d == filepath.Dir(d) {
 			return p

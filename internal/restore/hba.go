@@ -23,7 +23,7 @@ func LocalOnlyHBA(orig []byte) []byte {
 		if len(toks) == 0 {
 			continue
 		}
-		switch strings.ToLower(toks[0]) {
+		switch toks[0] { // keywords are case-sensitive, as PostgreSQL reads them
 		case "local":
 			if len(toks) >= 4 {
 				b.WriteString(strings.Join(toks, " ") + "\n")
@@ -51,7 +51,7 @@ func LocalOnlyHBA(orig []byte) []byte {
 // field consumed).
 func loopbackOf(addr string, after []string) ([]string, []string) {
 	v4, v6 := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")
-	switch strings.ToLower(addr) {
+	switch addr {
 	case "all", "samehost", "samenet", "localhost":
 		return []string{"127.0.0.1/32", "::1/128"}, after
 	}
