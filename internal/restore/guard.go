@@ -159,6 +159,11 @@ func resolveDepth(p string, depth int) string {
 // guardTargets runs every check that applies to the targets of a restore; live is
 // nil for a remote restore (its running clusters are checked on the remote host).
 func guardTargets(ctx context.Context, o Options, ts []TablespaceTarget, live []LiveCluster) error {
+	// First the tablespaces left at their original location: when the server
+	// answers, that is the refusal that says what to do (relocate).
+	if err := checkOriginal(ctx, o.Server, ts, o.Tablespaces, o.Guard.ServerAnswers); err != nil {
+		return err
+	}
 	targets := []target{{label: "DEST", path: o.Dest}}
 	for _, t := range ts {
 		targets = append(targets, target{label: "tablespace " + t.Name, path: t.Target})
@@ -196,7 +201,7 @@ func guardTargets(ctx context.Context, o Options, ts []TablespaceTarget, live []
 			}
 		}
 	}
-	return checkOriginal(ctx, o.Server, ts, o.Tablespaces, o.Guard.ServerAnswers)
+	return nil
 }
 
 // LocalClusters finds the PostgreSQL servers running on this host from /proc: every
