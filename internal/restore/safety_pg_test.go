@@ -133,6 +133,7 @@ func TestRestoreNeverHarmsProduction(t *testing.T) {
 		} {
 			r := env.Run(append([]string{"restore", "pg1", bk.ID}, append(c.args, "--force")...)...)
 			msg := strings.TrimSpace(r.Stderr)
+			t.Logf("%s: exit %d: %s", c.name, r.Code, msg)
 			if r.Code == 0 || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
 				t.Errorf("%s: exit %d, stderr %q; want a one-line refusal with %q", c.name, r.Code, msg, c.want)
 			}
