@@ -657,6 +657,9 @@ func (c *SandboxStatusCmd) Run(a *App) error {
 		state := "stopped"
 		if s.Running {
 			state = "running, " + s.Replay
+			if s.Action == restore.ActionPromote && s.Replay == "not paused" {
+				state = "running, recovered to the target (read-only standby)"
+			}
 		}
 		rows = append(rows, []string{s.Server, s.BackupID, s.Target, state, s.ReplayLSN, fmt.Sprint(s.Port), s.Root})
 	}
