@@ -239,3 +239,11 @@ func FuzzLocalOnlyHBA(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkLocalClusters is the cost every local restore pays to find the running
+// clusters (one /proc scan).
+func BenchmarkLocalClusters(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		LocalClusters()
+	}
+}

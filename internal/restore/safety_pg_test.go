@@ -157,6 +157,37 @@ func TestRestoreNeverHarmsProduction(t *testing.T) {
 		}
 	})
 
+	// Over ssh the running clusters are found on the remote host (here the same one).
+	t.Run("remote-refusals", func(t *testing.T) {
+		sshCmd := startSSHD(t)
+		settle(t)
+		before := archiveTree(t, serverDir)
+		scratch := pgtest.TempDir(t)
+		for _, c := range []struct {
+			name string
+			args []string
+			want string
+		}{
+			{"running cluster", []string{primary.Dir, "--tablespace", "ts1:" + filepath.Join(scratch, "a")}, "remote DEST " + primary.Dir + " is the data directory " + primary.Dir + " of a running PostgreSQL"},
+			{"above a running cluster", []string{filepath.Dir(primary.Dir), "--tablespace", "ts1:" + filepath.Join(scratch, "b")}, "contains the data directory " + primary.Dir},
+			{"live tablespace named", []string{filepath.Join(scratch, "c"), "--tablespace", "ts1:" + liveTS}, "remote tablespace ts1 " + liveTS + " is the tablespace " + liveTS},
+			{"live tablespace by default", []string{filepath.Join(scratch, "d")}, "would be restored to its original location " + liveTS + " while server pg1 answers"},
+		} {
+			r := env.Run(append([]string{"restore", "pg1", bk.ID, "--remote-ssh-command", sshCmd, "--force"}, c.args...)...)
+			msg := strings.TrimSpace(r.Stderr)
+			t.Logf("%s: exit %d: %s", c.name, r.Code, msg)
+			if r.Code == 0 || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
+				t.Errorf("remote %s: exit %d, stderr %q; want a one-line refusal with %q", c.name, r.Code, msg, c.want)
+			}
+		}
+		if after := archiveTree(t, serverDir); !sameTree(before, after) {
+			t.Errorf("the archive changed")
+		}
+		if got := primary.Psql(t, "SELECT count(*) FROM prod"); got != "1000" {
+			t.Errorf("production's table after the remote refusals: %s rows", got)
+		}
+	})
+
 	// promoted restores the backup, promotes at consistency, writes a row on the new
 	// timeline and switches WAL.
 	promoted := func(t *testing.T, name string, extra ...string) *pgtest.Cluster {
