@@ -69,7 +69,7 @@ func TestDeleteRespectsRedundancyAndLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = env.Run("delete", "pg1", ids[0], "--force", "--lock-wait", "1s")
-	if r.Code != 1 || !strings.Contains(r.Stderr, "retention lock") || !strings.Contains(r.Stderr, "another retention run or keep holds it") {
+	if r.Code != 1 || !strings.Contains(r.Stderr, "retention lock") || !strings.Contains(r.Stderr, "another retention run, keep or delete holds it") {
 		t.Errorf("delete under a held lock: exit %d %q", r.Code, r.Stderr)
 	}
 	if got := listed(); got != before {
