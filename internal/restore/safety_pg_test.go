@@ -249,6 +249,23 @@ func TestRestoreNeverHarmsProduction(t *testing.T) {
 		c.Stop(t, "fast")
 	})
 
+	// A target beyond the archived WAL: the paused standby would wait for WAL forever;
+	// the sandbox says so within seconds and removes itself.
+	t.Run("sandbox-target-beyond-archive", func(t *testing.T) {
+		t.Cleanup(func() { env.Run("sandbox", "stop", "pg1") })
+		start := time.Now()
+		r := env.Run("sandbox", "pg1", bk.ID, "--target-lsn", "FF/0", "--timeout", "5m")
+		if r.Code == 0 || !strings.Contains(r.Stderr, "reached the end of the archived WAL") {
+			t.Errorf("sandbox beyond the archive: exit %d %q", r.Code, r.Stderr)
+		}
+		if d := time.Since(start); d > 2*time.Minute {
+			t.Errorf("the refusal took %s", d)
+		}
+		if out := env.MustRun(t, "sandbox", "status"); !strings.Contains(out, "no sandbox") {
+			t.Errorf("status after the failed sandbox: %s", out)
+		}
+	})
+
 	t.Run("sandbox-read-only", func(t *testing.T) {
 		for _, action := range []string{"pause", "promote"} {
 			t.Run(action, func(t *testing.T) {

@@ -301,10 +301,22 @@ func pgStart(ctx context.Context, st SandboxState, o *Owner, home string, timeou
 // "standby": in recovery, whatever the pause state.
 func waitState(ctx context.Context, st SandboxState, want string, deadline time.Time) error {
 	var last error
+	var stalledSince time.Time
 	for {
 		state, err := PauseState(ctx, st)
 		if err == nil && (state == want || want == "standby" && state != "not in recovery") {
 			return nil
+		}
+		// A standby that ran out of archived WAL before its target waits for more
+		// instead of ending recovery: say so at once rather than at the timeout.
+		if err == nil && want == "paused" && state == "not paused" {
+			if lsn, stalled := waitingForWAL(ctx, st); !stalled {
+				stalledSince = time.Time{}
+			} else if stalledSince.IsZero() {
+				stalledSince = time.Now()
+			} else if time.Since(stalledSince) >= 2*time.Second {
+				return fmt.Errorf("replay reached the end of the archived WAL at %s without reaching %s (the target is later than what is archived, or on another timeline)", lsn, st.Target)
+			}
 		}
 		if err == nil && state == "not in recovery" {
 			return fmt.Errorf("the sandbox finished recovery without pausing at %s (the target was not reached, or recovery ended first)\n--- %s ---\n%s", st.Target, st.LogFile, logTail(st.LogFile, 15))
@@ -324,6 +336,22 @@ func waitState(ctx context.Context, st SandboxState, want string, deadline time.
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// waitingForWAL reports whether the startup process waits between attempts to fetch
+// WAL (restore_command found nothing more), and the last LSN replayed.
+func waitingForWAL(ctx context.Context, st SandboxState) (string, bool) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, st.socketConninfo())
+	if err != nil {
+		return "", false
+	}
+	defer conn.Close(context.Background())
+	var ev, lsn string
+	err = conn.QueryRow(cctx, `SELECT coalesce((SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'startup'), ''),
+		coalesce(pg_last_wal_replay_lsn()::text, '')`).Scan(&ev, &lsn)
+	return lsn, err == nil && ev == "RecoveryRetrieveRetryInterval"
 }
 
 // PauseState asks the sandbox whether replay is paused ("not paused", "pause
