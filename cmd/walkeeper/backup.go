@@ -17,6 +17,7 @@ import (
 	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/index"
 	"github.com/walkeeper/walkeeper/internal/ingest"
+	"github.com/walkeeper/walkeeper/internal/retention"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -374,8 +375,10 @@ func (c *ShowBackupCmd) Run(a *App) error {
 
 // DeleteCmd removes a backup.
 type DeleteCmd struct {
-	Server string `arg:"" help:"Server name."`
-	ID     string `arg:"" help:"Backup id, name, latest or oldest."`
+	Server   string        `arg:"" help:"Server name."`
+	ID       string        `arg:"" help:"Backup id, name, latest or oldest."`
+	Force    bool          `help:"Delete even if fewer DONE backups than minimum_redundancy would remain (a backup pinned with keep is never deleted)."`
+	LockWait time.Duration `name:"lock-wait" default:"10m" help:"How long to wait for a retention run or keep of the same server to finish (delete takes the retention lock)."`
 }
 
 // Run implements the command.
@@ -393,7 +396,10 @@ func (c *DeleteCmd) Run(a *App) error {
 	if err != nil {
 		return err
 	}
-	if err := basebackup.Delete(ctx, store, idx, srv.Dir(), srv.Name, b); err != nil {
+	lctx, cancel := context.WithTimeout(ctx, c.LockWait)
+	defer cancel()
+	if _, err := retention.DeleteBackup(ctx, lctx, retention.DeleteOptions{Index: idx, Store: store, Server: srv.Name, ServerDir: srv.Dir(),
+		ID: b.ID, MinimumRedundancy: srv.MinimumRedundancy, Force: c.Force}); err != nil {
 		return err
 	}
 	if a.g.JSON {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
+	"github.com/walkeeper/walkeeper/internal/pgutil"
 	"github.com/walkeeper/walkeeper/internal/restore"
 )
 
@@ -57,7 +58,8 @@ type RestoreCmd struct {
 	GetWAL           bool     `name:"get-wal" xor:"walmode" help:"restore_command calls this walkeeper (get-wal with prefetch); the default for local restores."`
 	CopyWAL          bool     `name:"copy-wal" xor:"walmode" help:"Copy exactly the WAL needed into DEST/pg_wal/walkeeper_wal (restore_command = cp); the default for remote restores."`
 	Prefetch         int      `default:"8" help:"Segments get-wal decompresses ahead of replay (--get-wal)."`
-	Force            bool     `help:"Overwrite non-empty target directories (their content is removed first)."`
+	Force            bool     `help:"Overwrite non-empty target directories (their content is removed first). Never allowed for walkeeper's home or anything inside or above it, nor for a directory a running PostgreSQL uses."`
+	Archive          bool     `help:"Let the restored cluster archive as the backed-up server did (its archive_command comes with the backup), into this server's archive once promoted. Off by default: walkeeper writes archive_mode = off."`
 	Jobs             int      `help:"Parallel extraction workers (default: the server's parallel_jobs, else all cores)."`
 	RemoteSSHCommand string   `name:"remote-ssh-command" placeholder:"\"ssh user@host\"" help:"Write the cluster on another host through this ssh command (GNU tar needed there; implies --copy-wal)."`
 }
@@ -201,6 +203,7 @@ func (c *RestoreCmd) Run(a *App) error {
 		Server: srv.Name, Source: src, Store: store, Timelines: tl, Choice: choice, Target: t,
 		Dest: dest, Tablespaces: reloc, Force: c.Force, WAL: mode, StreamingDir: srv.StreamingDir(),
 		Jobs: c.Jobs, Remote: remote, Progress: progressFor("restoring"), Log: a.log,
+		Archive: c.Archive, Guard: restoreGuard(srv, nil),
 	}
 	if opts.Jobs <= 0 {
 		opts.Jobs = jobsFor(srv)
@@ -227,6 +230,16 @@ func (c *RestoreCmd) Run(a *App) error {
 	return nil
 }
 
+// restoreGuard is what a restore of srv refuses to write into: walkeeper's home
+// (except the given scratch directories) and, while the server answers at its
+// conninfo, its tablespaces' original locations.
+func restoreGuard(srv *config.Server, scratch []string) restore.Guard {
+	return restore.Guard{Home: srv.Home, Scratch: scratch,
+		ServerAnswers: func(ctx context.Context) (string, bool) {
+			return pgutil.Answers(ctx, srv.Conninfo, 5*time.Second)
+		}}
+}
+
 func printRestore(a *App, res restore.Result, b catalog.Backup) {
 	where := res.Dest
 	if res.Remote != "" {
@@ -242,6 +255,11 @@ func printRestore(a *App, res restore.Result, b catalog.Backup) {
 		fmt.Fprintf(a.out, "WAL: %d files (%s) copied into %s/%s\n", res.WALFiles, humanBytes(res.WALBytes), res.Dest, restore.CopyWALDir)
 	}
 	fmt.Fprintf(a.out, "restore_command = '%s'\n", res.RestoreCommand)
+	if res.Archive {
+		fmt.Fprintf(a.out, "archiving: as the backed-up server (--archive): once promoted it archives into %s's archive\n", res.Server)
+	} else {
+		fmt.Fprintln(a.out, "archiving: off (archive_mode = off; --archive keeps the server's archive settings)")
+	}
 	fmt.Fprintf(a.out, "start it with: pg_ctl -D %s start\n", res.Dest)
 }
 
@@ -341,7 +359,7 @@ func (c *PrefetchWALCmd) Run(a *App) error {
 
 // SandboxCmd is the flashback sandbox.
 type SandboxCmd struct {
-	Start  SandboxStartCmd  `cmd:"" default:"withargs" help:"Restore into a scratch directory and start PostgreSQL read-only, paused at the target (or, with --target-action promote, recovered to it and read-only)."`
+	Start  SandboxStartCmd  `cmd:"" default:"withargs" help:"Restore into a scratch directory and start PostgreSQL as a hot standby, read-only at the server level, paused at the target (or, with --target-action promote, recovered to it and restarted as a standby with nothing to replay); loopback and unix socket only, never archiving."`
 	Stop   SandboxStopCmd   `cmd:"" help:"Stop a server's sandbox and remove its scratch directory."`
 	Status SandboxStatusCmd `cmd:"" help:"Show sandboxes."`
 }
@@ -393,6 +411,10 @@ func (c *SandboxStartCmd) Run(a *App) error {
 	}
 	if ents, err := os.ReadDir(root); err == nil && len(ents) > 0 {
 		return usageErr("sandbox directory %s is not empty", root)
+	}
+	guard := restoreGuard(srv, []string{filepath.Join(srv.Dir(), "sandbox")})
+	if err := guard.Check(root); err != nil {
+		return cliErr(err)
 	}
 	owner, ownerHome, err := restore.PostgresOwner()
 	if err != nil {
@@ -470,9 +492,10 @@ func (c *SandboxStartCmd) Run(a *App) error {
 	if err := restore.SaveSandbox(srv.Dir(), st); err != nil {
 		return err
 	}
-	extra := restore.SandboxSettings(port, st.SocketDir)
+	extra := restore.SandboxSettings(port, st.SocketDir, st.DataDir, t.Action)
 	if t.Action == restore.ActionPromote {
-		// Recovery ends at the target: keep the copy read-only all the same.
+		// Belt and braces: the copy comes back as a standby after its promotion, and
+		// sessions start read-only should anyone promote it again.
 		extra = append(extra, restore.Setting{Name: "default_transaction_read_only", Value: "on"})
 	}
 	res, err := restore.Run(ctx, restore.Options{
@@ -481,10 +504,17 @@ func (c *SandboxStartCmd) Run(a *App) error {
 		RestoreCommand: restore.GetWALCommand(bin, cfgFile, srv.Name, c.Prefetch),
 		ExtraSettings:  extra,
 		Jobs:           jobsFor(srv), Owner: owner, Progress: progressFor("restoring sandbox"), Log: a.log,
+		// Paused: a standby never ends recovery for want of WAL (it waits), so it
+		// cannot become writable by running out of WAL before the target.
+		Standby: t.Action != restore.ActionPromote, Guard: guard,
 	})
 	if err != nil {
 		cleanup()
 		return cliErr(err)
+	}
+	if err := restore.WriteSandboxHBA(st.DataDir, owner); err != nil {
+		cleanup()
+		return fmt.Errorf("sandbox of %s: pg_hba.conf: %w", srv.Name, err)
 	}
 	if err := restore.StartSandbox(ctx, st, owner, ownerHome, c.Timeout); err != nil {
 		cleanup()
@@ -501,7 +531,7 @@ func (c *SandboxStartCmd) Run(a *App) error {
 	}
 	how := "paused at"
 	if t.Action == restore.ActionPromote {
-		how = "recovered to (recovery ended there; read-only by default_transaction_read_only)"
+		how = "recovered to (recovery ended there, then restarted as a read-only standby)"
 	}
 	fmt.Fprintf(a.out, "sandbox of %s: backup %s restored into %s, PostgreSQL %s %s (timeline %d)\n", srv.Name, res.BackupID, st.DataDir, how, st.Target, st.Timeline)
 	fmt.Fprintf(a.out, "replayed to %s, last transaction %s\n", lsn, xact)
@@ -627,6 +657,9 @@ func (c *SandboxStatusCmd) Run(a *App) error {
 		state := "stopped"
 		if s.Running {
 			state = "running, " + s.Replay
+			if s.Action == restore.ActionPromote && s.Replay == "not paused" {
+				state = "running, recovered to the target (read-only standby)"
+			}
 		}
 		rows = append(rows, []string{s.Server, s.BackupID, s.Target, state, s.ReplayLSN, fmt.Sprint(s.Port), s.Root})
 	}

@@ -4,11 +4,13 @@ package pgutil
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walkeeper/walkeeper/internal/catalog"
 )
@@ -98,4 +100,25 @@ func (s ArchiverStats) Cause() string {
 	}
 	return fmt.Sprintf("archive_command failed %d times, last for %s at %s (see the PostgreSQL log)",
 		s.FailedCount, s.LastFailedWAL, s.LastFailedTime.UTC().Format(time.RFC3339))
+}
+
+// Answers reports whether a PostgreSQL server answers at conninfo within timeout, and
+// where (host:port, no password). A server that answers with an error (a refused
+// login, "the database system is starting up") answers all the same: it is there.
+func Answers(ctx context.Context, conninfo string, timeout time.Duration) (where string, up bool) {
+	cfg, err := pgconn.ParseConfig(conninfo)
+	if err != nil {
+		return "", false
+	}
+	where = fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)
+	cfg.ConnectTimeout = timeout
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := pgconn.ConnectConfig(cctx, cfg)
+	if err == nil {
+		_ = c.Close(ctx)
+		return where, true
+	}
+	var pgErr *pgconn.PgError
+	return where, errors.As(err, &pgErr)
 }

@@ -316,9 +316,10 @@ func TestPITR(t *testing.T) {
 	})
 
 	t.Run("timelines", func(t *testing.T) {
-		// A restored cluster promoted at after_6 goes onto timeline 2 and archives into
-		// the same walkeeper server (its archive_command came with the backup).
-		dest := p.restore(t, b2, "--target-name", "after_6", "--target-action", "promote")
+		// A restored cluster promoted at after_6 goes onto timeline 2 and, with
+		// --archive, archives into the same walkeeper server (its archive_command came
+		// with the backup).
+		dest := p.restore(t, b2, "--target-name", "after_6", "--target-action", "promote", "--archive")
 		tl2 := pgtest.FromDataDir(t, "tl2", dest)
 		tl2.WaitFor(t, "SELECT pg_is_in_recovery()", "f", 60*time.Second)
 		tl2.Psql(t, "INSERT INTO marks VALUES (100, 'on timeline 2')")

@@ -72,8 +72,9 @@ func SplitCommand(s string) ([]string, error) {
 // The files are decompressed here and sent uncompressed; add -C to the ssh command to
 // compress on slow links.
 type sshSink struct {
-	argv []string
-	log  *slog.Logger
+	argv   []string
+	log    *slog.Logger
+	labels map[string]string // root -> how errors name it
 }
 
 // run runs a shell script on the remote host and returns its output.
@@ -98,13 +99,27 @@ func (s *sshSink) prepare(ctx context.Context, roots []string, force bool) error
   if [ -f "$d/postmaster.pid" ] && kill -0 "$(head -n 1 "$d/postmaster.pid")" 2>/dev/null; then echo "RUNNING $d"; continue; fi
   if [ -d "$d" ] && [ -n "$(ls -A "$d")" ]; then echo "NONEMPTY $d"; fi
 done
-echo WALKEEPER-OK`)
+`)
+	b.WriteString(remoteProbeScript(roots))
+	b.WriteString("echo WALKEEPER-OK\n")
 	out, err := s.run(ctx, b.String(), nil)
 	if err != nil {
 		return fmt.Errorf("remote check: %w", err)
 	}
 	if !strings.Contains(out, "WALKEEPER-OK") {
 		return fmt.Errorf("remote check: unexpected answer %q", strings.TrimSpace(out))
+	}
+	// A running cluster's data directory or tablespace, or a directory above or
+	// inside one, is refused before anything is removed (invariant 8).
+	real, live := parseRemoteProbe(out, roots)
+	for i, r := range roots {
+		label := s.labels[r]
+		if label == "" {
+			label = "target"
+		}
+		if err := checkLive(target{label: "remote " + label, path: r, resolved: real[i]}, live); err != nil {
+			return err
+		}
 	}
 	for _, line := range strings.Split(out, "\n") {
 		kind, dir, _ := strings.Cut(line, " ")

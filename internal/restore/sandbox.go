@@ -85,21 +85,73 @@ func (s SandboxState) socketConninfo() string {
 
 // SandboxSettings are the settings that make a restored cluster a private, read-only
 // flashback copy: its own port and socket, loopback only, hot standby to read while
-// paused, no archiving into the real server's archive, no SSL files of the original.
-func SandboxSettings(port int, socketDir string) []Setting {
+// in recovery, no SSL files of the original, and its own local-only pg_hba.conf
+// (WriteSandboxHBA) whatever hba_file production's postgresql.conf names. Archiving
+// is off as in every restore without --archive (ArchiveSettings). With promote,
+// the first start listens on the private socket only (see StartSandbox).
+func SandboxSettings(port int, socketDir, dataDir, action string) []Setting {
+	listen := "127.0.0.1"
+	if action == ActionPromote {
+		listen = ""
+	}
 	return []Setting{
 		{"port", strconv.Itoa(port)},
-		{"listen_addresses", "127.0.0.1"},
+		{"listen_addresses", listen},
 		{"unix_socket_directories", socketDir},
+		{"hba_file", filepath.Join(dataDir, "pg_hba.conf")},
 		{"hot_standby", "on"},
-		{"archive_mode", "off"},
 		{"ssl", "off"},
 		{"logging_collector", "off"},
 		{"log_destination", "stderr"},
 		{"cluster_name", "walkeeper-sandbox"},
 		{"synchronous_standby_names", ""},
 		{"primary_conninfo", ""},
+		{"primary_slot_name", ""},
 	}
+}
+
+// sandboxStandbySettings end a promote sandbox's first life: it was promoted at the
+// target (which ended the transactions in flight and released their locks) and now
+// comes back as a hot standby with nothing to replay and no target, so that writes
+// are impossible at the server level (a session cannot SET its way out of
+// recovery) and only a deliberate pg_promote() would end it. No restore_command: the
+// copy must never replay WAL of another cluster that reuses its timeline number.
+func sandboxStandbySettings() []Setting {
+	return []Setting{
+		{"listen_addresses", "127.0.0.1"},
+		{"restore_command", ""},
+		{"recovery_end_command", ""},
+		{"recovery_target", ""},
+		{"recovery_target_name", ""},
+		{"recovery_target_time", ""},
+		{"recovery_target_xid", ""},
+		{"recovery_target_lsn", ""},
+		{"recovery_target_timeline", "current"},
+	}
+}
+
+// WriteSandboxHBA replaces the restored pg_hba.conf with LocalOnlyHBA's narrowing of
+// it (hba_file points there, see SandboxSettings), durably and owned by o.
+func WriteSandboxHBA(dataDir string, o *Owner) error {
+	p := filepath.Join(dataDir, "pg_hba.conf")
+	orig, err := os.ReadFile(p)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return writeOwned(p, LocalOnlyHBA(orig), o)
+}
+
+// writeOwned writes a file atomically and durably, owned by o (nil: by us).
+func writeOwned(p string, data []byte, o *Owner) error {
+	if err := fsutil.WriteFileAtomic(p, data, 0o600); err != nil {
+		return err
+	}
+	if o != nil {
+		if err := os.Lchown(p, o.UID, o.GID); err != nil {
+			return fmt.Errorf("chown %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // FindPGBin finds the directory of pg_ctl for a PostgreSQL major version: explicit
@@ -193,25 +245,78 @@ func runAs(ctx context.Context, o *Owner, home string, name string, args ...stri
 	return out.String(), err
 }
 
-// StartSandbox starts PostgreSQL on the restored directory (pg_ctl start -w, which
-// returns once the hot standby accepts read-only connections) and waits until replay
-// is paused at the target — or, with promote, until recovery has ended there. On
-// failure the server log's tail is part of the error.
+// StartSandbox starts PostgreSQL on the restored directory (pg_ctl start -w) and
+// waits until it is a read-only hot standby at the target. Paused (the default):
+// restored with standby.signal, replay pauses at the target and stays in recovery.
+// Promote: recovery ends at the target (on the private socket only), then the
+// cluster is stopped and comes back as a standby with nothing to replay (see
+// sandboxStandbySettings). On failure the server log's tail is part of the error.
 func StartSandbox(ctx context.Context, st SandboxState, o *Owner, home string, timeout time.Duration) error {
-	want := "paused"
+	deadline := time.Now().Add(timeout)
 	if st.Action == ActionPromote {
-		want = "not in recovery"
+		if err := pgStart(ctx, st, o, home, timeout); err != nil {
+			return err
+		}
+		if err := waitState(ctx, st, "not in recovery", deadline); err != nil {
+			return err
+		}
+		if out, err := runAs(ctx, o, home, filepath.Join(st.PGBin, "pg_ctl"), "stop", "-D", st.DataDir, "-m", "fast", "-w", "-t", "60"); err != nil {
+			return fmt.Errorf("pg_ctl stop after recovery: %v: %s", err, strings.TrimSpace(out))
+		}
+		auto := filepath.Join(st.DataDir, "postgresql.auto.conf")
+		conf, err := os.ReadFile(auto)
+		if err != nil {
+			return err
+		}
+		conf = append(conf, RenderSettings("walkeeper sandbox: recovered to the target, now a read-only standby", sandboxStandbySettings())...)
+		if err := writeOwned(auto, conf, o); err != nil {
+			return err
+		}
+		if err := writeOwned(filepath.Join(st.DataDir, "standby.signal"), nil, o); err != nil {
+			return err
+		}
+		if err := fsutil.SyncDir(st.DataDir); err != nil {
+			return err
+		}
+		if err := pgStart(ctx, st, o, home, time.Until(deadline)); err != nil {
+			return err
+		}
+		return waitState(ctx, st, "standby", deadline)
 	}
-	args := []string{"start", "-w", "-t", strconv.Itoa(int(timeout.Seconds())), "-D", st.DataDir, "-l", st.LogFile}
+	if err := pgStart(ctx, st, o, home, timeout); err != nil {
+		return err
+	}
+	return waitState(ctx, st, "paused", deadline)
+}
+
+func pgStart(ctx context.Context, st SandboxState, o *Owner, home string, timeout time.Duration) error {
+	args := []string{"start", "-w", "-t", strconv.Itoa(max(1, int(timeout.Seconds()))), "-D", st.DataDir, "-l", st.LogFile}
 	if out, err := runAs(ctx, o, home, filepath.Join(st.PGBin, "pg_ctl"), args...); err != nil {
 		return fmt.Errorf("pg_ctl start: %v: %s\n--- %s ---\n%s", err, strings.TrimSpace(out), st.LogFile, logTail(st.LogFile, 15))
 	}
-	deadline := time.Now().Add(timeout)
+	return nil
+}
+
+// waitState waits for PauseState to say want ("paused", "not in recovery"), or for
+// "standby": in recovery, whatever the pause state.
+func waitState(ctx context.Context, st SandboxState, want string, deadline time.Time) error {
 	var last error
+	var stalledSince time.Time
 	for {
 		state, err := PauseState(ctx, st)
-		if err == nil && state == want {
+		if err == nil && (state == want || want == "standby" && state != "not in recovery") {
 			return nil
+		}
+		// A standby that ran out of archived WAL before its target waits for more
+		// instead of ending recovery: say so at once rather than at the timeout.
+		if err == nil && want == "paused" && state == "not paused" {
+			if lsn, stalled := waitingForWAL(ctx, st); !stalled {
+				stalledSince = time.Time{}
+			} else if stalledSince.IsZero() {
+				stalledSince = time.Now()
+			} else if time.Since(stalledSince) >= 2*time.Second {
+				return fmt.Errorf("replay reached the end of the archived WAL at %s without reaching %s (the target is later than what is archived, or on another timeline)", lsn, st.Target)
+			}
 		}
 		if err == nil && state == "not in recovery" {
 			return fmt.Errorf("the sandbox finished recovery without pausing at %s (the target was not reached, or recovery ended first)\n--- %s ---\n%s", st.Target, st.LogFile, logTail(st.LogFile, 15))
@@ -223,7 +328,7 @@ func StartSandbox(ctx context.Context, st SandboxState, o *Owner, home string, t
 			return fmt.Errorf("PostgreSQL stopped during recovery\n--- %s ---\n%s", st.LogFile, logTail(st.LogFile, 15))
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("replay did not pause at %s within %s (last: %v)\n--- %s ---\n%s", st.Target, timeout, last, st.LogFile, logTail(st.LogFile, 15))
+			return fmt.Errorf("replay did not reach %s (%s) in time (last: %v)\n--- %s ---\n%s", st.Target, want, last, st.LogFile, logTail(st.LogFile, 15))
 		}
 		select {
 		case <-ctx.Done():
@@ -233,8 +338,25 @@ func StartSandbox(ctx context.Context, st SandboxState, o *Owner, home string, t
 	}
 }
 
-// PauseState asks the sandbox for pg_get_wal_replay_pause_state() ("not paused",
-// "pause requested", "paused") or "not in recovery".
+// waitingForWAL reports whether the startup process waits between attempts to fetch
+// WAL (restore_command found nothing more), and the last LSN replayed.
+func waitingForWAL(ctx context.Context, st SandboxState) (string, bool) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, st.socketConninfo())
+	if err != nil {
+		return "", false
+	}
+	defer conn.Close(context.Background())
+	var ev, lsn string
+	err = conn.QueryRow(cctx, `SELECT coalesce((SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'startup'), ''),
+		coalesce(pg_last_wal_replay_lsn()::text, '')`).Scan(&ev, &lsn)
+	return lsn, err == nil && ev == "RecoveryRetrieveRetryInterval"
+}
+
+// PauseState asks the sandbox whether replay is paused ("not paused", "pause
+// requested", "paused") or "not in recovery". PostgreSQL 13 has no
+// pg_get_wal_replay_pause_state(): pg_is_wal_replay_paused() answers there.
 func PauseState(ctx context.Context, st SandboxState) (string, error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -244,12 +366,20 @@ func PauseState(ctx context.Context, st SandboxState) (string, error) {
 	}
 	defer conn.Close(context.Background())
 	var rec bool
-	var state string
-	if err := conn.QueryRow(cctx, "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() ELSE '' END").Scan(&rec, &state); err != nil {
+	var ver int
+	if err := conn.QueryRow(cctx, "SELECT pg_is_in_recovery(), current_setting('server_version_num')::int").Scan(&rec, &ver); err != nil {
 		return "", err
 	}
 	if !rec {
 		return "not in recovery", nil
+	}
+	q := "SELECT pg_get_wal_replay_pause_state()"
+	if ver < 140000 {
+		q = "SELECT CASE WHEN pg_is_wal_replay_paused() THEN 'paused' ELSE 'not paused' END"
+	}
+	var state string
+	if err := conn.QueryRow(cctx, q).Scan(&state); err != nil {
+		return "", err
 	}
 	return state, nil
 }

@@ -573,9 +573,10 @@ type Lock struct{ f *os.File }
 // LockName is the retention lock file in <home>/<server>/.
 const LockName = "retention.lock"
 
-// LockServer takes the server's retention lock, waiting up to ctx's deadline: retention
-// runs (CLI and daemon) and `keep` are serialised, so a backup pinned while a plan is
-// applied cannot be deleted by that plan.
+// LockServer takes the server's retention lock, waiting up to ctx's deadline:
+// retention runs (CLI and daemon), `keep` and `delete` are serialised, so a backup
+// pinned while a plan is applied cannot be deleted by that plan, and a deletion by
+// hand never runs between a plan's minimum_redundancy count and its deletions.
 func LockServer(ctx context.Context, serverDir string) (*Lock, error) {
 	if err := fsutil.MkdirAll(serverDir, 0o700); err != nil {
 		return nil, err
@@ -597,7 +598,7 @@ func LockServer(ctx context.Context, serverDir string) (*Lock, error) {
 		select {
 		case <-ctx.Done():
 			f.Close()
-			return nil, fmt.Errorf("retention lock %s: another retention run or keep holds it: %w", p, ctx.Err())
+			return nil, fmt.Errorf("retention lock %s: another retention run, keep or delete holds it: %w", p, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
