@@ -146,15 +146,32 @@ func (tl *Timelines) Resolve(flag string, b catalog.Backup) (uint32, error) {
 	return uint32(n), nil
 }
 
-// SegmentTimeline is the timeline whose file PostgreSQL reads for segment segNo when
-// recovering along timeline tli: the newest timeline on tli's path that had begun by that
-// segment (a switch segment is read from the new timeline, which holds the old timeline's
-// part too).
+// SegmentTimeline is the timeline whose file PostgreSQL reads first for segment segNo
+// when recovering along timeline tli: the newest timeline on tli's path that had begun
+// by that segment (a switch segment is read from the new timeline, which holds the old
+// timeline's part too).
 func (tl *Timelines) SegmentTimeline(tli uint32, segNo, segSize uint64) uint32 {
-	for _, e := range tl.History[tli] {
-		if segNo < segments.SegNoOf(e.SwitchLSN, segSize) {
-			return e.Timeline
+	return tl.SegmentCandidates(tli, segNo, segSize)[0]
+}
+
+// SegmentCandidates lists, in PostgreSQL's order (XLogFileReadAnyTLI), the timelines
+// whose file of segment segNo recovery along tli tries: every timeline of the path,
+// newest first, whose span begins at or before that segment. A timeline begins where
+// the one before it on the path was left (its history line's switch point), so in a
+// history whose switch points go backwards (recovery test 028) a timeline may begin
+// after the next one: it is still tried, as PostgreSQL tries it.
+func (tl *Timelines) SegmentCandidates(tli uint32, segNo, segSize uint64) []uint32 {
+	h := tl.History[tli]
+	out := make([]uint32, 0, len(h)+1)
+	for i := len(h); i >= 0; i-- {
+		t := tli
+		if i < len(h) {
+			t = h[i].Timeline
 		}
+		if i > 0 && segNo < segments.SegNoOf(h[i-1].SwitchLSN, segSize) {
+			continue
+		}
+		out = append(out, t)
 	}
-	return tli
+	return out
 }

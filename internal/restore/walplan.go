@@ -71,17 +71,11 @@ func planWAL(ctx context.Context, store storage.Store, server string, b catalog.
 	case t.Immediate:
 		limit = consistent
 	}
-	path := []uint32{tli}
-	for i := len(tl.History[tli]) - 1; i >= 0; i-- {
-		path = append(path, tl.History[tli][i].Timeline)
-	}
 	for seg := first; seg <= limit; seg++ {
-		newest := tl.SegmentTimeline(tli, seg, segSize)
+		cands := tl.SegmentCandidates(tli, seg, segSize)
+		newest := cands[0]
 		found := false
-		for _, c := range path {
-			if c > newest {
-				continue
-			}
+		for _, c := range cands {
 			name := segments.SegmentFileName(c, seg, segSize)
 			key, codec, err := ingest.FindArchived(ctx, store, server, name)
 			if errors.Is(err, storage.ErrNotFound) {
