@@ -189,7 +189,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, fmt.Errorf("restore: unknown WAL mode %q", o.WAL)
 	}
 	res.RestoreCommand = restoreCmd
-	settings := RecoverySettings(restoreCmd, endCmd, o.Target, o.Choice.TLI)
+	settings := RecoverySettings(restoreCmd, endCmd, o.Target, o.Choice.TimelineSetting())
 	settings = append(settings, o.ExtraSettings...)
 	confText := RenderSettings(header(o.Server, b.ID, o.Target, time.Now()), settings)
 
