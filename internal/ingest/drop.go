@@ -1,11 +1,16 @@
 package ingest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
+	"time"
 
 	"github.com/walkeeper/walkeeper/internal/fsutil"
 )
@@ -13,7 +18,8 @@ import (
 // Drop is archive-wal's whole job: copy the file PostgreSQL hands to archive_command into
 // incoming/ durably (temp name, fsync, rename, directory fsync). It returns only once the
 // copy survives a crash, so PostgreSQL may recycle its segment; it does not need the
-// index or the daemon.
+// index or the daemon. A file already waiting under that name is never replaced (see
+// DropData).
 func Drop(incomingDir, src string) (string, error) {
 	fi, err := os.Stat(src)
 	if err != nil {
@@ -30,8 +36,7 @@ func Drop(incomingDir, src string) (string, error) {
 		return "", fmt.Errorf("archive-wal %s: %w", src, err)
 	}
 	defer f.Close()
-	dst := filepath.Join(incomingDir, filepath.Base(src))
-	n, err := fsutil.WriteAtomic(dst, f, 0o600)
+	dst, n, err := drop(incomingDir, filepath.Base(src), f)
 	if err != nil {
 		return "", fmt.Errorf("archive-wal %s: %w", src, err)
 	}
@@ -40,3 +45,85 @@ func Drop(incomingDir, src string) (string, error) {
 	}
 	return dst, nil
 }
+
+// DropData is Drop for content in memory (the receiver's history files).
+func DropData(incomingDir, name string, data []byte) (string, error) {
+	dst, _, err := drop(incomingDir, name, bytes.NewReader(data))
+	return dst, err
+}
+
+// dupSep separates a WAL name from the arrival stamp of a later copy waiting beside
+// an earlier one in incoming/ ("<name>.wk-dup-<stamp>"): not a WAL name, so nothing
+// takes it for one, and ingest reads the WAL name back with SplitDup.
+const dupSep = ".wk-dup-"
+
+// SplitDup returns the WAL name of an incoming entry and whether it is a later copy
+// waiting beside an earlier one.
+func SplitDup(entry string) (name string, dup bool) {
+	i := strings.Index(entry, dupSep)
+	if i <= 0 {
+		return entry, false
+	}
+	return entry[:i], true
+}
+
+// Copies lists the incoming entries that hold a copy of WAL file name, in arrival
+// order: the plain name first (a copy only ever goes beside an earlier one), then the
+// later copies by their stamp. Ingest judges them in this order, and get-wal serves
+// the first valid one, which is the one ingest archives.
+func Copies(incomingDir, name string) []string {
+	var out []string
+	if _, err := os.Lstat(filepath.Join(incomingDir, name)); err == nil {
+		out = append(out, name)
+	}
+	dups, _ := filepath.Glob(filepath.Join(incomingDir, globEscape(name)+dupSep+"*"))
+	sort.Strings(dups)
+	for _, d := range dups {
+		out = append(out, filepath.Base(d))
+	}
+	return out
+}
+
+func globEscape(s string) string {
+	r := strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`)
+	return r.Replace(s)
+}
+
+// drop writes r durably into incoming/ as name. When a copy of name is already waiting
+// there (not yet ingested), the file is never replaced (invariant 2: a newcomer must
+// not overwrite): the same content is success with nothing written, other content is
+// kept beside it as "<name>.wk-dup-<stamp>", which ingest judges after the earlier
+// copy (archived, or quarantined as a conflict with the reason).
+func drop(incomingDir, name string, r io.Reader) (string, int64, error) {
+	tmp, n, err := fsutil.WriteTemp(incomingDir, name, r, 0o600)
+	if err != nil {
+		return "", 0, err
+	}
+	published := false
+	defer func() {
+		if !published {
+			os.Remove(tmp)
+		}
+	}()
+	dst := filepath.Join(incomingDir, name)
+	for attempt := 0; ; attempt++ {
+		copies := Copies(incomingDir, name)
+		for _, c := range copies {
+			if sameContent(tmp, filepath.Join(incomingDir, c)) {
+				return filepath.Join(incomingDir, c), n, nil
+			}
+		}
+		if len(copies) > 0 || attempt > 0 {
+			dst = filepath.Join(incomingDir, fmt.Sprintf("%s%s%020d", name, dupSep, time.Now().UnixNano()))
+		}
+		err := fsutil.PublishNoReplace(tmp, dst)
+		if err == nil {
+			published = true
+			return dst, n, nil
+		}
+		if !errors.Is(err, os.ErrExist) || attempt > 3 {
+			return "", 0, err
+		}
+	}
+}
+

@@ -919,12 +919,10 @@ func (r *Receiver) endTimeline(ctx context.Context, conn *pgconn.PgConn, newTLI 
 	if hist.FileName != "" && hist.FileName != name {
 		return 0, 0, fmt.Errorf("TIMELINE_HISTORY %d returned file %q", newTLI, hist.FileName)
 	}
-	dst := filepath.Join(r.cfg.IncomingDir, name)
-	if b, err := os.ReadFile(dst); err != nil || !bytes.Equal(b, hist.Content) {
-		// (archive_command may have dropped the same file first: left alone then.)
-		if err := fsutil.WriteFileAtomic(dst, hist.Content, 0o600); err != nil {
-			return 0, 0, err
-		}
+	// archive_command may have dropped the same file first: left alone then; another
+	// content waits beside it, never over it (invariant 2).
+	if _, err := DropData(r.cfg.IncomingDir, name, hist.Content); err != nil {
+		return 0, 0, err
 	}
 	start := segments.SegStart(segments.SegNoOf(switchLSN, r.segSize), r.segSize)
 	r.log.Info("timeline switch followed", "from", old, "to", newTLI, "switch", switchLSN, "history", name)
