@@ -126,4 +126,3 @@ func drop(incomingDir, name string, r io.Reader) (string, int64, error) {
 		}
 	}
 }
-
