@@ -189,7 +189,7 @@ func (c *RestoreCmd) Run(a *App) error {
 		return err
 	}
 	src := restore.NewSource(store, srv.Name)
-	tl, err := restore.LoadTimelines(ctx, store, srv.Name)
+	tl, err := restore.LoadTimelines(ctx, store, srv.Name, srv.IncomingDir())
 	if err != nil {
 		return err
 	}
@@ -199,7 +199,7 @@ func (c *RestoreCmd) Run(a *App) error {
 	}
 	opts := restore.Options{
 		Server: srv.Name, Source: src, Store: store, Timelines: tl, Choice: choice, Target: t,
-		Dest: dest, Tablespaces: reloc, Force: c.Force, WAL: mode, StreamingDir: srv.StreamingDir(),
+		Dest: dest, Tablespaces: reloc, Force: c.Force, WAL: mode, StreamingDir: srv.StreamingDir(), IncomingDir: srv.IncomingDir(),
 		Jobs: c.Jobs, Remote: remote, Progress: progressFor("restoring"), Log: a.log,
 	}
 	if opts.Jobs <= 0 {
@@ -220,6 +220,7 @@ func (c *RestoreCmd) Run(a *App) error {
 	if err != nil {
 		return cliErr(err)
 	}
+	a.warnArchiveLag(srv, t)
 	if a.g.JSON {
 		return a.printJSON(res)
 	}
@@ -267,7 +268,7 @@ func (c *GetWALCmd) Run(a *App) error {
 	if c.Prefetch < 0 || c.Prefetch > 64 {
 		return usageErr("--prefetch %d: want 0 to 64", c.Prefetch)
 	}
-	o := restore.GetOptions{Prefetch: c.Prefetch, SpoolDir: c.Spool, StreamingDir: srv.StreamingDir()}
+	o := restore.GetOptions{Prefetch: c.Prefetch, SpoolDir: c.Spool, StreamingDir: srv.StreamingDir(), IncomingDir: srv.IncomingDir()}
 	if c.Prefetch > 0 {
 		o.StartPrefetcher = func(spool string) error { return a.startPrefetcher(srv, spool) }
 	}
@@ -406,7 +407,7 @@ func (c *SandboxStartCmd) Run(a *App) error {
 		return err
 	}
 	src := restore.NewSource(store, srv.Name)
-	tl, err := restore.LoadTimelines(ctx, store, srv.Name)
+	tl, err := restore.LoadTimelines(ctx, store, srv.Name, srv.IncomingDir())
 	if err != nil {
 		return err
 	}
@@ -477,7 +478,7 @@ func (c *SandboxStartCmd) Run(a *App) error {
 	}
 	res, err := restore.Run(ctx, restore.Options{
 		Server: srv.Name, Source: src, Store: store, Timelines: tl, Choice: choice, Target: t,
-		Dest: st.DataDir, Tablespaces: reloc, WAL: restore.WALGet, StreamingDir: srv.StreamingDir(),
+		Dest: st.DataDir, Tablespaces: reloc, WAL: restore.WALGet, StreamingDir: srv.StreamingDir(), IncomingDir: srv.IncomingDir(),
 		RestoreCommand: restore.GetWALCommand(bin, cfgFile, srv.Name, c.Prefetch),
 		ExtraSettings:  extra,
 		Jobs:           jobsFor(srv), Owner: owner, Progress: progressFor("restoring sandbox"), Log: a.log,

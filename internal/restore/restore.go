@@ -74,6 +74,9 @@ type Options struct {
 	ExtraSettings []Setting
 	// StreamingDir is the receiver's directory, for the live .partial (copy-wal).
 	StreamingDir string
+	// IncomingDir is the server's incoming/: WAL waiting there is archived for
+	// PostgreSQL already, and --copy-wal ships it (invariant 9).
+	IncomingDir string
 	// Jobs is the number of extraction workers (default: all cores).
 	Jobs int
 	// Remote is the ssh command (argv) to write through; nil restores locally.
@@ -176,7 +179,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	restoreCmd, endCmd := o.RestoreCommand, SpoolEndCommand()
 	switch o.WAL {
 	case WALCopy:
-		wal, err = planWAL(ctx, o.Store, o.Server, b, o.Choice.TLI, o.Timelines, o.Target, o.StreamingDir)
+		wal, err = planWAL(ctx, o.Store, o.Server, b, o.Choice.TLI, o.Timelines, o.Target, o.StreamingDir, o.IncomingDir)
 		if err != nil {
 			return res, err
 		}

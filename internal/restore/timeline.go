@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"sort"
@@ -23,8 +24,10 @@ type Timelines struct {
 	Raw map[uint32][]byte
 }
 
-// LoadTimelines reads every archived history file of server.
-func LoadTimelines(ctx context.Context, store storage.Store, server string) (*Timelines, error) {
+// LoadTimelines reads every archived history file of server, and those waiting in the
+// given incoming/ directories (validated; invariant 9: a history file archive-wal made
+// durable is known at once, daemon or not).
+func LoadTimelines(ctx context.Context, store storage.Store, server string, incoming ...string) (*Timelines, error) {
 	tl := &Timelines{History: map[uint32][]segments.HistoryEntry{}, Raw: map[uint32][]byte{}}
 	prefix := server + "/wals/" + segments.HistoryDir + "/"
 	var keys []string
@@ -48,7 +51,59 @@ func LoadTimelines(ctx context.Context, store storage.Store, server string) (*Ti
 		tl.History[n.Timeline] = h
 		tl.Raw[n.Timeline] = data
 	}
+	if err := tl.addWaiting(ctx, store, server, incoming); err != nil {
+		return nil, err
+	}
 	return tl, nil
+}
+
+// addWaiting adds the history files waiting in incoming/ that the archive lacks.
+func (tl *Timelines) addWaiting(ctx context.Context, store storage.Store, server string, dirs []string) error {
+	for _, dir := range dirs {
+		if dir == "" {
+			continue
+		}
+		for _, t := range ingest.PendingHistories(dir) {
+			if _, ok := tl.History[t]; ok {
+				continue
+			}
+			name := segments.HistoryFileName(t)
+			w, err := ingest.FindPending(ctx, store, server, dir, name)
+			if errors.Is(err, storage.ErrNotFound) {
+				// Invalid (ingest will quarantine it), or archived since the listing.
+				key, codec, ferr := ingest.FindArchived(ctx, store, server, name)
+				if ferr != nil {
+					continue
+				}
+				if w.Data, err = ingest.ReadArchived(ctx, store, key, codec); err != nil {
+					return fmt.Errorf("timelines of %s: %w", server, err)
+				}
+			} else if err != nil {
+				return fmt.Errorf("timelines of %s: %w", server, err)
+			}
+			h, err := segments.ParseHistory(t, w.Data)
+			if err != nil {
+				continue
+			}
+			tl.History[t] = h
+			tl.Raw[t] = w.Data
+		}
+	}
+	return nil
+}
+
+// LeftBy returns a timeline whose history says tli was left before lsn (so
+// PostgreSQL recovering through tli switches away from it there), or 0 when none is
+// known.
+func (tl *Timelines) LeftBy(tli uint32, lsn segments.LSN) uint32 {
+	for t, h := range tl.History {
+		for _, e := range h {
+			if e.Timeline == tli && e.SwitchLSN < lsn {
+				return t
+			}
+		}
+	}
+	return 0
 }
 
 // Newest is the highest timeline the archive has a history file for (1 when none).
