@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -332,7 +333,7 @@ func TestSameNameWhileDaemonDown(t *testing.T) {
 			continue
 		}
 		b, _ := os.ReadFile(filepath.Join(errDir, f))
-		name := f[:strings.LastIndexByte(f, '.')]
+		name := stampRe.ReplaceAllString(f, "") // errors/<name>.<UTC stamp>
 		quarantined[name] = append(quarantined[name], b)
 		reason, _ := os.ReadFile(filepath.Join(errDir, f+".reason"))
 		if !strings.Contains(string(reason), "already archived with different content") {
@@ -359,6 +360,8 @@ func TestSameNameWhileDaemonDown(t *testing.T) {
 		t.Errorf("errors/ does not hold the second 00000002.history")
 	}
 }
+
+var stampRe = regexp.MustCompile(`\.\d{8}T\d{6}\.\d{9}$`)
 
 func contains(list []string, s string) bool {
 	for _, e := range list {
