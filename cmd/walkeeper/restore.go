@@ -251,7 +251,7 @@ type GetWALCmd struct {
 	Server   string `arg:"" help:"Server name."`
 	WALName  string `arg:"" name:"walname" help:"The WAL file name PostgreSQL asks for (%f)."`
 	Dest     string `arg:"" help:"Where to write it (%p)."`
-	Prefetch int    `default:"0" help:"Decompress the next N segments ahead into a spool (beside %p, in walkeeper_spool/) from a background process, and link each into pg_wal marked .done; such a segment is answered with a silent exit 1 so that PostgreSQL reads it from pg_wal."`
+	Prefetch int    `default:"0" help:"Decompress the next N segments ahead into a spool (beside %p, in walkeeper_spool/) from a background process, and link each into pg_wal marked as PostgreSQL marks a restored file (.done, .ready under archive_mode = always); such a segment is answered with a silent exit 1 so that PostgreSQL reads it from pg_wal."`
 	Spool    string `placeholder:"DIR" help:"Spool directory for --prefetch (default: walkeeper_spool beside DEST)."`
 }
 
