@@ -126,3 +126,28 @@ func drop(incomingDir, name string, r io.Reader) (string, int64, error) {
 		}
 	}
 }
+
+// HandOver moves a finished file at src (the receiver's streaming/, on the same file
+// system) into incoming/ as name with Drop's rule: never over a waiting copy; the same
+// content is success (src removed), other content waits beside it.
+func HandOver(incomingDir, name, src string) error {
+	srcDir := filepath.Dir(src)
+	for _, c := range Copies(incomingDir, name) {
+		if sameContent(src, filepath.Join(incomingDir, c)) {
+			return fsutil.RemoveDurable(src)
+		}
+	}
+	dst := filepath.Join(incomingDir, name)
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 || len(Copies(incomingDir, name)) > 0 {
+			dst = filepath.Join(incomingDir, fmt.Sprintf("%s%s%020d", name, dupSep, time.Now().UnixNano()))
+		}
+		err := fsutil.PublishNoReplace(src, dst)
+		if err == nil {
+			return fsutil.SyncDir(srcDir)
+		}
+		if !errors.Is(err, os.ErrExist) || attempt > 3 {
+			return err
+		}
+	}
+}

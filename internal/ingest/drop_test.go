@@ -132,3 +132,44 @@ func TestDroppedHistoryNeedsNoQuietPeriod(t *testing.T) {
 		t.Fatalf("the file written in place did not wait: %v", err)
 	}
 }
+
+// TestHandOverNeverReplaces: the receiver's hand-over from streaming/ follows Drop's
+// rule: same content already waiting is success, other content waits beside it.
+func TestHandOverNeverReplaces(t *testing.T) {
+	home := t.TempDir()
+	incoming, streaming := filepath.Join(home, "incoming"), filepath.Join(home, "streaming")
+	for _, d := range []string{incoming, streaming} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	name := "000000010000000000000001.partial"
+	put := func(data string) string {
+		p := filepath.Join(streaming, name)
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if _, err := DropData(incoming, name, []byte("archived by archive_command")); err != nil {
+		t.Fatal(err)
+	}
+	if err := HandOver(incoming, name, put("archived by archive_command")); err != nil {
+		t.Fatal(err)
+	}
+	if err := HandOver(incoming, name, put("streamed, other bytes")); err != nil {
+		t.Fatal(err)
+	}
+	c := Copies(incoming, name)
+	if len(c) != 2 {
+		t.Fatalf("incoming copies %v, want the first and the differing one", c)
+	}
+	first, _ := os.ReadFile(filepath.Join(incoming, c[0]))
+	second, _ := os.ReadFile(filepath.Join(incoming, c[1]))
+	if string(first) != "archived by archive_command" || string(second) != "streamed, other bytes" {
+		t.Fatalf("copies %q, %q", first, second)
+	}
+	if _, err := os.Stat(filepath.Join(streaming, name)); !os.IsNotExist(err) {
+		t.Fatalf("streaming/ still holds the handed-over file: %v", err)
+	}
+}
