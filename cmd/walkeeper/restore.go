@@ -191,7 +191,7 @@ func (c *RestoreCmd) Run(a *App) error {
 		return err
 	}
 	src := restore.NewSource(store, srv.Name)
-	tl, err := restore.LoadTimelines(ctx, store, srv.Name)
+	tl, err := restore.LoadTimelines(ctx, store, srv.Name, srv.IncomingDir())
 	if err != nil {
 		return err
 	}
@@ -201,7 +201,7 @@ func (c *RestoreCmd) Run(a *App) error {
 	}
 	opts := restore.Options{
 		Server: srv.Name, Source: src, Store: store, Timelines: tl, Choice: choice, Target: t,
-		Dest: dest, Tablespaces: reloc, Force: c.Force, WAL: mode, StreamingDir: srv.StreamingDir(),
+		Dest: dest, Tablespaces: reloc, Force: c.Force, WAL: mode, StreamingDir: srv.StreamingDir(), IncomingDir: srv.IncomingDir(),
 		Jobs: c.Jobs, Remote: remote, Progress: progressFor("restoring"), Log: a.log,
 		Archive: c.Archive, Guard: restoreGuard(srv, nil),
 	}
@@ -223,6 +223,7 @@ func (c *RestoreCmd) Run(a *App) error {
 	if err != nil {
 		return cliErr(err)
 	}
+	a.warnArchiveLag(srv, t)
 	if a.g.JSON {
 		return a.printJSON(res)
 	}
@@ -268,7 +269,7 @@ type GetWALCmd struct {
 	Server   string `arg:"" help:"Server name."`
 	WALName  string `arg:"" name:"walname" help:"The WAL file name PostgreSQL asks for (%f)."`
 	Dest     string `arg:"" help:"Where to write it (%p)."`
-	Prefetch int    `default:"0" help:"Decompress the next N segments ahead into a spool (beside %p, in walkeeper_spool/) from a background process, and link each into pg_wal marked .done; such a segment is answered with a silent exit 1 so that PostgreSQL reads it from pg_wal."`
+	Prefetch int    `default:"0" help:"Decompress the next N segments ahead into a spool (beside %p, in walkeeper_spool/) from a background process, and link each into pg_wal marked as PostgreSQL marks a restored file (.done, .ready under archive_mode = always); such a segment is answered with a silent exit 1 so that PostgreSQL reads it from pg_wal."`
 	Spool    string `placeholder:"DIR" help:"Spool directory for --prefetch (default: walkeeper_spool beside DEST)."`
 }
 
@@ -285,7 +286,7 @@ func (c *GetWALCmd) Run(a *App) error {
 	if c.Prefetch < 0 || c.Prefetch > 64 {
 		return usageErr("--prefetch %d: want 0 to 64", c.Prefetch)
 	}
-	o := restore.GetOptions{Prefetch: c.Prefetch, SpoolDir: c.Spool, StreamingDir: srv.StreamingDir()}
+	o := restore.GetOptions{Prefetch: c.Prefetch, SpoolDir: c.Spool, StreamingDir: srv.StreamingDir(), IncomingDir: srv.IncomingDir()}
 	if c.Prefetch > 0 {
 		o.StartPrefetcher = func(spool string) error { return a.startPrefetcher(srv, spool) }
 	}
@@ -428,7 +429,7 @@ func (c *SandboxStartCmd) Run(a *App) error {
 		return err
 	}
 	src := restore.NewSource(store, srv.Name)
-	tl, err := restore.LoadTimelines(ctx, store, srv.Name)
+	tl, err := restore.LoadTimelines(ctx, store, srv.Name, srv.IncomingDir())
 	if err != nil {
 		return err
 	}
@@ -500,7 +501,7 @@ func (c *SandboxStartCmd) Run(a *App) error {
 	}
 	res, err := restore.Run(ctx, restore.Options{
 		Server: srv.Name, Source: src, Store: store, Timelines: tl, Choice: choice, Target: t,
-		Dest: st.DataDir, Tablespaces: reloc, WAL: restore.WALGet, StreamingDir: srv.StreamingDir(),
+		Dest: st.DataDir, Tablespaces: reloc, WAL: restore.WALGet, StreamingDir: srv.StreamingDir(), IncomingDir: srv.IncomingDir(),
 		RestoreCommand: restore.GetWALCommand(bin, cfgFile, srv.Name, c.Prefetch),
 		ExtraSettings:  extra,
 		Jobs:           jobsFor(srv), Owner: owner, Progress: progressFor("restoring sandbox"), Log: a.log,

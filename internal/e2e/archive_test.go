@@ -209,8 +209,11 @@ func TestBadInputsQuarantined(t *testing.T) {
 
 	good := segs[0]
 	env.MustRun(t, "archive-wal", "pg1", good)
+	// get-wal serves a file from incoming/ at once (invariant 9): wait for the daemon
+	// to have moved it into the archive.
 	wktest.Eventually(t, 30*time.Second, "first segment archived", func() bool {
-		return env.Run("get-wal", "pg1", filepath.Base(good), filepath.Join(env.Dir, "probe")).Code == 0
+		return len(listDir(t, filepath.Join(env.Home, "pg1", "incoming"))) == 0 &&
+			env.Run("get-wal", "pg1", filepath.Base(good), filepath.Join(env.Dir, "probe")).Code == 0
 	})
 	snap := archiveSnapshot(t, env)
 	scratch := pgtest.TempDir(t)
@@ -417,7 +420,8 @@ func TestArchiveOtherKinds(t *testing.T) {
 	want[label], _ = os.ReadFile(filepath.Join(copies, label))
 	for name, data := range want {
 		wktest.Eventually(t, 30*time.Second, name+" archived", func() bool {
-			return env.Run("get-wal", "pg1", name, filepath.Join(scratch, "probe")).Code == 0
+			return len(listDir(t, filepath.Join(env.Home, "pg1", "incoming"))) == 0 &&
+				env.Run("get-wal", "pg1", name, filepath.Join(scratch, "probe")).Code == 0
 		})
 		if got := getWAL(t, env, name); !bytes.Equal(got, data) {
 			t.Fatalf("%s: get-wal content differs", name)

@@ -1,11 +1,16 @@
 package ingest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
+	"time"
 
 	"github.com/walkeeper/walkeeper/internal/fsutil"
 )
@@ -13,11 +18,12 @@ import (
 // Drop is archive-wal's whole job: copy the file PostgreSQL hands to archive_command into
 // incoming/ durably (temp name, fsync, rename, directory fsync). It returns only once the
 // copy survives a crash, so PostgreSQL may recycle its segment; it does not need the
-// index or the daemon. The copy is renamed into place only when it holds exactly the
-// source's size: a short copy is never visible in incoming/, and PostgreSQL, told of
-// the failure, keeps the file and tries again. A file of the wrong size for a segment
-// is still dropped: the daemon quarantines it with its reason and check reports it,
-// whereas refusing it here would fail archive_command forever and fill pg_wal.
+// index or the daemon. A file already waiting under that name is never replaced (see
+// drop). The copy is published only when it holds exactly the source's size: a short
+// copy is never visible in incoming/, and PostgreSQL, told of the failure, keeps the
+// file and tries again. A file of the wrong size for a segment is still dropped: the
+// daemon quarantines it with its reason and check reports it, whereas refusing it here
+// would fail archive_command forever and fill pg_wal.
 func Drop(incomingDir, src string) (string, error) {
 	fi, err := os.Stat(src)
 	if err != nil {
@@ -34,9 +40,119 @@ func Drop(incomingDir, src string) (string, error) {
 		return "", fmt.Errorf("archive-wal %s: %w", src, err)
 	}
 	defer f.Close()
-	dst := filepath.Join(incomingDir, filepath.Base(src))
-	if _, err := fsutil.WriteAtomicExact(dst, f, 0o600, fi.Size()); err != nil {
+	dst, err := drop(incomingDir, filepath.Base(src), f, fi.Size())
+	if err != nil {
 		return "", fmt.Errorf("archive-wal %s: %w", src, err)
 	}
 	return dst, nil
+}
+
+// DropData is Drop for content in memory (the receiver's history files).
+func DropData(incomingDir, name string, data []byte) (string, error) {
+	return drop(incomingDir, name, bytes.NewReader(data), int64(len(data)))
+}
+
+// dupSep separates a WAL name from the arrival stamp of a later copy waiting beside
+// an earlier one in incoming/ ("<name>.wk-dup-<stamp>"): not a WAL name, so nothing
+// takes it for one, and ingest reads the WAL name back with SplitDup.
+const dupSep = ".wk-dup-"
+
+// SplitDup returns the WAL name of an incoming entry and whether it is a later copy
+// waiting beside an earlier one.
+func SplitDup(entry string) (name string, dup bool) {
+	i := strings.Index(entry, dupSep)
+	if i <= 0 {
+		return entry, false
+	}
+	return entry[:i], true
+}
+
+// Copies lists the incoming entries that hold a copy of WAL file name, in arrival
+// order: the plain name first (a copy only ever goes beside an earlier one), then the
+// later copies by their stamp. Ingest judges them in this order, and get-wal serves
+// the first valid one, which is the one ingest archives.
+func Copies(incomingDir, name string) []string {
+	var out []string
+	if _, err := os.Lstat(filepath.Join(incomingDir, name)); err == nil {
+		out = append(out, name)
+	}
+	dups, _ := filepath.Glob(filepath.Join(incomingDir, globEscape(name)+dupSep+"*"))
+	sort.Strings(dups)
+	for _, d := range dups {
+		out = append(out, filepath.Base(d))
+	}
+	return out
+}
+
+func globEscape(s string) string {
+	r := strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`)
+	return r.Replace(s)
+}
+
+// drop writes r durably into incoming/ as name. When a copy of name is already waiting
+// there (not yet ingested), the file is never replaced (invariant 2: a newcomer must
+// not overwrite): the same content is success with nothing written, other content is
+// kept beside it as "<name>.wk-dup-<stamp>", which ingest judges after the earlier
+// copy (archived, or quarantined as a conflict with the reason). Only a copy of exactly
+// size bytes is published.
+func drop(incomingDir, name string, r io.Reader, size int64) (string, error) {
+	tmp, n, err := fsutil.WriteTemp(incomingDir, name, io.LimitReader(r, size+1), 0o600)
+	if err != nil {
+		return "", err
+	}
+	if n != size {
+		os.Remove(tmp)
+		return "", fmt.Errorf("%w: %d bytes, expected %d (the source changed while copied)", fsutil.ErrShortCopy, n, size)
+	}
+	published := false
+	defer func() {
+		if !published {
+			os.Remove(tmp)
+		}
+	}()
+	dst := filepath.Join(incomingDir, name)
+	for attempt := 0; ; attempt++ {
+		copies := Copies(incomingDir, name)
+		for _, c := range copies {
+			if sameContent(tmp, filepath.Join(incomingDir, c)) {
+				return filepath.Join(incomingDir, c), nil
+			}
+		}
+		if len(copies) > 0 || attempt > 0 {
+			dst = filepath.Join(incomingDir, fmt.Sprintf("%s%s%020d", name, dupSep, time.Now().UnixNano()))
+		}
+		err := fsutil.PublishNoReplace(tmp, dst)
+		if err == nil {
+			published = true
+			return dst, nil
+		}
+		if !errors.Is(err, os.ErrExist) || attempt > 3 {
+			return "", err
+		}
+	}
+}
+
+// HandOver moves a finished file at src (the receiver's streaming/, on the same file
+// system) into incoming/ as name with Drop's rule: never over a waiting copy; the same
+// content is success (src removed), other content waits beside it.
+func HandOver(incomingDir, name, src string) error {
+	srcDir := filepath.Dir(src)
+	for _, c := range Copies(incomingDir, name) {
+		if sameContent(src, filepath.Join(incomingDir, c)) {
+			return fsutil.RemoveDurable(src)
+		}
+	}
+	dst := filepath.Join(incomingDir, name)
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 || len(Copies(incomingDir, name)) > 0 {
+			dst = filepath.Join(incomingDir, fmt.Sprintf("%s%s%020d", name, dupSep, time.Now().UnixNano()))
+		}
+		err := fsutil.PublishNoReplace(src, dst)
+		if err == nil {
+			return fsutil.SyncDir(srcDir)
+		}
+		if !errors.Is(err, os.ErrExist) || attempt > 3 {
+			return err
+		}
+	}
 }

@@ -1,9 +1,16 @@
 package ingest
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/walkeeper/walkeeper/internal/fsutil"
 )
@@ -17,5 +24,165 @@ func TestDropExactCopy(t *testing.T) {
 	}
 	if es, _ := os.ReadDir(incoming); len(es) != 0 {
 		t.Fatalf("incoming/ holds %v after a refused drop", es)
+	}
+}
+
+// TestDropNeverReplaces: a second file of the same name and other content dropped
+// before the first is ingested waits beside it; ingest judges both in arrival order
+// (the first archived, the second quarantined with the reason), and the same content
+// again is a silent success (invariant 2).
+func TestDropNeverReplaces(t *testing.T) {
+	seg := realSegment(t)
+	f := newFixture(t, "zstd")
+	name := "000000010000000000000001"
+	other := bytes.Clone(seg)
+	other[len(other)-1] ^= 1
+	f.drop(t, name, seg)
+	f.drop(t, name, other)
+	f.drop(t, name, seg)   // same as the first: nothing new
+	f.drop(t, name, other) // same as the second: nothing new
+	copies := Copies(f.srv.IncomingDir, name)
+	if len(copies) != 2 || copies[0] != name || !strings.HasPrefix(copies[1], name+dupSep) {
+		t.Fatalf("incoming copies %v, want the name and one later copy", copies)
+	}
+	if got, _ := os.ReadFile(filepath.Join(f.srv.IncomingDir, name)); !bytes.Equal(got, seg) {
+		t.Fatal("the first file was replaced")
+	}
+	// The later copy waits while the earlier one is there.
+	if r := f.process(t, copies[1]); r.Outcome != Pending {
+		t.Fatalf("later copy judged before the earlier one: %+v", r)
+	}
+	if r := f.process(t, name); r.Outcome != Archived {
+		t.Fatalf("first copy: %+v", r)
+	}
+	r := f.process(t, copies[1])
+	if r.Outcome != Quarantined || r.Name != name || !strings.Contains(r.Reason, "already archived with different content") {
+		t.Fatalf("second copy: %+v", r)
+	}
+	reasons, _ := filepath.Glob(filepath.Join(f.srv.ErrorsDir, name+".*.reason"))
+	if len(reasons) != 1 {
+		t.Fatalf("errors/ holds %v, want one reason for %s", reasons, name)
+	}
+	kept, _ := os.ReadFile(strings.TrimSuffix(reasons[0], ".reason"))
+	if !bytes.Equal(kept, other) {
+		t.Fatal("errors/ does not hold the second file's bytes")
+	}
+	if left := Copies(f.srv.IncomingDir, name); len(left) != 0 {
+		t.Fatalf("incoming still holds %v", left)
+	}
+}
+
+// TestDropFirstInvalid: when the first copy is invalid it is quarantined, and the
+// later valid copy is archived (first valid arrival wins).
+func TestDropFirstInvalid(t *testing.T) {
+	seg := realSegment(t)
+	f := newFixture(t, "zstd")
+	name := "000000010000000000000001"
+	bad := bytes.Clone(seg)
+	copy(bad[:8], []byte{0, 0, 0, 0, 0, 0, 0, 0})
+	f.drop(t, name, bad)
+	f.drop(t, name, seg)
+	copies := Copies(f.srv.IncomingDir, name)
+	if r := f.process(t, copies[0]); r.Outcome != Quarantined {
+		t.Fatalf("invalid first copy: %+v", r)
+	}
+	if r := f.process(t, copies[1]); r.Outcome != Archived {
+		t.Fatalf("valid later copy: %+v", r)
+	}
+}
+
+func TestTempTargetRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	for _, base := range []string{"00000002.history", "000000010000000000000001", "a-b"} {
+		tmp := filepath.Base(tempNameFor(dir, base))
+		if got := tempTarget(tmp); got != base {
+			t.Errorf("TempTarget(%q) = %q, want %q", tmp, got, base)
+		}
+	}
+	for _, s := range []string{"00000002.history", ".wk-tmp-x", ".wk-tmp-x-12345", ".wk-tmp--0123456789ab", ".wk-tmp-x-0123456789aZ"} {
+		if got := tempTarget(s); got != "" {
+			t.Errorf("TempTarget(%q) = %q, want none", s, got)
+		}
+	}
+}
+
+func tempNameFor(dir, base string) string { return fsutil.TempName(dir, base) }
+func tempTarget(s string) string          { return fsutil.TempTarget(s) }
+
+// TestDroppedHistoryNeedsNoQuietPeriod: a history file archive-wal published (temp name
+// and rename) is ingested at once, with no quiet period: with a quiet period of an hour,
+// only the rename tells the watcher it is final. A file written in place still waits.
+func TestDroppedHistoryNeedsNoQuietPeriod(t *testing.T) {
+	f := newFixture(t, "zstd")
+	f.srv.QuietPeriod = time.Hour
+	trustCtime = false
+	defer func() { trustCtime = true }()
+	p, err := NewPipeline(f.srv, f.store, f.idx, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	results := make(chan Result, 16)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, func(r Result) { results <- r }) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(200 * time.Millisecond) // the watch is set up before Run's first scan returns
+	// Written in place (not through a temp name): must wait for the quiet period.
+	inPlace := filepath.Join(f.srv.IncomingDir, "00000003.history")
+	if err := os.WriteFile(inPlace, []byte("1\t0/3000000\tno recovery target specified\n\n2\t0/4000000\tx\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.drop(t, "00000002.history", []byte("1\t0/3000000\tno recovery target specified\n"))
+	select {
+	case r := <-results:
+		if r.Name != "00000002.history" || r.Outcome != Archived {
+			t.Fatalf("first result %+v, want 00000002.history archived", r)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a dropped history file waited for the quiet period")
+	}
+	if _, err := os.Stat(inPlace); err != nil {
+		t.Fatalf("the file written in place did not wait: %v", err)
+	}
+}
+
+// TestHandOverNeverReplaces: the receiver's hand-over from streaming/ follows Drop's
+// rule: same content already waiting is success, other content waits beside it.
+func TestHandOverNeverReplaces(t *testing.T) {
+	home := t.TempDir()
+	incoming, streaming := filepath.Join(home, "incoming"), filepath.Join(home, "streaming")
+	for _, d := range []string{incoming, streaming} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	name := "000000010000000000000001.partial"
+	put := func(data string) string {
+		p := filepath.Join(streaming, name)
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if _, err := DropData(incoming, name, []byte("archived by archive_command")); err != nil {
+		t.Fatal(err)
+	}
+	if err := HandOver(incoming, name, put("archived by archive_command")); err != nil {
+		t.Fatal(err)
+	}
+	if err := HandOver(incoming, name, put("streamed, other bytes")); err != nil {
+		t.Fatal(err)
+	}
+	c := Copies(incoming, name)
+	if len(c) != 2 {
+		t.Fatalf("incoming copies %v, want the first and the differing one", c)
+	}
+	first, _ := os.ReadFile(filepath.Join(incoming, c[0]))
+	second, _ := os.ReadFile(filepath.Join(incoming, c[1]))
+	if string(first) != "archived by archive_command" || string(second) != "streamed, other bytes" {
+		t.Fatalf("copies %q, %q", first, second)
+	}
+	if _, err := os.Stat(filepath.Join(streaming, name)); !os.IsNotExist(err) {
+		t.Fatalf("streaming/ still holds the handed-over file: %v", err)
 	}
 }

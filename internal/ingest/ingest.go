@@ -60,6 +60,8 @@ type Pipeline struct {
 	inflight map[string]bool
 	// active counts files being processed, to choose latency or throughput compression.
 	active atomic.Int32
+	// pub: files published by a rename, final at once (published.go).
+	pub published
 }
 
 // NewPipeline returns a pipeline for srv; it loads the server's identity if one was
@@ -178,9 +180,16 @@ func reject(format string, a ...any) error { return &rejection{reason: fmt.Sprin
 // Process handles one file of incoming/ by base name. Operational errors (disk full,
 // index down) are returned and the file stays in incoming/ to be tried again; bad files
 // are quarantined and reported in the Result.
-func (p *Pipeline) Process(ctx context.Context, base string) (Result, error) {
+//
+// entry is the name in incoming/: a WAL file name, or a later copy of one waiting beside
+// an earlier copy ("<name>.wk-dup-<stamp>", see Drop), judged only once every earlier
+// copy is gone (archived or quarantined): first come, first archived.
+func (p *Pipeline) Process(ctx context.Context, entry string) (Result, error) {
 	start := time.Now()
+	base, dup := SplitDup(entry)
 	res := Result{Name: base}
+	// Serialised per WAL name, not per entry: two copies of one name must never be
+	// stored at once.
 	p.mu.Lock()
 	if p.inflight[base] {
 		p.mu.Unlock()
@@ -195,10 +204,20 @@ func (p *Pipeline) Process(ctx context.Context, base string) (Result, error) {
 		p.mu.Lock()
 		delete(p.inflight, base)
 		p.mu.Unlock()
+		if res.Outcome != Pending && res.Outcome != Busy {
+			p.forgetPublished(entry)
+		}
 		res.Duration = time.Since(start)
 	}()
 
-	path := filepath.Join(p.srv.IncomingDir, base)
+	path := filepath.Join(p.srv.IncomingDir, entry)
+	if dup {
+		if c := Copies(p.srv.IncomingDir, base); len(c) > 0 && c[0] != entry {
+			res.Outcome = Pending
+			res.Requeue = 50 * time.Millisecond
+			return res, nil
+		}
+	}
 	fi, err := os.Lstat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		res.Outcome = Gone
@@ -245,7 +264,7 @@ func (p *Pipeline) process(ctx context.Context, base, path string, fi os.FileInf
 			return nil
 		}
 	default:
-		if !quiet && !p.renamedIn(fi) {
+		if !quiet && !p.renamedIn(fi) && !p.published(path, fi) {
 			res.Outcome = Pending
 			res.Requeue = p.srv.QuietPeriod - time.Since(fi.ModTime())
 			return nil
@@ -356,12 +375,19 @@ func (p *Pipeline) process(ctx context.Context, base, path string, fi os.FileInf
 // Timestamps are coarse (a clock tick), so a fast writer can still look unrenamed and
 // then simply waits out the quiet period.
 func (p *Pipeline) renamedIn(fi os.FileInfo) bool {
+	if !trustCtime {
+		return false
+	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return false
 	}
 	return time.Unix(st.Ctim.Sec, st.Ctim.Nsec).After(fi.ModTime())
 }
+
+// trustCtime enables renamedIn; tests turn it off to prove that the rename event alone
+// makes a published file final.
+var trustCtime = true
 
 // unlinkSame removes an archived incoming file, unless archive-wal (or the streaming
 // receiver) renamed a new file over that name meanwhile: only the file that was read may

@@ -937,14 +937,9 @@ func (r *Receiver) completeSegment(suffix string) error {
 	}
 	f.Close()
 	name := segments.SegmentFileName(r.fileTLI, r.fileSeg, r.segSize) + suffix
-	dst := filepath.Join(r.cfg.IncomingDir, name)
-	if sameContent(f.Name(), dst) {
-		// archive_command delivered the same bytes first: replacing its durable copy
-		// would only make ingest start over.
-		if err := fsutil.RemoveDurable(f.Name()); err != nil {
-			return err
-		}
-	} else if err := fsutil.RenameDurable(f.Name(), dst); err != nil {
+	// archive_command may have delivered the same bytes first (left alone then);
+	// other bytes never replace a waiting file (invariant 2).
+	if err := HandOver(r.cfg.IncomingDir, name, f.Name()); err != nil {
 		return fmt.Errorf("hand %s to incoming: %w", name, err)
 	}
 	if suffix == "" {
@@ -987,12 +982,10 @@ func (r *Receiver) endTimeline(ctx context.Context, conn *pgconn.PgConn, newTLI 
 	if hist.FileName != "" && hist.FileName != name {
 		return 0, 0, fmt.Errorf("TIMELINE_HISTORY %d returned file %q", newTLI, hist.FileName)
 	}
-	dst := filepath.Join(r.cfg.IncomingDir, name)
-	if b, err := os.ReadFile(dst); err != nil || !bytes.Equal(b, hist.Content) {
-		// (archive_command may have dropped the same file first: left alone then.)
-		if err := fsutil.WriteFileAtomic(dst, hist.Content, 0o600); err != nil {
-			return 0, 0, err
-		}
+	// archive_command may have dropped the same file first: left alone then; another
+	// content waits beside it, never over it (invariant 2).
+	if _, err := DropData(r.cfg.IncomingDir, name, hist.Content); err != nil {
+		return 0, 0, err
 	}
 	start := segments.SegStart(segments.SegNoOf(switchLSN, r.segSize), r.segSize)
 	r.log.Info("timeline switch followed", "from", old, "to", newTLI, "switch", switchLSN, "history", name)
@@ -1050,7 +1043,7 @@ func (r *Receiver) retireTimeline(tli uint32, keep uint64) error {
 		if n.Timeline != tli || n.SegNo(r.segSize) == keep {
 			continue
 		}
-		if err := fsutil.RenameDurable(filepath.Join(r.cfg.StreamingDir, n.Raw), filepath.Join(r.cfg.IncomingDir, n.Raw)); err != nil {
+		if err := HandOver(r.cfg.IncomingDir, n.Raw, filepath.Join(r.cfg.StreamingDir, n.Raw)); err != nil {
 			return fmt.Errorf("hand %s to incoming: %w", n.Raw, err)
 		}
 		r.log.Warn("partial segment past the fork handed to the archive", "file", n.Raw)
@@ -1277,7 +1270,7 @@ func (r *Receiver) startPosition(ctx context.Context, sys pglogrepl.IdentifySyst
 		if i == len(partials)-1 && best.src == partial.src {
 			continue
 		}
-		if err := fsutil.RenameDurable(filepath.Join(r.cfg.StreamingDir, n.Raw), filepath.Join(r.cfg.IncomingDir, n.Raw)); err != nil {
+		if err := HandOver(r.cfg.IncomingDir, n.Raw, filepath.Join(r.cfg.StreamingDir, n.Raw)); err != nil {
 			return 0, 0, "", fmt.Errorf("hand stale %s to incoming: %w", n.Raw, err)
 		}
 		r.log.Warn("stale partial segment handed to the archive as a .partial", "file", n.Raw)

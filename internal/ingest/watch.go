@@ -97,11 +97,17 @@ func (p *Pipeline) Run(ctx context.Context, onResult func(Result)) error {
 			if !ok {
 				return errors.New("watcher closed")
 			}
-			if ev.Op&(fsnotify.Create|fsnotify.Write|fsnotify.Chmod) == 0 {
-				continue
-			}
 			base := ev.Name[len(p.srv.IncomingDir)+1:]
 			if fsutil.IsTemp(base) {
+				// A temporary name renamed away: its writer published the finished file.
+				if ev.Op&fsnotify.Rename != 0 {
+					if target := fsutil.TempTarget(base); target != "" {
+						p.notePublished(target)
+					}
+				}
+				continue
+			}
+			if ev.Op&(fsnotify.Create|fsnotify.Write|fsnotify.Chmod) == 0 {
 				continue
 			}
 			q.push(base)

@@ -29,6 +29,10 @@ const (
 	FromArchive          = "archive"
 	FromArchivedPartial  = "archived-partial"
 	FromStreamingPartial = "streaming-partial"
+	// FromIncoming: made durable in incoming/ by archive-wal (or put-wal, the
+	// receiver) and validated, not yet moved into the archive by the daemon.
+	FromIncoming        = "incoming"
+	FromIncomingPartial = "incoming-partial"
 	// FromPGWAL: the prefetcher already put the segment into pg_wal under its own name;
 	// get-wal must exit 1 so that PostgreSQL reads it there (see placeInPGWAL).
 	FromPGWAL = "pg_wal"
@@ -44,6 +48,10 @@ type GetOptions struct {
 	// StreamingDir is the streaming receiver's directory, whose live
 	// "<segment>.partial" is served when the segment is not archived ("" = skip).
 	StreamingDir string
+	// IncomingDir is the server's incoming/ directory: a file made durable there is
+	// archived for PostgreSQL already, and is served from there until the daemon has
+	// moved it ("" = skip).
+	IncomingDir string
 	// StartPrefetcher launches the background prefetcher for spool (a detached
 	// process: get-wal must return at once for replay to go on). Nil: no prefetch.
 	StartPrefetcher func(spool string) error
@@ -90,7 +98,7 @@ func Get(ctx context.Context, store storage.Store, server, walName, dest string,
 			}
 		}
 	}
-	from, err := fetch(ctx, store, server, n, dest, o.StreamingDir)
+	from, err := fetch(ctx, store, server, n, dest, o)
 	if err != nil {
 		return "", err
 	}
@@ -100,38 +108,29 @@ func Get(ctx context.Context, store storage.Store, server, walName, dest string,
 	return from, nil
 }
 
-func fetch(ctx context.Context, store storage.Store, server string, n segments.Name, dest, streamingDir string) (string, error) {
+func fetch(ctx context.Context, store storage.Store, server string, n segments.Name, dest string, o GetOptions) (string, error) {
 	walName := n.Raw
 	key, codec, err := ingest.FindArchived(ctx, store, server, walName)
-	from := FromArchive
-	if errors.Is(err, storage.ErrNotFound) && n.Kind == segments.KindSegment {
-		key, codec, err = ingest.FindArchived(ctx, store, server, walName+".partial")
-		from = FromArchivedPartial
-		if errors.Is(err, storage.ErrNotFound) && streamingDir != "" {
-			live := filepath.Join(streamingDir, walName+".partial")
-			if f, oerr := os.Open(live); oerr == nil {
-				defer f.Close()
-				if _, werr := fsutil.WriteAtomicNoSync(dest, f, 0o600); werr != nil {
-					return "", fmt.Errorf("get-wal %s: %w", walName, werr)
-				}
-				return FromStreamingPartial, nil
-			}
-		}
-	}
 	if errors.Is(err, storage.ErrNotFound) {
-		return "", fmt.Errorf("get-wal %s: %w", walName, ErrNotArchived)
+		return fetchUnarchived(ctx, store, server, n, dest, o)
 	}
 	if err != nil {
 		return "", fmt.Errorf("get-wal %s: %w", walName, err)
 	}
+	if err := writeArchived(ctx, store, key, codec, dest); err != nil {
+		return "", fmt.Errorf("get-wal %s: %w", walName, err)
+	}
+	return FromArchive, nil
+}
+
+// writeArchived decompresses an archived object to dest (atomically, not fsynced).
+func writeArchived(ctx context.Context, store storage.Store, key, codec, dest string) error {
 	data, err := ingest.ReadArchived(ctx, store, key, codec)
 	if err != nil {
-		return "", fmt.Errorf("get-wal %s: %w", walName, err)
+		return err
 	}
-	if _, err := fsutil.WriteAtomicNoSync(dest, bytes.NewReader(data), 0o600); err != nil {
-		return "", fmt.Errorf("get-wal %s: %w", walName, err)
-	}
-	return from, nil
+	_, err = fsutil.WriteAtomicNoSync(dest, bytes.NewReader(data), 0o600)
+	return err
 }
 
 // kickPrefetch records what PostgreSQL asked for last and makes sure a prefetcher runs.

@@ -3,6 +3,7 @@ package restore
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/walkeeper/walkeeper/internal/catalog"
@@ -11,7 +12,41 @@ import (
 // Choice is a backup chosen for a target, with the timeline recovery will follow.
 type Choice struct {
 	Backup catalog.Backup
-	TLI    uint32
+	// TLI is the timeline recovery follows as far as the archive knows now (checked
+	// reachable from the backup).
+	TLI uint32
+	// Setting is what recovery_target_timeline says: "latest" (for --target-tli latest
+	// and the default), "current", or "" for TLI's number.
+	Setting string
+}
+
+// TimelineSetting is the value of recovery_target_timeline. PostgreSQL re-reads the
+// archive's timelines while recovery runs under "latest", so a restored standby follows
+// a promotion made after the restore; a number would freeze it on TLI.
+func (c Choice) TimelineSetting() string {
+	if c.Setting != "" {
+		return c.Setting
+	}
+	if c.TLI == 0 {
+		return ""
+	}
+	return strconv.FormatUint(uint64(c.TLI), 10)
+}
+
+// timelineSetting maps --target-tli to recovery_target_timeline once tli was resolved
+// and checked. The default becomes "latest" when tli is the archive's newest timeline;
+// when that newest timeline branched off before the backup ended, PostgreSQL's
+// "latest" would refuse to start, so the default names the newest reachable one.
+func timelineSetting(flag string, tli uint32, tl *Timelines) string {
+	switch flag {
+	case "latest", "current":
+		return flag
+	case "":
+		if tli >= tl.Newest() {
+			return "latest"
+		}
+	}
+	return ""
 }
 
 // CheckBackup validates a target against one backup before anything is written: the
@@ -37,7 +72,7 @@ func CheckBackup(b catalog.Backup, t Target, tl *Timelines) (Choice, error) {
 	if err != nil {
 		return Choice{}, err
 	}
-	return Choice{Backup: b, TLI: tli}, nil
+	return Choice{Backup: b, TLI: tli, Setting: timelineSetting(t.TLI, tli, tl)}, nil
 }
 
 // ChooseAuto picks, for ID "auto", the newest DONE backup that can reach the target: it

@@ -107,9 +107,10 @@ func readWanted(spool string) (name string, n int, pgwal string) {
 	return f[0], n, pgwal
 }
 
-// placeInPGWAL hard-links a spooled segment into pg_wal under its own name, marked
-// archived (archive_status/<name>.done, as PostgreSQL marks what restore_command
-// fetched, so it is never archived again), when pg_wal has no file of that name.
+// placeInPGWAL hard-links a spooled segment into pg_wal under its own name, with the
+// archive status PostgreSQL gives what restore_command fetched (restoredStatus: .done,
+// so it is never archived again, or .ready under archive_mode = always), when pg_wal
+// has no file of that name.
 // get-wal then answers "not in the archive" for it and PostgreSQL reads it from pg_wal,
 // as it does any segment restore_command cannot supply: replay skips the durable rename
 // (two fsyncs and a journal commit per segment) that every restored file costs. Only a
@@ -125,7 +126,7 @@ func placeInPGWAL(spool, pgwal, name string) {
 	if err := os.Link(filepath.Join(spool, name), dst); err != nil {
 		return
 	}
-	done := filepath.Join(pgwal, "archive_status", name+".done")
+	done := filepath.Join(pgwal, "archive_status", name+restoredStatus(pgwal))
 	if f, err := os.OpenFile(done, os.O_WRONLY|os.O_CREATE, 0o600); err == nil {
 		f.Close()
 		return
@@ -262,7 +263,8 @@ func fillSpool(ctx context.Context, store storage.Store, server, spool, pgwal, w
 			// never taken back: a get-wal may just have told PostgreSQL to read it
 			// there, and a file missing then would end recovery early. PostgreSQL removes
 			// it like any other segment (at a restartpoint, or at the end of recovery as
-			// one of an abandoned timeline), and it is marked .done, so never archived.
+			// one of an abandoned timeline), and it carries the archive status PostgreSQL gives a
+			// restored file (restoredStatus).
 			os.Remove(filepath.Join(spool, e.Name()))
 			continue
 		}

@@ -37,8 +37,10 @@ type Setting struct {
 	Name, Value string
 }
 
-// RecoverySettings are the settings a restore appends to postgresql.auto.conf.
-func RecoverySettings(restoreCommand, endCommand string, t Target, tli uint32) []Setting {
+// RecoverySettings are the settings a restore appends to postgresql.auto.conf; tli is
+// recovery_target_timeline's value (Choice.TimelineSetting: "latest", "current" or a
+// number; "" writes none).
+func RecoverySettings(restoreCommand, endCommand string, t Target, tli string) []Setting {
 	s := []Setting{{"restore_command", restoreCommand}}
 	if endCommand != "" {
 		s = append(s, Setting{"recovery_end_command", endCommand})
@@ -58,8 +60,8 @@ func RecoverySettings(restoreCommand, endCommand string, t Target, tli uint32) [
 	if t.IsSet() && !t.Immediate && t.Name == "" {
 		s = append(s, Setting{"recovery_target_inclusive", strconv.FormatBool(!t.Exclusive)})
 	}
-	if tli > 0 {
-		s = append(s, Setting{"recovery_target_timeline", strconv.FormatUint(uint64(tli), 10)})
+	if tli != "" {
+		s = append(s, Setting{"recovery_target_timeline", tli})
 	}
 	if t.IsSet() {
 		a := t.Action

@@ -82,6 +82,9 @@ type Options struct {
 	Guard Guard
 	// StreamingDir is the receiver's directory, for the live .partial (copy-wal).
 	StreamingDir string
+	// IncomingDir is the server's incoming/: WAL waiting there is archived for
+	// PostgreSQL already, and --copy-wal ships it (invariant 9).
+	IncomingDir string
 	// Jobs is the number of extraction workers (default: all cores).
 	Jobs int
 	// Remote is the ssh command (argv) to write through; nil restores locally.
@@ -192,7 +195,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	restoreCmd, endCmd := o.RestoreCommand, SpoolEndCommand()
 	switch o.WAL {
 	case WALCopy:
-		wal, err = planWAL(ctx, o.Store, o.Server, b, o.Choice.TLI, o.Timelines, o.Target, o.StreamingDir)
+		wal, err = planWAL(ctx, o.Store, o.Server, b, o.Choice.TLI, o.Timelines, o.Target, o.StreamingDir, o.IncomingDir)
 		if err != nil {
 			return res, err
 		}
@@ -205,7 +208,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, fmt.Errorf("restore: unknown WAL mode %q", o.WAL)
 	}
 	res.RestoreCommand = restoreCmd
-	settings := RecoverySettings(restoreCmd, endCmd, o.Target, o.Choice.TLI)
+	settings := RecoverySettings(restoreCmd, endCmd, o.Target, o.Choice.TimelineSetting())
 	settings = append(settings, ArchiveSettings(o.Archive)...)
 	settings = append(settings, o.ExtraSettings...)
 	confText := RenderSettings(header(o.Server, b.ID, o.Target, time.Now()), settings)

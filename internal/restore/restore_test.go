@@ -95,7 +95,7 @@ func TestRestoreLocal(t *testing.T) {
 			t.Fatalf("timeline %d", choice.TLI)
 		}
 	}
-	choice.TLI = 1
+	choice.TLI, choice.Setting = 1, ""
 	var progressTotal, progressSum int64
 	o := Options{Server: "pg1", Source: src, Store: store, Timelines: tl, Choice: choice, Dest: dest,
 		Tablespaces: map[string]string{"ts1": newTS}, WAL: WALCopy, StreamingDir: filepath.Join(home, "pg1", "streaming"), Jobs: 3,
@@ -201,7 +201,7 @@ func TestRestoreLocal(t *testing.T) {
 		t.Errorf("postgresql.auto.conf after --force:\n%s", auto)
 	}
 	// copy-wal with an LSN target ships only up to the target's segment (+1).
-	wal, err := planWAL(ctx, store, "pg1", src.b, 1, tl, o.Target, "")
+	wal, err := planWAL(ctx, store, "pg1", src.b, 1, tl, o.Target, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestRestoreLocal(t *testing.T) {
 	}
 	// A gap before the backup's end is an error.
 	src.b.EndLSN = segments.SegStart(9, testSeg)
-	if _, err := planWAL(ctx, store, "pg1", src.b, 1, tl, Target{}, ""); err == nil || !strings.Contains(err.Error(), "000000010000000000000007, needed to reach the backup's end") {
+	if _, err := planWAL(ctx, store, "pg1", src.b, 1, tl, Target{}, "", ""); err == nil || !strings.Contains(err.Error(), "000000010000000000000007, needed to reach the backup's end") {
 		t.Errorf("gap: %v", err)
 	}
 }

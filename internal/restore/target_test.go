@@ -93,7 +93,7 @@ func settingsMap(s []Setting) map[string]string {
 
 func TestRecoverySettings(t *testing.T) {
 	tm := time.Date(2026, 11, 24, 16, 4, 5, 500000000, time.FixedZone("x", 3600))
-	m := settingsMap(RecoverySettings("cmd %f %p", "rm x", Target{Time: tm, Exclusive: true, Action: ActionPromote}, 2))
+	m := settingsMap(RecoverySettings("cmd %f %p", "rm x", Target{Time: tm, Exclusive: true, Action: ActionPromote}, "2"))
 	want := map[string]string{"restore_command": "cmd %f %p", "recovery_end_command": "rm x",
 		"recovery_target_time": "2026-11-24 15:04:05.5+00", "recovery_target_inclusive": "false",
 		"recovery_target_timeline": "2", "recovery_target_action": "promote"}
@@ -102,22 +102,22 @@ func TestRecoverySettings(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, m[k], v)
 		}
 	}
-	m = settingsMap(RecoverySettings("c", "", Target{Name: "before drop"}, 1))
+	m = settingsMap(RecoverySettings("c", "", Target{Name: "before drop"}, "1"))
 	if m["recovery_target_name"] != "before drop" || m["recovery_target_action"] != "pause" {
 		t.Errorf("name target: %v", m)
 	}
 	if _, ok := m["recovery_target_inclusive"]; ok {
 		t.Errorf("recovery_target_inclusive written for a name target: %v", m)
 	}
-	m = settingsMap(RecoverySettings("c", "", Target{Immediate: true}, 1))
+	m = settingsMap(RecoverySettings("c", "", Target{Immediate: true}, "1"))
 	if m["recovery_target"] != "immediate" {
 		t.Errorf("immediate: %v", m)
 	}
-	m = settingsMap(RecoverySettings("c", "", Target{}, 3))
-	if _, ok := m["recovery_target_action"]; ok || m["recovery_target_timeline"] != "3" {
+	m = settingsMap(RecoverySettings("c", "", Target{}, "latest"))
+	if _, ok := m["recovery_target_action"]; ok || m["recovery_target_timeline"] != "latest" {
 		t.Errorf("no target: %v", m)
 	}
-	m = settingsMap(RecoverySettings("c", "", Target{LSN: 0x1000028, HasLSN: true}, 1))
+	m = settingsMap(RecoverySettings("c", "", Target{LSN: 0x1000028, HasLSN: true}, "current"))
 	if m["recovery_target_lsn"] != "0/1000028" || m["recovery_target_inclusive"] != "true" {
 		t.Errorf("lsn: %v", m)
 	}

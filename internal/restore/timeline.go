@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"sort"
@@ -23,8 +24,10 @@ type Timelines struct {
 	Raw map[uint32][]byte
 }
 
-// LoadTimelines reads every archived history file of server.
-func LoadTimelines(ctx context.Context, store storage.Store, server string) (*Timelines, error) {
+// LoadTimelines reads every archived history file of server, and those waiting in the
+// given incoming/ directories (validated; invariant 9: a history file archive-wal made
+// durable is known at once, daemon or not).
+func LoadTimelines(ctx context.Context, store storage.Store, server string, incoming ...string) (*Timelines, error) {
 	tl := &Timelines{History: map[uint32][]segments.HistoryEntry{}, Raw: map[uint32][]byte{}}
 	prefix := server + "/wals/" + segments.HistoryDir + "/"
 	var keys []string
@@ -48,7 +51,59 @@ func LoadTimelines(ctx context.Context, store storage.Store, server string) (*Ti
 		tl.History[n.Timeline] = h
 		tl.Raw[n.Timeline] = data
 	}
+	if err := tl.addWaiting(ctx, store, server, incoming); err != nil {
+		return nil, err
+	}
 	return tl, nil
+}
+
+// addWaiting adds the history files waiting in incoming/ that the archive lacks.
+func (tl *Timelines) addWaiting(ctx context.Context, store storage.Store, server string, dirs []string) error {
+	for _, dir := range dirs {
+		if dir == "" {
+			continue
+		}
+		for _, t := range ingest.PendingHistories(dir) {
+			if _, ok := tl.History[t]; ok {
+				continue
+			}
+			name := segments.HistoryFileName(t)
+			w, err := ingest.FindPending(ctx, store, server, dir, name)
+			if errors.Is(err, storage.ErrNotFound) {
+				// Invalid (ingest will quarantine it), or archived since the listing.
+				key, codec, ferr := ingest.FindArchived(ctx, store, server, name)
+				if ferr != nil {
+					continue
+				}
+				if w.Data, err = ingest.ReadArchived(ctx, store, key, codec); err != nil {
+					return fmt.Errorf("timelines of %s: %w", server, err)
+				}
+			} else if err != nil {
+				return fmt.Errorf("timelines of %s: %w", server, err)
+			}
+			h, err := segments.ParseHistory(t, w.Data)
+			if err != nil {
+				continue
+			}
+			tl.History[t] = h
+			tl.Raw[t] = w.Data
+		}
+	}
+	return nil
+}
+
+// LeftBy returns a timeline whose history says tli was left before lsn (so
+// PostgreSQL recovering through tli switches away from it there), or 0 when none is
+// known.
+func (tl *Timelines) LeftBy(tli uint32, lsn segments.LSN) uint32 {
+	for t, h := range tl.History {
+		for _, e := range h {
+			if e.Timeline == tli && e.SwitchLSN < lsn {
+				return t
+			}
+		}
+	}
+	return 0
 }
 
 // Newest is the highest timeline the archive has a history file for (1 when none).
@@ -146,15 +201,32 @@ func (tl *Timelines) Resolve(flag string, b catalog.Backup) (uint32, error) {
 	return uint32(n), nil
 }
 
-// SegmentTimeline is the timeline whose file PostgreSQL reads for segment segNo when
-// recovering along timeline tli: the newest timeline on tli's path that had begun by that
-// segment (a switch segment is read from the new timeline, which holds the old timeline's
-// part too).
+// SegmentTimeline is the timeline whose file PostgreSQL reads first for segment segNo
+// when recovering along timeline tli: the newest timeline on tli's path that had begun
+// by that segment (a switch segment is read from the new timeline, which holds the old
+// timeline's part too).
 func (tl *Timelines) SegmentTimeline(tli uint32, segNo, segSize uint64) uint32 {
-	for _, e := range tl.History[tli] {
-		if segNo < segments.SegNoOf(e.SwitchLSN, segSize) {
-			return e.Timeline
+	return tl.SegmentCandidates(tli, segNo, segSize)[0]
+}
+
+// SegmentCandidates lists, in PostgreSQL's order (XLogFileReadAnyTLI), the timelines
+// whose file of segment segNo recovery along tli tries: every timeline of the path,
+// newest first, whose span begins at or before that segment. A timeline begins where
+// the one before it on the path was left (its history line's switch point), so in a
+// history whose switch points go backwards (recovery test 028) a timeline may begin
+// after the next one: it is still tried, as PostgreSQL tries it.
+func (tl *Timelines) SegmentCandidates(tli uint32, segNo, segSize uint64) []uint32 {
+	h := tl.History[tli]
+	out := make([]uint32, 0, len(h)+1)
+	for i := len(h); i >= 0; i-- {
+		t := tli
+		if i < len(h) {
+			t = h[i].Timeline
 		}
+		if i > 0 && segNo < segments.SegNoOf(h[i-1].SwitchLSN, segSize) {
+			continue
+		}
+		out = append(out, t)
 	}
-	return tli
+	return out
 }

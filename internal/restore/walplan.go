@@ -23,6 +23,9 @@ type walFile struct {
 	live  string // the receiver's .partial on disk
 	data  []byte // history files, read while planning
 	size  int64
+	// pending is a validated copy waiting in incoming/ (invariant 9); once the daemon
+	// has moved it, it is read from the archive (server) instead.
+	pending, server string
 }
 
 func (w walFile) open(ctx context.Context, store storage.Store) (io.ReadCloser, error) {
@@ -31,6 +34,17 @@ func (w walFile) open(ctx context.Context, store storage.Store) (io.ReadCloser, 
 		return io.NopCloser(bytes.NewReader(w.data)), nil
 	case w.live != "":
 		return os.Open(w.live)
+	case w.pending != "":
+		f, err := os.Open(w.pending)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		if w.key, w.codec, err = ingest.FindArchived(ctx, store, w.server, w.name); err != nil {
+			return nil, fmt.Errorf("%s: left incoming/ but is not in the archive: %w", w.name, err)
+		}
 	}
 	data, err := ingest.ReadArchived(ctx, store, w.key, w.codec)
 	if err != nil {
@@ -52,7 +66,7 @@ func (w walFile) open(ctx context.Context, store storage.Store) (io.ReadCloser, 
 // the list with its archived or live .partial, served under the segment name. A
 // missing segment before the backup's end is an error: the restore could not become
 // consistent.
-func planWAL(ctx context.Context, store storage.Store, server string, b catalog.Backup, tli uint32, tl *Timelines, t Target, streamingDir string) ([]walFile, error) {
+func planWAL(ctx context.Context, store storage.Store, server string, b catalog.Backup, tli uint32, tl *Timelines, t Target, streamingDir, incomingDir string) ([]walFile, error) {
 	segSize := b.SegSize
 	if !segments.ValidSegSize(segSize) {
 		return nil, fmt.Errorf("backup %s: invalid wal_segment_size %d", b.ID, segSize)
@@ -71,26 +85,21 @@ func planWAL(ctx context.Context, store storage.Store, server string, b catalog.
 	case t.Immediate:
 		limit = consistent
 	}
-	path := []uint32{tli}
-	for i := len(tl.History[tli]) - 1; i >= 0; i-- {
-		path = append(path, tl.History[tli][i].Timeline)
-	}
 	for seg := first; seg <= limit; seg++ {
-		newest := tl.SegmentTimeline(tli, seg, segSize)
+		cands := tl.SegmentCandidates(tli, seg, segSize)
+		newest := cands[0]
 		found := false
-		for _, c := range path {
-			if c > newest {
-				continue
-			}
+		for _, c := range cands {
 			name := segments.SegmentFileName(c, seg, segSize)
-			key, codec, err := ingest.FindArchived(ctx, store, server, name)
-			if errors.Is(err, storage.ErrNotFound) {
-				continue
-			}
+			w, ok, err := findSegment(ctx, store, server, name, incomingDir)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, walFile{name: name, key: key, codec: codec, size: int64(segSize)})
+			if !ok {
+				continue
+			}
+			w.size = int64(segSize)
+			out = append(out, w)
 			found = true
 			break
 		}
@@ -98,7 +107,7 @@ func planWAL(ctx context.Context, store storage.Store, server string, b catalog.
 			continue
 		}
 		name := segments.SegmentFileName(newest, seg, segSize)
-		if w, ok, err := partialFor(ctx, store, server, name, streamingDir); err != nil {
+		if w, ok, err := partialFor(ctx, store, server, name, streamingDir, incomingDir); err != nil {
 			return nil, err
 		} else if ok {
 			out = append(out, w)
@@ -113,9 +122,43 @@ func planWAL(ctx context.Context, store storage.Store, server string, b catalog.
 	return out, nil
 }
 
-// partialFor finds the .partial of a segment: archived first, else the streaming
+// findSegment finds an archived segment, or its validated copy waiting in incoming/.
+func findSegment(ctx context.Context, store storage.Store, server, name, incomingDir string) (walFile, bool, error) {
+	key, codec, err := ingest.FindArchived(ctx, store, server, name)
+	if err == nil {
+		return walFile{name: name, key: key, codec: codec}, true, nil
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return walFile{}, false, err
+	}
+	if incomingDir == "" {
+		return walFile{}, false, nil
+	}
+	w, err := ingest.FindPending(ctx, store, server, incomingDir, name)
+	if errors.Is(err, storage.ErrNotFound) {
+		// Archived between the two looks?
+		if key, codec, err := ingest.FindArchived(ctx, store, server, name); err == nil {
+			return walFile{name: name, key: key, codec: codec}, true, nil
+		}
+		return walFile{}, false, nil
+	}
+	if err != nil {
+		return walFile{}, false, err
+	}
+	return walFile{name: name, pending: w.Path, server: server}, true, nil
+}
+
+// partialFor finds the .partial of a segment where PostgreSQL's recovery would replay
+// one (partialWanted): archived first, else waiting in incoming/, else the streaming
 // receiver's live file.
-func partialFor(ctx context.Context, store storage.Store, server, name, streamingDir string) (walFile, bool, error) {
+func partialFor(ctx context.Context, store storage.Store, server, name, streamingDir, incomingDir string) (walFile, bool, error) {
+	n, err := segments.Parse(name)
+	if err != nil {
+		return walFile{}, false, err
+	}
+	if wanted, err := partialWanted(ctx, store, server, n, incomingDir); err != nil || !wanted {
+		return walFile{}, false, err
+	}
 	key, codec, err := ingest.FindArchived(ctx, store, server, name+".partial")
 	if err == nil {
 		data, err := ingest.ReadArchived(ctx, store, key, codec)
@@ -126,6 +169,11 @@ func partialFor(ctx context.Context, store storage.Store, server, name, streamin
 	}
 	if !errors.Is(err, storage.ErrNotFound) {
 		return walFile{}, false, err
+	}
+	if incomingDir != "" {
+		if w, err := ingest.FindPending(ctx, store, server, incomingDir, name+".partial"); err == nil {
+			return walFile{name: name, data: w.Data, size: int64(len(w.Data))}, true, nil
+		}
 	}
 	if streamingDir == "" {
 		return walFile{}, false, nil

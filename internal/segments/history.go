@@ -17,9 +17,12 @@ type HistoryEntry struct {
 
 // ParseHistory reads the history file of timeline tli as PostgreSQL's
 // readTimeLineHistory does (blank lines and '#' comments skipped; fields separated by
-// a tab, though any whitespace is accepted; the reason may be missing), but stricter:
-// timelines must increase, stay below tli, and switch points must not go backwards,
-// because restore decisions are taken from this answer. Errors name the line.
+// a tab, though any whitespace is accepted; the reason may be missing), and as strict
+// as it: timelines must increase and stay below tli. Switch points may go backwards:
+// a PITR that stops on an ancestor timeline before the later timeline's switch point
+// and then promotes writes such a history (PostgreSQL's recovery test 028), and
+// PostgreSQL accepts it; TimelineAt resolves positions on such a path as it does.
+// Errors name the line.
 func ParseHistory(tli uint32, data []byte) ([]HistoryEntry, error) {
 	var out []HistoryEntry
 	lines := bytes.Split(data, []byte("\n"))
@@ -58,9 +61,6 @@ func ParseHistory(tli uint32, data []byte) ([]HistoryEntry, error) {
 			if e.Timeline <= prev.Timeline {
 				return nil, bad("timeline %d does not follow timeline %d", e.Timeline, prev.Timeline)
 			}
-			if e.SwitchLSN < prev.SwitchLSN {
-				return nil, bad("switch point %s is before the previous one %s", e.SwitchLSN, prev.SwitchLSN)
-			}
 		}
 		out = append(out, e)
 	}
@@ -76,17 +76,29 @@ func cutSpace(s string) (field, rest string) {
 	return s[:i], strings.TrimLeft(s[i:], " \t")
 }
 
-// TimelineAt answers which timeline lsn belongs to on the path that leads to target
-// (PostgreSQL's tliOfPointInHistory): history is target's parsed history file. A switch
-// point belongs to the newer timeline. Restore uses it to know which timeline's segment
-// holds a given position.
+// TimelineAt answers which timeline lsn belongs to on the path that leads to target,
+// as PostgreSQL's tliOfPointInHistory does: history is target's parsed history file;
+// each timeline spans [previous switch point, its own switch point), the target from the
+// last switch point on, and the newest timeline whose span holds lsn wins. A switch
+// point belongs to the newer timeline. When switch points go backwards (a PITR that
+// stopped on an ancestor before a later timeline's switch), the timeline in between
+// owns no position and the ancestor continues straight into the next one.
 func TimelineAt(history []HistoryEntry, target uint32, lsn LSN) uint32 {
-	for _, e := range history {
-		if lsn < e.SwitchLSN {
-			return e.Timeline
+	if len(history) == 0 || lsn >= history[len(history)-1].SwitchLSN {
+		return target
+	}
+	for i := len(history) - 1; i >= 0; i-- {
+		var begin LSN
+		if i > 0 {
+			begin = history[i-1].SwitchLSN
+		}
+		if begin <= lsn && lsn < history[i].SwitchLSN {
+			return history[i].Timeline
 		}
 	}
-	return target
+	// Not reached for a position below the last switch point: the first timeline
+	// begins at 0. Kept for a history whose spans leave a gap.
+	return history[0].Timeline
 }
 
 // CanReach decides whether a backup on timeline fromTLI can be recovered to timeline

@@ -290,7 +290,10 @@ func TestParseHistory(t *testing.T) {
 		{name: "missing lsn", tli: 3, data: "1\n", wantErr: "line 1"},
 		{name: "not ancestor", tli: 2, data: "2\t0/3000000\tx\n", wantErr: "not an ancestor"},
 		{name: "not increasing", tli: 5, data: "2\t0/3000000\tx\n1\t0/4000000\tx\n", wantErr: "does not follow"},
-		{name: "lsn backwards", tli: 5, data: "1\t0/5000000\tx\n2\t0/4000000\tx\n", wantErr: "before the previous"},
+		// PostgreSQL's recovery test 028: a PITR that stopped on timeline 1 before timeline
+		// 2's switch point, then promoted: switch points go backwards, and it is valid.
+		{name: "lsn backwards (028)", tli: 3, data: "1\t0/3018CB0\tno recovery target specified\n\n2\t0/3018C48\tat restore point \"rp\"\n",
+			want: []HistoryEntry{{1, 0x3018CB0, "no recovery target specified"}, {2, 0x3018C48, "at restore point \"rp\""}}},
 		{name: "tli zero", tli: 5, data: "0\t0/5000000\tx\n", wantErr: "timeline 0"},
 		{name: "signed", tli: 5, data: "+1\t0/5000000\tx\n", wantErr: "decimal"},
 	}
@@ -328,6 +331,17 @@ func TestTimelineAtAndCanReach(t *testing.T) {
 	for _, tt := range at {
 		if got := TimelineAt(h, 4, tt.lsn); got != tt.want {
 			t.Errorf("TimelineAt(%s) = %d, want %d", tt.lsn, got, tt.want)
+		}
+	}
+	// The 028 shape: timeline 3 left timeline 2 at 0/3018C48, before timeline 2 itself
+	// began (0/3018CB0): timeline 2 owns no position, 1 runs straight into 3.
+	h028 := []HistoryEntry{{1, 0x3018CB0, ""}, {2, 0x3018C48, ""}}
+	for _, tt := range []struct {
+		lsn  LSN
+		want uint32
+	}{{0, 1}, {0x3018C47, 1}, {0x3018C48, 3}, {0x3018CB0, 3}, {0x4000000, 3}} {
+		if got := TimelineAt(h028, 3, tt.lsn); got != tt.want {
+			t.Errorf("028: TimelineAt(%s) = %d, want %d", tt.lsn, got, tt.want)
 		}
 	}
 	if TimelineAt(nil, 1, 0x123) != 1 {

@@ -1,0 +1,152 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/walkeeper/walkeeper/internal/fsutil"
+	"github.com/walkeeper/walkeeper/internal/ingest"
+	"github.com/walkeeper/walkeeper/internal/segments"
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+// fetchUnarchived serves a file that is not in wals/: the validated copy waiting in
+// incoming/ (invariant 9: what archive-wal made durable is archived, daemon or not),
+// else, for a segment, its .partial where PostgreSQL's recovery wants one.
+func fetchUnarchived(ctx context.Context, store storage.Store, server string, n segments.Name, dest string, o GetOptions) (string, error) {
+	walName := n.Raw
+	if o.IncomingDir != "" {
+		from, err := serveWaiting(ctx, store, server, o.IncomingDir, walName, dest)
+		if err == nil {
+			return from, nil
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return "", fmt.Errorf("get-wal %s: %w", walName, err)
+		}
+	}
+	if n.Kind != segments.KindSegment {
+		return "", fmt.Errorf("get-wal %s: %w", walName, ErrNotArchived)
+	}
+	wanted, err := partialWanted(ctx, store, server, n, o.IncomingDir)
+	if err != nil {
+		return "", fmt.Errorf("get-wal %s: %w", walName, err)
+	}
+	if !wanted {
+		return "", fmt.Errorf("get-wal %s: %w", walName, ErrNotArchived)
+	}
+	partial := walName + ".partial"
+	key, codec, err := ingest.FindArchived(ctx, store, server, partial)
+	if err == nil {
+		if err := writeArchived(ctx, store, key, codec, dest); err != nil {
+			return "", fmt.Errorf("get-wal %s: %w", walName, err)
+		}
+		return FromArchivedPartial, nil
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return "", fmt.Errorf("get-wal %s: %w", walName, err)
+	}
+	if o.IncomingDir != "" {
+		from, err := serveWaiting(ctx, store, server, o.IncomingDir, partial, dest)
+		if err == nil {
+			if from == FromIncoming {
+				from = FromIncomingPartial
+			} else {
+				from = FromArchivedPartial
+			}
+			return from, nil
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return "", fmt.Errorf("get-wal %s: %w", walName, err)
+		}
+	}
+	if o.StreamingDir != "" {
+		live := filepath.Join(o.StreamingDir, partial)
+		if f, oerr := os.Open(live); oerr == nil {
+			defer f.Close()
+			if _, werr := fsutil.WriteAtomicNoSync(dest, f, 0o600); werr != nil {
+				return "", fmt.Errorf("get-wal %s: %w", walName, werr)
+			}
+			return FromStreamingPartial, nil
+		}
+	}
+	return "", fmt.Errorf("get-wal %s: %w", walName, ErrNotArchived)
+}
+
+// serveWaiting writes the valid copy of name waiting in incoming/ to dest. The daemon
+// may archive and remove it between the archive's look and this one: the archive is
+// read again then, so a file is never missed in the hand-over.
+func serveWaiting(ctx context.Context, store storage.Store, server, incomingDir, name, dest string) (string, error) {
+	w, err := ingest.FindPending(ctx, store, server, incomingDir, name)
+	if err == nil {
+		if _, err := fsutil.WriteAtomicNoSync(dest, bytes.NewReader(w.Data), 0o600); err != nil {
+			return "", err
+		}
+		return FromIncoming, nil
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return "", err
+	}
+	key, codec, err := ingest.FindArchived(ctx, store, server, name)
+	if err != nil {
+		return "", err
+	}
+	if err := writeArchived(ctx, store, key, codec, dest); err != nil {
+		return "", err
+	}
+	return FromArchive, nil
+}
+
+// partialWanted decides whether recovery asking for segment n should get its .partial:
+// only the newest partial of the newest timeline, as PostgreSQL's recovery would
+// replay it (the last commits a streamed server made before it was lost). Once a later
+// timeline's history says n's timeline was left within or before that segment (a
+// promotion archives the old timeline's last segment as .partial), PostgreSQL reads
+// the new timeline's segment instead and never the old partial; and a partial followed
+// by a later complete segment of its timeline is not the newest.
+func partialWanted(ctx context.Context, store storage.Store, server string, n segments.Name, incomingDir string) (bool, error) {
+	tl, err := LoadTimelines(ctx, store, server, incomingDir)
+	if err != nil {
+		return false, err
+	}
+	id, err := ingest.LoadIdentity(ctx, store, server)
+	if err != nil || !segments.ValidSegSize(id.SegSize) || n.ValidFor(id.SegSize) != nil {
+		// Without the segment size, any later timeline leaving n's counts.
+		return tl.LeftBy(n.Timeline, ^segments.LSN(0)) == 0, nil
+	}
+	segNo := n.SegNo(id.SegSize)
+	if tl.LeftBy(n.Timeline, segments.SegStart(segNo+1, id.SegSize)) != 0 {
+		return false, nil
+	}
+	next := segments.SegmentFileName(n.Timeline, segNo+1, id.SegSize)
+	if _, _, err := ingest.FindArchived(ctx, store, server, next); err == nil {
+		return false, nil
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return false, err
+	}
+	if incomingDir != "" && len(ingest.Copies(incomingDir, next)) > 0 {
+		return false, nil
+	}
+	return true, nil
+}
+
+// IncomingBacklog counts the WAL files waiting in incoming/ (temporary files aside).
+func IncomingBacklog(incomingDir string) (files int, bytes int64) {
+	ents, err := os.ReadDir(incomingDir)
+	if err != nil {
+		return 0, 0
+	}
+	for _, e := range ents {
+		if e.IsDir() || fsutil.IsTemp(e.Name()) {
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			files++
+			bytes += fi.Size()
+		}
+	}
+	return files, bytes
+}
