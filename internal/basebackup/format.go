@@ -390,20 +390,3 @@ func (c *bundleCache) get(ctx context.Context, store storage.Store, skey, codec 
 	}
 	return it.data, it.err
 }
-
-func readSolid(ctx context.Context, store storage.Store, key, codec string) ([]byte, error) {
-	r, err := store.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	packed, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
-	}
-	data, err := compress.DecodeAll(codec, packed, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
-	}
-	return data, nil
-}

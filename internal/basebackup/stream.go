@@ -277,6 +277,12 @@ func (p *pipeline) archive(r io.Reader, tablespace uint32) error {
 		case tar.TypeDir:
 			e.Type = TypeDir
 		case tar.TypeSymlink:
+			// PostgreSQL sends links only for tablespaces (pg_tblspc/<oid>; other links in
+			// a data directory it skips, pg_wal it sends as a directory): anything else
+			// is not a stream from a server, and restore would refuse it anyway.
+			if _, err := strconv.ParseUint(path.Base(clean), 10, 32); tablespace != 0 || path.Dir(clean) != "pg_tblspc" || err != nil {
+				return fmt.Errorf("tar stream of tablespace %d: %s: symbolic link to %q outside pg_tblspc/<oid>: refused", tablespace, h.Name, h.Linkname)
+			}
 			e.Type = TypeSymlink
 			e.Link = h.Linkname
 		case tar.TypeReg: // the reader already turns the old TypeRegA into TypeReg

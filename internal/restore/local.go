@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -122,45 +123,77 @@ func (s *localSink) chown(p string) error {
 	return nil
 }
 
-func (s *localSink) write(ctx context.Context, items []item, jobs int, progress func(int64)) error {
-	var files []item
+// write creates the directories and links, then runs the jobs on workers goroutines,
+// biggest first: each job reads its stored object once (a bundle is decoded once for
+// all its files) and writes its files. Everything is created relative to an open root
+// without following links (beneath.go).
+func (s *localSink) write(ctx context.Context, items []item, jobs []job, workers int, progress func(int64)) error {
+	roots := map[string]int{}
+	defer func() {
+		for _, fd := range roots {
+			unix.Close(fd)
+		}
+	}()
+	rootFD := func(root string) (int, error) {
+		if fd, ok := roots[root]; ok {
+			return fd, nil
+		}
+		fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1, fmt.Errorf("restore: open %s: %w", root, err)
+		}
+		roots[root] = fd
+		return fd, nil
+	}
+	for _, j := range jobs {
+		for _, it := range j.files {
+			if _, err := rootFD(it.root); err != nil {
+				return err
+			}
+		}
+	}
 	for _, it := range items {
-		p := it.path()
+		fd, err := rootFD(it.root)
+		if err != nil {
+			return err
+		}
 		switch it.kind {
 		case 'd':
-			if err := os.Mkdir(p, it.mode); err != nil && !errors.Is(err, os.ErrExist) {
+			d, err := mkdirBeneath(fd, it.root, it.rel, uint32(it.mode))
+			if err != nil {
 				return fmt.Errorf("restore: %w", err)
 			}
-			if err := os.Chmod(p, it.mode); err != nil {
+			err = d.Chmod(it.mode)
+			if err == nil && s.owner != nil {
+				err = d.Chown(s.owner.UID, s.owner.GID)
+			}
+			d.Close()
+			if err != nil {
 				return fmt.Errorf("restore: %w", err)
 			}
-			if err := s.chown(p); err != nil {
-				return err
-			}
-			s.dirs = append(s.dirs, p)
+			s.dirs = append(s.dirs, it.path())
 		case 'l':
-			if err := os.Symlink(it.link, p); err != nil {
+			if err := symlinkBeneath(fd, it.root, it.rel, it.link, s.owner); err != nil {
 				return fmt.Errorf("restore: %w", err)
 			}
-			if err := s.chown(p); err != nil {
-				return err
-			}
-		case 'f':
-			files = append(files, it)
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	work := make(chan item)
-	errc := make(chan error, jobs)
+	work := make(chan job)
+	errc := make(chan error, workers)
 	var wg sync.WaitGroup
-	for w := 0; w < jobs; w++ {
+	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, 1<<20)
-			for it := range work {
-				if err := s.writeFile(ctx, it, buf, progress); err != nil {
+			for j := range work {
+				err := j.read(ctx, func(i int, r io.Reader) error {
+					it := j.files[i]
+					return s.writeFile(it, roots[it.root], r, buf, progress)
+				})
+				if err != nil {
 					errc <- err
 					cancel()
 					return
@@ -169,9 +202,9 @@ func (s *localSink) write(ctx context.Context, items []item, jobs int, progress 
 		}()
 	}
 feed:
-	for _, it := range files {
+	for _, j := range jobs {
 		select {
-		case work <- it:
+		case work <- j:
 		case <-ctx.Done():
 			break feed
 		}
@@ -198,34 +231,44 @@ func (p progressWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-func (s *localSink) writeFile(ctx context.Context, it item, buf []byte, progress func(int64)) error {
-	p := it.path()
-	r, err := it.open(ctx)
-	if err != nil {
-		return fmt.Errorf("restore %s: %w", it.rel, err)
+// writeFile writes one file from r under the root open as rootfd.
+func (s *localSink) writeFile(it item, rootfd int, r io.Reader, buf []byte, progress func(int64)) error {
+	if it.transform != nil {
+		orig, err := io.ReadAll(r)
+		if err != nil {
+			return fmt.Errorf("restore %s: %w", it.rel, err)
+		}
+		data, err := it.transform(orig)
+		if err != nil {
+			return fmt.Errorf("restore %s: %w", it.rel, err)
+		}
+		r = bytes.NewReader(data)
 	}
-	defer r.Close()
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, it.mode)
+	f, err := createBeneath(rootfd, it.root, it.rel, uint32(it.mode))
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	n, err := io.CopyBuffer(progressWriter{f, progress}, r, buf)
+	if err == nil && it.size >= 0 && n != it.size {
+		err = fmt.Errorf("got %d bytes, backup says %d", n, it.size)
+	}
+	if err == nil {
+		err = f.Chmod(it.mode)
+	}
+	if err == nil && !it.mtime.IsZero() {
+		tv := unix.NsecToTimeval(it.mtime.UnixNano())
+		_ = unix.Futimes(int(f.Fd()), []unix.Timeval{tv, tv})
+	}
+	if err == nil && s.owner != nil {
+		err = f.Chown(s.owner.UID, s.owner.GID)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", it.rel, err)
 	}
-	if it.size >= 0 && n != it.size {
-		return fmt.Errorf("restore %s: got %d bytes, backup says %d", it.rel, n, it.size)
-	}
-	if err := os.Chmod(p, it.mode); err != nil {
-		return err
-	}
-	if !it.mtime.IsZero() {
-		_ = os.Chtimes(p, it.mtime, it.mtime)
-	}
-	return s.chown(p)
+	return nil
 }
 
 // finish makes the restored tree durable: syncfs on each filesystem holding a root,

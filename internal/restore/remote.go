@@ -149,153 +149,179 @@ done
 	return nil
 }
 
-// write streams one tar per root. Files are read (decompressed) by jobs goroutines
-// ahead of the single tar writer, in order, so ssh is never idle waiting on zstd.
-func (s *sshSink) write(ctx context.Context, items []item, jobs int, progress func(int64)) error {
-	byRoot := map[string][]item{}
-	var order []string
-	for _, it := range items {
-		if _, ok := byRoot[it.root]; !ok {
-			order = append(order, it.root)
-		}
-		byRoot[it.root] = append(byRoot[it.root], it)
-	}
-	for _, root := range order {
-		if err := s.writeRoot(ctx, root, byRoot[root], jobs, progress); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-type loaded struct {
-	data   []byte
-	err    error
-	stream bool // too big to hold: the writer streams it
-}
-
-// streamAbove is the size from which a file is streamed by the tar writer itself
-// instead of being decompressed ahead in memory.
-const streamAbove = 32 << 20
-
-func (s *sshSink) writeRoot(ctx context.Context, root string, items []item, jobs int, progress func(int64)) error {
+// write streams one tar per root, all at once (one ssh session each). The directories
+// and links go first; then jobs run on workers goroutines as on a local restore, each
+// reading its stored object once, and every file goes whole into its root's tar (a
+// file too big to hold is streamed under the tar's lock). The only links written are
+// the pg_tblspc/<oid> ones buildItems planned, so the remote tar follows none.
+func (s *sshSink) write(ctx context.Context, items []item, jobs []job, workers int, progress func(int64)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pr, pw := io.Pipe()
-	script := "tar -x -p --no-same-owner -f - -C " + ShellQuote(root)
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.run(ctx, script, pr)
-		pr.CloseWithError(err)
-		done <- err
-	}()
-	// Readers: a bounded window of files loaded ahead, consumed in order.
-	slots := make([]chan loaded, len(items))
-	for i := range slots {
-		slots[i] = make(chan loaded, 1)
-	}
-	sem := make(chan struct{}, max(1, jobs))
-	var wg sync.WaitGroup
-	go func() {
-		for i, it := range items {
-			if it.kind != 'f' {
-				slots[i] <- loaded{}
-				continue
-			}
-			if it.size > streamAbove {
-				slots[i] <- loaded{stream: true}
-				continue
-			}
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			wg.Add(1)
-			go func(i int, it item) {
-				defer wg.Done()
-				r, err := it.open(ctx)
-				var data []byte
-				if err == nil {
-					data, err = io.ReadAll(r)
-					r.Close()
-				}
-				if err == nil && it.size >= 0 && int64(len(data)) != it.size {
-					err = fmt.Errorf("got %d bytes, backup says %d", len(data), it.size)
-				}
-				if err != nil {
-					err = fmt.Errorf("restore %s: %w", it.rel, err)
-				}
-				slots[i] <- loaded{data: data, err: err}
-			}(i, it)
+	tars := map[string]*remoteTar{}
+	var order []string
+	tarOf := func(root string) *remoteTar {
+		if t, ok := tars[root]; ok {
+			return t
 		}
-	}()
-	tw := tar.NewWriter(pw)
+		t := s.startTar(ctx, root)
+		tars[root] = t
+		order = append(order, root)
+		return t
+	}
+	for _, it := range items {
+		tarOf(it.root)
+	}
+	for _, j := range jobs {
+		for _, it := range j.files {
+			tarOf(it.root)
+		}
+	}
 	werr := func() error {
-		for i, it := range items {
-			var l loaded
-			select {
-			case l = <-slots[i]:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+		for _, it := range items {
 			hdr := &tar.Header{Name: it.rel, Mode: int64(it.mode), ModTime: it.mtime, Format: tar.FormatPAX}
 			switch it.kind {
 			case 'd':
 				hdr.Typeflag, hdr.Name = tar.TypeDir, it.rel+"/"
 			case 'l':
 				hdr.Typeflag, hdr.Linkname, hdr.Mode = tar.TypeSymlink, it.link, 0o777
-			case 'f':
-				if l.stream {
-					hdr.Typeflag, hdr.Size = tar.TypeReg, it.size
-					if err := tw.WriteHeader(hdr); err != nil {
-						return err
-					}
-					r, err := it.open(ctx)
-					if err != nil {
-						return fmt.Errorf("restore %s: %w", it.rel, err)
-					}
-					n, err := io.Copy(progressWriter{tw, progress}, r)
-					r.Close()
-					if err == nil && n != it.size {
-						err = fmt.Errorf("got %d bytes, backup says %d", n, it.size)
-					}
-					if err != nil {
-						return fmt.Errorf("restore %s: %w", it.rel, err)
-					}
-					continue
-				}
-				<-sem
-				if l.err != nil {
-					return l.err
-				}
-				hdr.Typeflag, hdr.Size = tar.TypeReg, int64(len(l.data))
+			default:
+				continue
 			}
-			if err := tw.WriteHeader(hdr); err != nil {
+			if err := tars[it.root].tw.WriteHeader(hdr); err != nil {
 				return err
 			}
-			if it.kind == 'f' {
-				if _, err := tw.Write(l.data); err != nil {
-					return err
+		}
+		work := make(chan job)
+		errc := make(chan error, max(1, workers))
+		var wg sync.WaitGroup
+		for w := 0; w < max(1, workers); w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range work {
+					err := j.read(ctx, func(i int, r io.Reader) error {
+						it := j.files[i]
+						return tars[it.root].file(it, r, progress)
+					})
+					if err != nil {
+						errc <- err
+						cancel()
+						return
+					}
 				}
-				progress(int64(len(l.data)))
+			}()
+		}
+	feed:
+		for _, j := range jobs {
+			select {
+			case work <- j:
+			case <-ctx.Done():
+				break feed
 			}
 		}
-		return tw.Close()
-	}()
-	pw.CloseWithError(werr)
-	rerr := <-done
-	cancel()
-	wg.Wait()
-	if werr != nil && !errors.Is(werr, io.ErrClosedPipe) {
-		if rerr != nil {
-			return fmt.Errorf("remote restore into %s: %w (remote: %v)", root, werr, rerr)
+		close(work)
+		wg.Wait()
+		select {
+		case err := <-errc:
+			return err
+		default:
 		}
-		return fmt.Errorf("remote restore into %s: %w", root, werr)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for _, root := range order {
+			if err := tars[root].tw.Close(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	var firstErr error
+	for _, root := range order {
+		t := tars[root]
+		t.pw.CloseWithError(werr)
+		rerr := <-t.done
+		var err error
+		switch {
+		case werr != nil && !errors.Is(werr, io.ErrClosedPipe) && rerr != nil:
+			err = fmt.Errorf("remote restore into %s: %w (remote: %v)", root, werr, rerr)
+		case werr != nil && !errors.Is(werr, io.ErrClosedPipe):
+			err = fmt.Errorf("remote restore into %s: %w", root, werr)
+		case rerr != nil:
+			err = fmt.Errorf("remote restore into %s: %w", root, rerr)
+		}
+		if err != nil {
+			cancel() // the other roots' tar stop too
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
 	}
-	if rerr != nil {
-		return fmt.Errorf("remote restore into %s: %w", root, rerr)
+	return firstErr
+}
+
+// remoteTar is one root's `tar -x` on the remote host and the tar stream feeding it.
+type remoteTar struct {
+	mu   sync.Mutex
+	tw   *tar.Writer
+	pw   *io.PipeWriter
+	done chan error
+}
+
+func (s *sshSink) startTar(ctx context.Context, root string) *remoteTar {
+	pr, pw := io.Pipe()
+	t := &remoteTar{tw: tar.NewWriter(pw), pw: pw, done: make(chan error, 1)}
+	script := "tar -x -p --no-same-owner -f - -C " + ShellQuote(root)
+	go func() {
+		_, err := s.run(ctx, script, pr)
+		pr.CloseWithError(err)
+		t.done <- err
+	}()
+	return t
+}
+
+// streamAbove is the size from which a file is streamed into its tar under the lock
+// instead of being read whole into memory first.
+const streamAbove = 32 << 20
+
+// file adds one file read from r.
+func (t *remoteTar) file(it item, r io.Reader, progress func(int64)) error {
+	hdr := &tar.Header{Name: it.rel, Mode: int64(it.mode), ModTime: it.mtime, Format: tar.FormatPAX, Typeflag: tar.TypeReg}
+	if it.transform == nil && it.size > streamAbove {
+		hdr.Size = it.size
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if err := t.tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		n, err := io.Copy(progressWriter{t.tw, progress}, r)
+		if err == nil && n != it.size {
+			err = fmt.Errorf("got %d bytes, backup says %d", n, it.size)
+		}
+		if err != nil {
+			return fmt.Errorf("restore %s: %w", it.rel, err)
+		}
+		return nil
 	}
+	data, err := io.ReadAll(r)
+	if err == nil && it.transform != nil {
+		data, err = it.transform(data)
+	} else if err == nil && it.size >= 0 && int64(len(data)) != it.size {
+		err = fmt.Errorf("got %d bytes, backup says %d", len(data), it.size)
+	}
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", it.rel, err)
+	}
+	hdr.Size = int64(len(data))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if _, err := t.tw.Write(data); err != nil {
+		return err
+	}
+	progress(int64(len(data)))
 	return nil
 }
 

@@ -49,6 +49,26 @@ type Source interface {
 	Manifest(ctx context.Context, id string) ([]byte, error)
 }
 
+// Unit is file entries stored in one object, read together: a solid bundle's members
+// (decoded once for all of them) or one file.
+type Unit struct {
+	Entries []Entry
+	Size    int64 // decompressed bytes: the work the unit costs
+	// Read calls fn for each of Entries with its content, in order; r is valid only
+	// during the call. A content that cannot be read comes as a reader that fails.
+	Read func(ctx context.Context, fn func(e Entry, r io.Reader) error) error
+}
+
+// UnitSource is a Source that knows how its files are stored: Units groups the file
+// entries by stored object. Restore plans its work by unit, not by file; a Source
+// without it has each file read alone through Open.
+type UnitSource interface {
+	Units(entries []Entry) []Unit
+}
+
+// entryKey identifies an entry of a backup.
+func entryKey(tablespace uint32, p string) string { return strconv.FormatUint(uint64(tablespace), 10) + "\x00" + p }
+
 // Owner is who restored files belong to when restore runs as root for another user.
 type Owner struct{ UID, GID int }
 
@@ -133,8 +153,34 @@ type item struct {
 	mtime time.Time
 	size  int64 // -1: unknown until opened
 	link  string
-	open  func(ctx context.Context) (io.ReadCloser, error)
-	wal   bool
+	// open gives the content of a file restore writes itself (the backup's files come
+	// through their job's read).
+	open func(ctx context.Context) (io.ReadCloser, error)
+	// transform, if set, turns the stored content into what is written.
+	transform func([]byte) ([]byte, error)
+	wal       bool
+}
+
+// job is one worker's share of the files: those of one stored object, read together
+// (a solid bundle decoded once for all of them), or one file restore writes itself.
+type job struct {
+	size  int64 // bytes to decode and write: what the job costs
+	files []item
+	// read calls fn for each of files (by index) with its content; r is valid only
+	// during the call.
+	read func(ctx context.Context, fn func(i int, r io.Reader) error) error
+}
+
+// ownJob is the job of a file restore writes itself.
+func ownJob(it item) job {
+	return job{size: max(it.size, 0), files: []item{it}, read: func(ctx context.Context, fn func(int, io.Reader) error) error {
+		r, err := it.open(ctx)
+		if err != nil {
+			return fmt.Errorf("restore %s: %w", it.rel, err)
+		}
+		defer r.Close()
+		return fn(0, r)
+	}}
 }
 
 func (it item) path() string { return filepath.Join(it.root, filepath.FromSlash(it.rel)) }
@@ -142,7 +188,9 @@ func (it item) path() string { return filepath.Join(it.root, filepath.FromSlash(
 // sink writes items locally or through ssh.
 type sink interface {
 	prepare(ctx context.Context, roots []string, force bool) error
-	write(ctx context.Context, items []item, jobs int, progress func(int64)) error
+	// write creates items (directories, parents first, then links) and then the files
+	// of every job, jobs running on workers goroutines.
+	write(ctx context.Context, items []item, jobs []job, workers int, progress func(int64)) error
 	finish(ctx context.Context, roots []string) error
 }
 
@@ -213,7 +261,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	settings = append(settings, o.ExtraSettings...)
 	confText := RenderSettings(header(o.Server, b.ID, o.Target, time.Now()), settings)
 
-	items, err := buildItems(o, entries, tsRoot, confText, manifest, wal)
+	items, jobs, err := buildItems(o, entries, tsRoot, confText, manifest, wal)
 	if err != nil {
 		return res, err
 	}
@@ -232,11 +280,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, err
 	}
 	var total int64
-	for _, it := range items {
-		if it.kind == 'f' && it.size > 0 {
-			total += it.size
-		}
-		if it.kind == 'f' {
+	for _, j := range jobs {
+		for _, it := range j.files {
+			total += max(it.size, 0)
 			if it.wal {
 				res.WALFiles++
 				res.WALBytes += max(it.size, 0)
@@ -250,11 +296,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Progress != nil {
 		progress = o.Progress(total)
 	}
-	jobs := o.Jobs
-	if jobs <= 0 {
-		jobs = runtime.NumCPU()
+	workers := o.Jobs
+	if workers <= 0 {
+		workers = runtime.NumCPU()
 	}
-	if err := sk.write(ctx, items, jobs, progress); err != nil {
+	if err := sk.write(ctx, items, jobs, workers, progress); err != nil {
 		return res, err
 	}
 	if err := sk.finish(ctx, roots); err != nil {
@@ -308,20 +354,32 @@ func within(p, dir string) bool {
 	return p == dir || strings.HasPrefix(p, dir+string(filepath.Separator))
 }
 
-// buildItems turns the backup's entries plus restore's own files into the list of
-// things to create: directories first (parents before children), then links, then
-// files, largest first so the workers finish together.
-func buildItems(o Options, entries []Entry, tsRoot map[uint32]string, confText string, manifest []byte, wal []walFile) ([]item, error) {
-	var dirs, links, files []item
+// buildItems turns the backup's entries plus restore's own files into what to create:
+// directories (parents before children) and links, then the jobs that write the files,
+// planned by stored object (Source.Units) and largest first so the workers finish
+// together. Links are only those PostgreSQL makes, pg_tblspc/<oid>, pointing at the
+// planned tablespace targets, never where the stream says; any other link in the
+// backup, and any entry under a link, is refused before anything is written.
+func buildItems(o Options, entries []Entry, tsRoot map[uint32]string, confText string, manifest []byte, wal []walFile) ([]item, []job, error) {
+	var dirs, links, own []item
 	seenDir := map[string]bool{}
 	haveAuto := false
 	src := o.Source
+	id := o.Choice.Backup.ID
+	// linkAt holds the links restore creates (root + "\x00" + rel): nothing may be
+	// written through one.
+	linkAt := map[string]bool{}
+	for oid := range tsRoot {
+		linkAt[o.Dest+"\x00pg_tblspc/"+strconv.FormatUint(uint64(oid), 10)] = true
+	}
+	wanted := map[string]item{} // entryKey -> the backup's file to write
+	var fileEntries []Entry
 	for _, e := range entries {
 		root := o.Dest
 		if e.Tablespace != 0 {
 			r, ok := tsRoot[e.Tablespace]
 			if !ok {
-				return nil, fmt.Errorf("backup %s: entry %s belongs to tablespace %d, which backup.info does not list", o.Choice.Backup.ID, e.Path, e.Tablespace)
+				return nil, nil, fmt.Errorf("backup %s: entry %s belongs to tablespace %d, which backup.info does not list", id, e.Path, e.Tablespace)
 			}
 			root = r
 		}
@@ -330,7 +388,25 @@ func buildItems(o Options, entries []Entry, tsRoot map[uint32]string, confText s
 			continue
 		}
 		if strings.HasPrefix(rel, "../") || rel == ".." || path.IsAbs(rel) {
-			return nil, fmt.Errorf("backup %s: entry %q escapes its directory", o.Choice.Backup.ID, e.Path)
+			return nil, nil, fmt.Errorf("backup %s: entry %q escapes its directory", id, e.Path)
+		}
+		if e.Type == "symlink" {
+			if e.Tablespace == 0 && path.Dir(rel) == "pg_tblspc" {
+				if oid, err := strconv.ParseUint(path.Base(rel), 10, 32); err == nil {
+					if _, ok := tsRoot[uint32(oid)]; ok {
+						continue // replaced by a link to the (relocated) target below
+					}
+				}
+			}
+			return nil, nil, fmt.Errorf("backup %s: entry %s is a symbolic link to %q: refused, only pg_tblspc/<oid> links of the backup's tablespaces are restored (and made to point at their targets)", id, e.Path, e.Link)
+		}
+		for p := rel; ; p = path.Dir(p) {
+			if linkAt[root+"\x00"+p] {
+				return nil, nil, fmt.Errorf("backup %s: entry %s lies at or under the tablespace link %s: refused, restore never writes through a link", id, e.Path, p)
+			}
+			if !strings.Contains(p, "/") {
+				break
+			}
 		}
 		mode := os.FileMode(e.Mode).Perm()
 		e := e
@@ -341,62 +417,37 @@ func buildItems(o Options, entries []Entry, tsRoot map[uint32]string, confText s
 			}
 			dirs = append(dirs, item{root: root, rel: rel, kind: 'd', mode: mode, mtime: e.ModTime})
 			seenDir[root+"\x00"+rel] = true
-		case "symlink":
-			if e.Tablespace == 0 && path.Dir(rel) == "pg_tblspc" {
-				if oid, err := strconv.ParseUint(path.Base(rel), 10, 32); err == nil {
-					if _, ok := tsRoot[uint32(oid)]; ok {
-						continue // replaced by a link to the (relocated) target below
-					}
-				}
-			}
-			links = append(links, item{root: root, rel: rel, kind: 'l', link: e.Link})
 		case "file":
 			if mode == 0 {
 				mode = 0o600
 			}
-			it := item{root: root, rel: rel, kind: 'f', mode: mode, mtime: e.ModTime, size: e.Size,
-				open: func(ctx context.Context) (io.ReadCloser, error) { return src.Open(ctx, e) }}
+			it := item{root: root, rel: rel, kind: 'f', mode: mode, mtime: e.ModTime, size: e.Size}
 			if e.Tablespace == 0 {
 				switch rel {
 				case "postgresql.auto.conf":
 					haveAuto = true
 					it.size = -1
-					it.open = func(ctx context.Context) (io.ReadCloser, error) {
-						r, err := src.Open(ctx, e)
-						if err != nil {
-							return nil, err
-						}
-						defer r.Close()
-						orig, err := io.ReadAll(r)
-						if err != nil {
-							return nil, fmt.Errorf("postgresql.auto.conf: %w", err)
-						}
+					it.transform = func(orig []byte) ([]byte, error) {
 						if len(orig) > 0 && orig[len(orig)-1] != '\n' {
 							orig = append(orig, '\n')
 						}
-						return io.NopCloser(bytes.NewReader(append(orig, confText...))), nil
+						return append(orig, confText...), nil
 					}
 				case "tablespace_map":
 					it.size = -1
-					it.open = func(ctx context.Context) (io.ReadCloser, error) {
-						r, err := src.Open(ctx, e)
-						if err != nil {
-							return nil, err
-						}
-						defer r.Close()
-						data, err := io.ReadAll(r)
-						if err != nil {
-							return nil, fmt.Errorf("tablespace_map: %w", err)
-						}
-						return io.NopCloser(bytes.NewReader(rewriteTablespaceMap(data, tsRoot))), nil
-					}
+					it.transform = func(data []byte) ([]byte, error) { return rewriteTablespaceMap(data, tsRoot), nil }
 				case "backup_manifest", "recovery.signal", "standby.signal", "postmaster.pid", "postmaster.opts":
 					continue // restore writes its own; a running server's files never apply
 				}
 			}
-			files = append(files, it)
+			k := entryKey(e.Tablespace, e.Path)
+			if _, dup := wanted[k]; dup {
+				return nil, nil, fmt.Errorf("backup %s: entry %s listed twice", id, e.Path)
+			}
+			wanted[k] = it
+			fileEntries = append(fileEntries, e)
 		default:
-			return nil, fmt.Errorf("backup %s: entry %s has unknown type %q", o.Choice.Backup.ID, e.Path, e.Type)
+			return nil, nil, fmt.Errorf("backup %s: entry %s has unknown type %q", id, e.Path, e.Type)
 		}
 	}
 	addDir := func(rel string) {
@@ -424,21 +475,21 @@ func buildItems(o Options, entries []Entry, tsRoot map[uint32]string, confText s
 			open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }}
 	}
 	if !haveAuto {
-		files = append(files, mem("postgresql.auto.conf", []byte("# Do not edit this file manually!\n# It will be overwritten by the ALTER SYSTEM command.\n"+confText)))
+		own = append(own, mem("postgresql.auto.conf", []byte("# Do not edit this file manually!\n# It will be overwritten by the ALTER SYSTEM command.\n"+confText)))
 	}
 	signal := "recovery.signal"
 	if o.Standby {
 		signal = "standby.signal"
 	}
-	files = append(files, mem(signal, nil))
+	own = append(own, mem(signal, nil))
 	if manifest != nil {
-		files = append(files, mem("backup_manifest", manifest))
+		own = append(own, mem("backup_manifest", manifest))
 	}
 	if o.WAL == WALCopy {
 		addDir(CopyWALDir)
 		for _, w := range wal {
 			w := w
-			files = append(files, item{root: o.Dest, rel: CopyWALDir + "/" + w.name, kind: 'f', mode: 0o600, mtime: now, size: w.size, wal: true,
+			own = append(own, item{root: o.Dest, rel: CopyWALDir + "/" + w.name, kind: 'f', mode: 0o600, mtime: now, size: w.size, wal: true,
 				open: func(ctx context.Context) (io.ReadCloser, error) { return w.open(ctx, o.Store) }})
 		}
 	}
@@ -448,11 +499,62 @@ func buildItems(o Options, entries []Entry, tsRoot map[uint32]string, confText s
 		}
 		return strings.Count(dirs[i].rel, "/") < strings.Count(dirs[j].rel, "/")
 	})
-	sort.SliceStable(files, func(i, j int) bool { return files[i].size > files[j].size })
-	out := make([]item, 0, len(dirs)+len(links)+len(files))
+
+	var units []Unit
+	if us, ok := src.(UnitSource); ok {
+		units = us.Units(fileEntries)
+	} else {
+		for _, e := range fileEntries {
+			e := e
+			units = append(units, Unit{Entries: []Entry{e}, Size: e.Size, Read: func(ctx context.Context, fn func(Entry, io.Reader) error) error {
+				r, err := src.Open(ctx, e)
+				if err != nil {
+					return fmt.Errorf("restore %s: %w", e.Path, err)
+				}
+				defer r.Close()
+				return fn(e, r)
+			}})
+		}
+	}
+	jobs := make([]job, 0, len(units)+len(own))
+	planned := 0
+	for _, u := range units {
+		u := u
+		j := job{size: u.Size}
+		idx := map[string]int{}
+		for _, e := range u.Entries {
+			k := entryKey(e.Tablespace, e.Path)
+			if it, ok := wanted[k]; ok {
+				if _, dup := idx[k]; !dup {
+					idx[k] = len(j.files)
+					j.files = append(j.files, it)
+				}
+			}
+		}
+		if len(j.files) == 0 {
+			continue
+		}
+		planned += len(j.files)
+		j.read = func(ctx context.Context, fn func(int, io.Reader) error) error {
+			return u.Read(ctx, func(e Entry, r io.Reader) error {
+				if i, ok := idx[entryKey(e.Tablespace, e.Path)]; ok {
+					return fn(i, r)
+				}
+				return nil
+			})
+		}
+		jobs = append(jobs, j)
+	}
+	if planned != len(wanted) {
+		return nil, nil, fmt.Errorf("backup %s: the read plan covers %d of %d files", id, planned, len(wanted))
+	}
+	for _, it := range own {
+		jobs = append(jobs, ownJob(it))
+	}
+	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].size > jobs[j].size })
+	out := make([]item, 0, len(dirs)+len(links))
 	out = append(out, dirs...)
-	out = append(out, links...)
-	return append(out, files...), nil
+	return append(out, links...), jobs, nil
 }
 
 // rewriteTablespaceMap points each "<oid> <path>" line of a tablespace_map at the

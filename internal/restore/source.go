@@ -73,6 +73,34 @@ func (s *archiveSource) Open(ctx context.Context, e Entry) (io.ReadCloser, error
 	return basebackup.OpenEntry(ctx, s.store, be)
 }
 
+// Units groups the file entries by the object that stores them (basebackup.PlanReads),
+// so each solid bundle is read and decoded once for all its files.
+func (s *archiveSource) Units(entries []Entry) []Unit {
+	var bes []basebackup.Entry
+	byRef := map[string]Entry{}
+	for _, e := range entries {
+		if be, ok := e.Ref.(basebackup.Entry); ok && e.Type == "file" {
+			bes = append(bes, be)
+			byRef[entryKey(e.Tablespace, e.Path)] = e
+		}
+	}
+	plan := basebackup.PlanReads(bes)
+	out := make([]Unit, len(plan))
+	for i, u := range plan {
+		u := u
+		es := make([]Entry, len(u.Entries))
+		for j, be := range u.Entries {
+			es[j] = byRef[entryKey(be.Tablespace, be.Path)]
+		}
+		out[i] = Unit{Entries: es, Size: u.Size, Read: func(ctx context.Context, fn func(e Entry, r io.Reader) error) error {
+			return u.Read(ctx, s.store, func(be basebackup.Entry, r io.Reader) error {
+				return fn(byRef[entryKey(be.Tablespace, be.Path)], r)
+			})
+		}}
+	}
+	return out
+}
+
 func (s *archiveSource) Manifest(ctx context.Context, id string) ([]byte, error) {
 	r, err := s.store.Get(ctx, basebackup.ManifestKey(s.server, id))
 	if errors.Is(err, storage.ErrNotFound) {

@@ -46,6 +46,35 @@ func (s StoredBackup) Open(ctx context.Context, f File) (io.ReadCloser, error) {
 	return basebackup.OpenEntry(ctx, s.Store, e)
 }
 
+// Units implements UnitSource: the files grouped by the object storing them
+// (basebackup.PlanReads), so each solid bundle is decoded once.
+func (s StoredBackup) Units(files []File) []FileUnit {
+	var es []basebackup.Entry
+	at := map[string]int{} // tablespace + path -> index in files
+	for i, f := range files {
+		if e, ok := f.Ref.(basebackup.Entry); ok {
+			es = append(es, e)
+			at[ManifestPath(e.Tablespace, e.Path)] = i
+		}
+	}
+	plan := basebackup.PlanReads(es)
+	out := make([]FileUnit, len(plan))
+	for k, u := range plan {
+		u := u
+		fu := FileUnit{Size: u.Size}
+		for _, e := range u.Entries {
+			fu.Files = append(fu.Files, at[ManifestPath(e.Tablespace, e.Path)])
+		}
+		fu.Read = func(ctx context.Context, fn func(int, io.Reader) error) error {
+			return u.Read(ctx, s.Store, func(e basebackup.Entry, r io.Reader) error {
+				return fn(at[ManifestPath(e.Tablespace, e.Path)], r)
+			})
+		}
+		out[k] = fu
+	}
+	return out
+}
+
 // ManifestPath is how backup_manifest names a file of the data directory (tablespace
 // 0) or of a tablespace.
 func ManifestPath(tablespace uint32, p string) string {

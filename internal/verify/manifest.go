@@ -147,6 +147,21 @@ type Source interface {
 	Open(ctx context.Context, f File) (io.ReadCloser, error)
 }
 
+// FileUnit is files stored in one object, read together (a solid bundle's members).
+type FileUnit struct {
+	Files []int // indexes into the files given to Units
+	Size  int64
+	// Read calls fn for each of Files with its content, in order; r is valid only
+	// during the call, and a content that cannot be read comes as a failing reader.
+	Read func(ctx context.Context, fn func(i int, r io.Reader) error) error
+}
+
+// UnitSource is a Source that knows how its files are stored: verification then reads
+// unit by unit (each bundle decoded once) instead of file by file.
+type UnitSource interface {
+	Units(files []File) []FileUnit
+}
+
 // FileProblem is one failure of a stored file; Expected and Got say what differed.
 type FileProblem struct {
 	Path     string `json:"path"`
@@ -217,9 +232,44 @@ func VerifyFiles(ctx context.Context, m *Manifest, src Source, workers int, prog
 			rep.Problems = append(rep.Problems, FileProblem{Path: mf.Path, Problem: "missing", Expected: fmt.Sprintf("%d bytes", mf.Size)})
 		}
 	}
-	problems, n := parallel(ctx, workers, len(jobs), func(i int) (*FileProblem, int64) {
-		return checkFile(ctx, src, jobs[i].f, jobs[i].m, progress)
-	})
+	var problems []FileProblem
+	var n int64
+	if us, ok := src.(UnitSource); ok {
+		files := make([]File, len(jobs))
+		for i, j := range jobs {
+			files[i] = j.f
+		}
+		units := us.Units(files)
+		var perUnit [][]FileProblem
+		perUnit, n = parallel(ctx, workers, len(units), func(u int) (*[]FileProblem, int64) {
+			var ps []FileProblem
+			var read int64
+			err := units[u].Read(ctx, func(i int, r io.Reader) error {
+				p, b := checkContent(jobs[i].f, jobs[i].m, r, progress)
+				read += b
+				if p != nil {
+					ps = append(ps, *p)
+				}
+				return nil
+			})
+			if err != nil && ctx.Err() == nil {
+				for _, i := range units[u].Files {
+					ps = append(ps, FileProblem{Path: jobs[i].f.Path, Problem: "unreadable", Detail: err.Error()})
+				}
+			}
+			if len(ps) == 0 {
+				return nil, read
+			}
+			return &ps, read
+		})
+		for _, ps := range perUnit {
+			problems = append(problems, ps...)
+		}
+	} else {
+		problems, n = parallel(ctx, workers, len(jobs), func(i int) (*FileProblem, int64) {
+			return checkFile(ctx, src, jobs[i].f, jobs[i].m, progress)
+		})
+	}
 	if err := ctx.Err(); err != nil {
 		return rep, err
 	}
@@ -231,12 +281,17 @@ func VerifyFiles(ctx context.Context, m *Manifest, src Source, workers int, prog
 
 // checkFile reads one file and compares it with its manifest entry.
 func checkFile(ctx context.Context, src Source, f File, mf *ManifestFile, progress func(int64)) (*FileProblem, int64) {
-	h, _ := newChecksum(mf.ChecksumAlgorithm) // validated by ParseManifest
 	r, err := src.Open(ctx, f)
 	if err != nil {
 		return &FileProblem{Path: f.Path, Problem: "unreadable", Detail: err.Error()}, 0
 	}
 	defer r.Close()
+	return checkContent(f, mf, r, progress)
+}
+
+// checkContent reads one file's content and compares it with its manifest entry.
+func checkContent(f File, mf *ManifestFile, r io.Reader, progress func(int64)) (*FileProblem, int64) {
+	h, _ := newChecksum(mf.ChecksumAlgorithm) // validated by ParseManifest
 	var w io.Writer = io.Discard
 	if h != nil {
 		w = h

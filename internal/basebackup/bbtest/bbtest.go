@@ -1,0 +1,137 @@
+// Package bbtest stores synthetic base backups in basebackup's on-disk format (solid
+// bundles, per-file objects, contents.json.zst, a backup_manifest with SHA-256
+// checksums), for tests of the readers (restore, verify) that need many bundles or
+// crafted entries without a PostgreSQL.
+package bbtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walkeeper/walkeeper/internal/basebackup"
+	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/compress"
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+// File is one entry of a synthetic backup.
+type File struct {
+	Tablespace uint32
+	Path       string
+	Type       string // basebackup.TypeFile (default), TypeDir or TypeSymlink
+	Data       []byte
+	Link       string
+}
+
+// Backup is what Write stored.
+type Backup struct {
+	Info    catalog.Backup
+	Bundles int // solid bundle objects
+}
+
+// Write stores files as backup id of server: files up to small bytes go into solid
+// bundles of about bundle raw bytes each (in the order given), larger ones into
+// objects of their own. The backup_manifest lists every file (tablespace files under
+// pg_tblspc/<oid>/).
+func Write(t testing.TB, store storage.Store, server, id string, files []File, small, bundle int, tablespaces []catalog.Tablespace) Backup {
+	t.Helper()
+	ctx := context.Background()
+	mtime := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	var entries []basebackup.Entry
+	var raw []byte
+	var members []int
+	out := Backup{}
+	flush := func() {
+		if len(members) == 0 {
+			return
+		}
+		out.Bundles++
+		key := basebackup.DataPrefix(server, id) + fmt.Sprintf("bundles/%06d.zst", out.Bundles)
+		packed, err := compress.EncodeSolid(compress.Zstd, 1, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Put(ctx, key, bytes.NewReader(packed)); err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range members {
+			entries[i].Key = key
+		}
+		raw, members = raw[:0], nil
+	}
+	var manifest []string
+	for _, f := range files {
+		typ := f.Type
+		if typ == "" {
+			typ = basebackup.TypeFile
+		}
+		e := basebackup.Entry{Tablespace: f.Tablespace, Path: f.Path, Type: typ, Mode: 0o600, ModTime: mtime, Link: f.Link}
+		if typ == basebackup.TypeDir {
+			e.Mode = 0o700
+		}
+		if typ == basebackup.TypeFile {
+			e.Size = int64(len(f.Data))
+			sum := sha256.Sum256(f.Data)
+			name := f.Path
+			if f.Tablespace != 0 {
+				name = fmt.Sprintf("pg_tblspc/%d/%s", f.Tablespace, f.Path)
+			}
+			manifest = append(manifest, fmt.Sprintf(`{ "Path": %q, "Size": %d, "Last-Modified": "2026-11-24 10:00:00 GMT", "Checksum-Algorithm": "SHA256", "Checksum": "%s" }`,
+				name, len(f.Data), hex.EncodeToString(sum[:])))
+		}
+		switch {
+		case typ != basebackup.TypeFile || len(f.Data) == 0:
+		case len(f.Data) <= small:
+			e.Codec, e.Solid, e.Offset = compress.Zstd, true, int64(len(raw))
+			raw = append(raw, f.Data...)
+			members = append(members, len(entries))
+		default:
+			e.Codec = compress.Zstd
+			e.Key = basebackup.DataPrefix(server, id) + fmt.Sprintf("files/%d/%s.zst", f.Tablespace, f.Path)
+			packed, err := compress.EncodeAll(compress.Zstd, 1, f.Data, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := store.Put(ctx, e.Key, bytes.NewReader(packed)); err != nil {
+				t.Fatal(err)
+			}
+			e.StoredSize = int64(len(packed))
+		}
+		entries = append(entries, e)
+		if len(raw) >= bundle {
+			flush()
+		}
+	}
+	flush()
+	cjson, err := json.Marshal(map[string]any{"version": 2, "backup_id": id, "entries": entries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cdata, err := compress.EncodeAll(compress.Zstd, 1, cjson, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Put(ctx, basebackup.ContentsKey(server, id), bytes.NewReader(cdata)); err != nil {
+		t.Fatal(err)
+	}
+	body := "{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [\n" + strings.Join(manifest, ",\n") +
+		" ],\n\"WAL-Ranges\": [\n{ \"Timeline\": 1, \"Start-LSN\": \"0/2000028\", \"End-LSN\": \"0/2000100\" }\n],\n"
+	sum := sha256.Sum256([]byte(body))
+	body += "\"Manifest-Checksum\": \"" + hex.EncodeToString(sum[:]) + "\"}\n"
+	if _, err := store.Put(ctx, basebackup.ManifestKey(server, id), strings.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	out.Info = catalog.Backup{ID: id, Server: server, Status: catalog.StatusDone, Timeline: 1, Tablespaces: tablespaces,
+		BeginLSN: 0x2000028, EndLSN: 0x2000100, EndTime: mtime}
+	if err := basebackup.SaveInfo(ctx, store, out.Info); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
