@@ -67,7 +67,9 @@ type UnitSource interface {
 }
 
 // entryKey identifies an entry of a backup.
-func entryKey(tablespace uint32, p string) string { return strconv.FormatUint(uint64(tablespace), 10) + "\x00" + p }
+func entryKey(tablespace uint32, p string) string {
+	return strconv.FormatUint(uint64(tablespace), 10) + "\x00" + p
+}
 
 // Owner is who restored files belong to when restore runs as root for another user.
 type Owner struct{ UID, GID int }
