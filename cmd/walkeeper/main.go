@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -70,6 +71,15 @@ func buildVersion() string {
 }
 
 func main() {
+	// WALKEEPER_CPUPROFILE=FILE writes a pprof CPU profile of the command (benchmarks).
+	if p := os.Getenv("WALKEEPER_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil && pprof.StartCPUProfile(f) == nil {
+			code := run(os.Args[1:])
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(code)
+		}
+	}
 	os.Exit(run(os.Args[1:]))
 }
 
