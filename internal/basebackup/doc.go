@@ -1,6 +1,7 @@
 // Package basebackup takes physical base backups over the replication protocol and owns
 // their on-disk format, backup.info and the catalog operations on them (resolve, list
-// figures, delete). Restore and verify read backups only through Contents and OpenEntry.
+// figures, delete). Restore and verify read backups only through Contents, PlanReads
+// and OpenEntry.
 //
 // # Taking a backup
 //
@@ -48,8 +49,9 @@
 // solid frame whose window spans the bundle (the catalogs of every database are nearly
 // identical: a window that sees them all stores them about three times smaller than one
 // frame per file); each entry records its bundle (Key, Solid) and its Offset in the
-// decompressed bundle. Readers decode a bundle once for all its members (OpenEntry
-// keeps the last few). Format version 1 (contents.json, uncompressed; one frame per
+// decompressed bundle. Readers plan by stored object (PlanReads, ReadUnit.Read): a
+// bundle is decoded once for all its members, whatever the order of files, and units
+// run on all cores (OpenEntry alone keeps the last few bundles for random access). Format version 1 (contents.json, uncompressed; one frame per
 // small file at a stored Offset, Entry.Bundle) is still read.
 //
 // Why per-file objects rather than one tar per tablespace: restore extracts files in

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -206,7 +207,13 @@ func OpenEntry(ctx context.Context, store storage.Store, e Entry) (io.ReadCloser
 		}
 		src = io.LimitReader(raw, e.StoredSize)
 	}
-	dr, err := compress.NewReader(codec, src)
+	// A large file decodes on several goroutines: it is the longest job of a restore
+	// or verify, and the others finish before it.
+	n := 1
+	if !e.Bundle && e.Size >= 16<<20 {
+		n = min(4, runtime.GOMAXPROCS(0))
+	}
+	dr, err := compress.NewReaderN(codec, src, n)
 	if err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("%s: %s: %w", e.Path, e.Key, err)
@@ -324,9 +331,9 @@ func looksLikeID(s string) bool {
 	return err == nil
 }
 
-// bundleCache keeps the last few decoded solid bundles: readers go through a backup's
-// entries in order, so the members of one bundle come one after another (and from
-// several workers at once, who then wait for one decode).
+// bundleCache keeps the last few decoded solid bundles for OpenEntry, whose callers
+// read files one at a time (a whole backup is read by unit: ReadUnit.Read); several
+// callers asking for one bundle at once wait for one decode.
 type bundleCache struct {
 	mu    sync.Mutex
 	items []*cachedBundle // most recently used last

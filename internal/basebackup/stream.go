@@ -34,8 +34,8 @@ const chunkSize = 4 << 20
 // (template0, template1, postgres...): a window that sees them all stores the catalogs
 // about three times smaller than per-file frames (a fresh cluster's 17 MB of small files:
 // 1.5 MB per file, 0.5 MB solid), and bundling saves hundreds of durable writes. Reading
-// one file decodes its bundle; OpenEntry keeps the last few decoded bundles, so a
-// restore or verify, which go through entries in order, decodes each bundle once.
+// one file decodes its bundle; restore and verify read by bundle (PlanReads), so each
+// is decoded once.
 const (
 	smallFile  = 256 << 10
 	bundleSize = 32 << 20

@@ -19,11 +19,18 @@ type StoredBackup struct {
 	Store  storage.Store
 	Server string
 	ID     string
+	// contents, if set, gives the entry list loaded ahead (VerifyBackup reads it while
+	// it parses the manifest: each is tens of thousands of JSON records on a large schema).
+	contents func() ([]basebackup.Entry, error)
 }
 
 // Files implements Source.
 func (s StoredBackup) Files(ctx context.Context) ([]File, error) {
-	entries, err := basebackup.Contents(ctx, s.Store, s.Server, s.ID)
+	load := s.contents
+	if load == nil {
+		load = func() ([]basebackup.Entry, error) { return basebackup.Contents(ctx, s.Store, s.Server, s.ID) }
+	}
+	entries, err := load()
 	if err != nil {
 		return nil, err
 	}
@@ -106,6 +113,16 @@ func (r BackupReport) OK() bool { return r.Manifest == "" && len(r.Problems) == 
 // checked then); other errors (storage failing) are returned.
 func VerifyBackup(ctx context.Context, store storage.Store, b catalog.Backup, workers int, progress func(int64)) (BackupReport, error) {
 	rep := BackupReport{ID: b.ID, Status: b.Status}
+	type loaded struct {
+		es  []basebackup.Entry
+		err error
+	}
+	ahead := make(chan loaded, 1)
+	go func() {
+		es, err := basebackup.Contents(ctx, store, b.Server, b.ID)
+		ahead <- loaded{es, err}
+	}()
+	contents := func() ([]basebackup.Entry, error) { l := <-ahead; return l.es, l.err }
 	r, err := store.Get(ctx, basebackup.ManifestKey(b.Server, b.ID))
 	if errors.Is(err, storage.ErrNotFound) {
 		rep.Manifest = "backup_manifest is not stored"
@@ -124,7 +141,7 @@ func VerifyBackup(ctx context.Context, store storage.Store, b catalog.Backup, wo
 		rep.Manifest = err.Error()
 		return rep, nil
 	}
-	fr, err := VerifyFiles(ctx, m, StoredBackup{Store: store, Server: b.Server, ID: b.ID}, workers, progress)
+	fr, err := VerifyFiles(ctx, m, StoredBackup{Store: store, Server: b.Server, ID: b.ID, contents: contents}, workers, progress)
 	if err != nil {
 		return rep, fmt.Errorf("backup %s: %w", b.ID, err)
 	}
