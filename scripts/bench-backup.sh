@@ -36,7 +36,9 @@ stop_cluster() {
   for d in "$work"/pgdata "$work"/restored; do
     [ -f "$d/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true
   done
-  if [ -n "$daemon_pid" ]; then kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true; fi
+  if [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null; then
+    for _ in $(seq 100); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+  fi
   daemon_pid=""
 }
 # KEEP=1 leaves the work directory (the last shape's walkeeper home and tar) for profiling.
@@ -100,8 +102,11 @@ archive_command = '$wk archive-wal pg1 %p'
 CONF
   echo "host replication all 127.0.0.1/32 trust" >> "$work/pgdata/pg_hba.conf"
   as_pg "$PGBIN/pg_ctl" -D "$work/pgdata" -l "$work/pg.log" -w start >/dev/null
-  as_pg $wk watch > "$work/watch.log" 2>&1 &
-  daemon_pid=$!
+  # The daemon writes its own pid: $! would be the subshell running as_pg.
+  rm -f "$work/daemon.pid"
+  as_pg sh -c "echo \$\$ > '$work/daemon.pid'; exec $wk watch" > "$work/watch.log" 2>&1 &
+  for _ in $(seq 50); do [ -s "$work/daemon.pid" ] && break; sleep 0.1; done
+  daemon_pid=$(cat "$work/daemon.pid")
 }
 
 load_shape() {
