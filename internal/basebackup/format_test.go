@@ -1,6 +1,7 @@
 package basebackup
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -304,6 +305,110 @@ func TestOpenEntryBundleV1(t *testing.T) {
 		r.Close()
 		if err != nil || !bytes.Equal(got, raws[i]) {
 			t.Fatalf("member %d: %v, %d bytes", i, err, len(got))
+		}
+	}
+}
+
+// TestPlanReads: file entries are grouped by the object storing them, a bundle's
+// members in offset order, units largest first; other entries are left out.
+func TestPlanReads(t *testing.T) {
+	es := []Entry{
+		{Path: "d", Type: TypeDir},
+		{Path: "l", Type: TypeSymlink, Link: "/x"},
+		{Path: "b2", Type: TypeFile, Size: 10, Key: "B", Solid: true, Offset: 30},
+		{Path: "big", Type: TypeFile, Size: 1000, Key: "big.zst"},
+		{Path: "a1", Type: TypeFile, Size: 20, Key: "A", Solid: true, Offset: 0},
+		{Path: "b1", Type: TypeFile, Size: 30, Key: "B", Solid: true, Offset: 0},
+		{Path: "empty", Type: TypeFile},
+		{Path: "v1", Type: TypeFile, Size: 5, Key: "V1", Bundle: true, Offset: 9},
+		{Path: "v1b", Type: TypeFile, Size: 5, Key: "V1", Bundle: true, Offset: 0},
+	}
+	var got []string
+	for _, u := range PlanReads(es) {
+		var names []string
+		for _, e := range u.Entries {
+			names = append(names, e.Path)
+		}
+		got = append(got, u.Key+":"+strings.Join(names, ",")+":"+strconv.FormatInt(u.Size, 10))
+	}
+	want := []string{"big.zst:big:1000", "B:b1,b2:40", "A:a1:20", "V1:v1:5", "V1:v1b:5", ":empty:0"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("plan %v, want %v", got, want)
+	}
+}
+
+// TestReadUnitDamagedBundle: a bundle that does not decode reaches each member as a
+// failing reader (verify reports every file), and a member recorded past the end of
+// its bundle fails alone.
+func TestReadUnitDamagedBundle(t *testing.T) {
+	ctx := context.Background()
+	store := storage.NewLocal(t.TempDir())
+	good, err := compress.EncodeSolid(compress.Zstd, 3, []byte("aaaabbbb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Put(ctx, "pg1/base/x/data/bundles/000001.zst", bytes.NewReader(good)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Put(ctx, "pg1/base/x/data/bundles/000002.zst", strings.NewReader("garbage")); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(key, p string, off, size int64) Entry {
+		return Entry{Path: p, Type: TypeFile, Key: key, Codec: compress.Zstd, Solid: true, Offset: off, Size: size}
+	}
+	k1, k2 := "pg1/base/x/data/bundles/000001.zst", "pg1/base/x/data/bundles/000002.zst"
+	plan := PlanReads([]Entry{mk(k1, "a", 0, 4), mk(k1, "b", 4, 4), mk(k1, "past", 6, 4), mk(k2, "c", 0, 1), mk(k2, "d", 1, 1)})
+	got := map[string]string{}
+	before := SolidDecodes()
+	for _, u := range plan {
+		if err := u.Read(ctx, store, func(e Entry, r io.Reader) error {
+			data, err := io.ReadAll(r)
+			if err != nil {
+				got[e.Path] = "error"
+			} else {
+				got[e.Path] = string(data)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := SolidDecodes() - before; d != 2 {
+		t.Fatalf("%d decodes for 2 bundles", d)
+	}
+	want := map[string]string{"a": "aaaa", "b": "bbbb", "past": "error", "c": "error", "d": "error"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+// TestStreamRefusesStrayLinks: a tar stream with a symbolic link anywhere but
+// pg_tblspc/<oid> of the data directory is refused (PostgreSQL sends no other).
+func TestStreamRefusesStrayLinks(t *testing.T) {
+	for _, c := range []struct {
+		ts   uint32
+		name string
+		ok   bool
+	}{
+		{0, "pg_tblspc/16400", true},
+		{0, "evil", false},
+		{0, "base/1/evil", false},
+		{0, "pg_tblspc/notanoid", false},
+		{16400, "PG_15_202209061", false},
+	} {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		if err := tw.WriteHeader(&tar.Header{Name: c.name, Typeflag: tar.TypeSymlink, Linkname: "/elsewhere", Mode: 0o777}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Close()
+		p := newPipeline(context.Background(), streamOptions{store: storage.NewLocal(t.TempDir()), server: "pg1", id: "x", codec: compress.Zstd, level: 1, jobs: 1, writers: 1})
+		err := p.archive(&buf, c.ts)
+		p.finish()
+		if c.ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), "refused")) {
+			t.Errorf("tablespace %d %s: %v", c.ts, c.name, err)
 		}
 	}
 }
