@@ -179,3 +179,62 @@ func TestBeneathNeverFollowsLinks(t *testing.T) {
 	}
 	noOpenat2.Store(false)
 }
+
+// TestRemoteRestoreByUnits: the remote sink (here `sh -c` standing in for ssh, GNU tar
+// at the other end) writes every file of a many-bundle backup with one decode per
+// bundle, makes only the planned pg_tblspc link, and refuses a crafted link before
+// sending anything.
+func TestRemoteRestoreByUnits(t *testing.T) {
+	ctx := context.Background()
+	work := t.TempDir()
+	store := storage.NewLocal(filepath.Join(work, "home"))
+	ts := []catalog.Tablespace{{OID: 16400, Name: "ts1", Location: filepath.Join(work, "ts-orig")}}
+	files := append(manySmall(300),
+		bbtest.File{Path: "pg_tblspc", Type: basebackup.TypeDir},
+		bbtest.File{Path: "pg_tblspc/16400", Type: basebackup.TypeSymlink, Link: filepath.Join(work, "ts-orig")},
+		bbtest.File{Tablespace: 16400, Path: "PG_15_202209061", Type: basebackup.TypeDir},
+		bbtest.File{Tablespace: 16400, Path: "PG_15_202209061/16401", Data: []byte("in the tablespace")})
+	b := bbtest.Write(t, store, "pg1", "20261124T100000", files, 64<<10, 64<<10, ts)
+	dest, newTS := filepath.Join(work, "remote-dest"), filepath.Join(work, "remote-ts")
+	o := Options{Server: "pg1", Source: NewSource(store, "pg1"), Store: store, Choice: Choice{Backup: b.Info, TLI: 1},
+		Dest: dest, Tablespaces: map[string]string{"ts1": newTS}, WAL: WALGet, RestoreCommand: "false", Jobs: 2, Remote: []string{"sh", "-c"}}
+	before := basebackup.SolidDecodes()
+	if _, err := Run(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if got := basebackup.SolidDecodes() - before; got != int64(b.Bundles) {
+		t.Fatalf("%d bundle decodes for %d bundles", got, b.Bundles)
+	}
+	for _, f := range files {
+		if f.Type != "" {
+			continue
+		}
+		p := filepath.Join(dest, f.Path)
+		if f.Tablespace != 0 {
+			p = filepath.Join(newTS, f.Path)
+		}
+		got, err := os.ReadFile(p)
+		if err != nil || !bytes.Equal(got, f.Data) {
+			t.Fatalf("%s: %v, %d bytes of %d", f.Path, err, len(got), len(f.Data))
+		}
+	}
+	if l, err := os.Readlink(filepath.Join(dest, "pg_tblspc", "16400")); err != nil || l != newTS {
+		t.Fatalf("pg_tblspc/16400 -> %q (%v), want %s", l, err, newTS)
+	}
+
+	outside := filepath.Join(work, "outside")
+	if err := os.Mkdir(outside, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	store2 := storage.NewLocal(filepath.Join(work, "home2"))
+	b2 := bbtest.Write(t, store2, "pg1", "20261124T100000", []bbtest.File{
+		{Path: "evil", Type: basebackup.TypeSymlink, Link: outside}, {Path: "evil/pwned", Data: []byte("x")}}, 1<<10, 1<<20, nil)
+	o.Source, o.Store, o.Choice, o.Tablespaces = NewSource(store2, "pg1"), store2, Choice{Backup: b2.Info, TLI: 1}, nil
+	o.Dest = filepath.Join(work, "remote-dest2")
+	if _, err := Run(ctx, o); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("crafted link over the remote sink: %v", err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("written outside DEST: %v", ents)
+	}
+}
