@@ -452,7 +452,9 @@ func waitWAL(ctx context.Context, o Options, b catalog.Backup, startTLI uint32, 
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
+			// A few stats a poll; the end segment usually lands within a poll or two of
+			// the switch, and each poll's wait is backup time.
 		}
 	}
 }
