@@ -256,8 +256,9 @@ func TestTimelinesFollowed(t *testing.T) {
 	s1.Stop(t, "fast")
 
 	// 028: PITR to rp (on timeline 1, before timeline 2 began) along the latest
-	// timeline, promoted: timeline 3.
-	dest, _ = restoreTo(t, x.env, id, "--target-name", "rp", "--target-tli", "latest", "--target-action", "promote")
+	// timeline, promoted: timeline 3. It becomes the new production, so it archives
+	// into the same server (--archive: restored clusters do not archive by default).
+	dest, _ = restoreTo(t, x.env, id, "--target-name", "rp", "--target-tli", "latest", "--target-action", "promote", "--archive")
 	p3 := pgtest.FromDataDir(t, "pitr-tl3", dest)
 	p3.WaitFor(t, "SELECT pg_is_in_recovery()", "f", 60*time.Second)
 	if got, tl := rowsOf(t, p3), timelineOf(t, p3); got != "1" || tl != "00000003" {
