@@ -4,13 +4,21 @@ STATICCHECK_VERSION ?= v0.8.2
 BIN := bin/walkeeper
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test lint demo bench fuzz clean
+# Go's own install directory, when go is not on PATH already (CI, a fresh machine).
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: build setup test lint demo bench fuzz clean
 
 build:
 	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/walkeeper
 
+# What test, demo and bench need (PostgreSQL 15, the postgres user, sshd, zstd, ...):
+# a few stat calls when all is there; installs the rest as root, else names the command.
+setup:
+	@bash scripts/setup.sh
+
 # The whole suite, against real PostgreSQL 15 (run as the postgres OS user when root).
-test:
+test: setup
 	$(GO) test -count=1 -timeout 25m ./...
 
 lint:
@@ -19,10 +27,10 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 # A throwaway PostgreSQL cluster archived, backed up and restored by walkeeper.
-demo: build
+demo: setup build
 	bash scripts/demo.sh
 
-bench: build
+bench: setup build
 	bash scripts/bench.sh
 
 fuzz:

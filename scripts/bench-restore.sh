@@ -7,7 +7,8 @@
 #     prefetch and restore_command = cp of plain files (--copy-wal), for reference.
 #  2. walkeeper restore (parallel extraction + one sync) wall time for the base backup.
 # Knobs: WAL_MB (WAL to replay, default 2048), SCALE (pgbench scale, default 20),
-# PREFETCH (default 8).
+# PREFETCH (default 8), KEEP=1 (keep the work directory), REUSE=DIR (a work directory
+# kept by an earlier run: replay its archive again with a fresh build, no new WAL).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$(dirname "$0")/lib.sh"
@@ -15,7 +16,11 @@ WAL_MB=${WAL_MB:-2048}
 SCALE=${SCALE:-20}
 PREFETCH=${PREFETCH:-8}
 export PATH="/usr/local/go/bin:$PATH"
-work=$(mktemp -d /tmp/walkeeper-bench-restore-XXXXXX)
+if [ -n "${REUSE:-}" ]; then
+  work=$REUSE KEEP=1
+else
+  work=$(mktemp -d /tmp/walkeeper-bench-restore-XXXXXX)
+fi
 chmod 755 "$work"
 [ "$(id -u)" = 0 ] && chown postgres: "$work"
 daemon_pid=""
@@ -33,8 +38,12 @@ trap cleanup EXIT
 (cd "$root" && go build -o "$work/walkeeper" ./cmd/walkeeper)
 chmod 755 "$work/walkeeper"
 wk="$work/walkeeper"
-port=$(freeport)
 cfg="$work/wk.conf"
+if [ -n "${REUSE:-}" ]; then
+  port=$(cat "$work/port") end_lsn=$(cat "$work/end_lsn")
+else
+port=$(freeport)
+echo "$port" > "$work/port"
 cat > "$cfg" <<CONF
 [walkeeper]
 home = $work/home
@@ -75,6 +84,8 @@ as_pg "$wk" --config "$cfg" switch-wal pg1 --wait --timeout 300s >/dev/null
 as_pg "$PGBIN/pg_ctl" -D "$work/pgdata" -m fast stop >/dev/null
 nseg=$(ls "$work/home/pg1/wals"/*/ | grep -cE '^[0-9A-F]{24}(\.zst|\.gz)?$' || true)
 echo "   $nseg segments archived"
+echo "$end_lsn" > "$work/end_lsn"
+fi
 
 # restore_and_replay NAME MODE [PREFETCH]: restore the backup with a recovery target at
 # the end of the workload (pause), start PostgreSQL and time it from start until replay

@@ -8,7 +8,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 PGBIN=${WALKEEPER_PGBIN:-/usr/lib/postgresql/15/bin}
-[ -x "$PGBIN/postgres" ] || { echo "demo: PostgreSQL 15 not found in $PGBIN (apt-get install postgresql-15)"; exit 1; }
+[ -x "$PGBIN/postgres" ] || { echo "demo: PostgreSQL 15 not found in $PGBIN: run sudo scripts/setup.sh"; exit 1; }
 
 work=$(mktemp -d /tmp/walkeeper-demo-XXXXXX)
 chmod 755 "$work"

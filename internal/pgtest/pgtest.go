@@ -69,7 +69,7 @@ func Require(t testing.TB) {
 		}
 	}
 	if len(missing) > 0 {
-		t.Fatalf("pgtest: PostgreSQL binaries missing: %s (install postgresql-15, or set WALKEEPER_PGBIN to the bin dir; WALKEEPER_NO_PG=1 skips these tests)",
+		t.Fatalf("pgtest: PostgreSQL binaries missing: %s (run scripts/setup.sh as root, or set WALKEEPER_PGBIN to the bin dir; WALKEEPER_NO_PG=1 skips these tests)",
 			strings.Join(missing, ", "))
 	}
 	if _, err := pgCred(); err != nil {
@@ -101,7 +101,7 @@ func pgCred() (credInfo, error) {
 		}
 		u, err := user.Lookup(PGUser)
 		if err != nil {
-			credErr = fmt.Errorf("running as root but OS user %q does not exist (PostgreSQL refuses to run as root): %v", PGUser, err)
+			credErr = fmt.Errorf("running as root but OS user %q does not exist (PostgreSQL refuses to run as root; scripts/setup.sh creates it): %v", PGUser, err)
 			return
 		}
 		uid, _ := strconv.Atoi(u.Uid)

@@ -369,7 +369,7 @@ func startSSHD(t *testing.T) string {
 	t.Helper()
 	sshd := "/usr/sbin/sshd"
 	if _, err := os.Stat(sshd); err != nil {
-		t.Fatalf("%s missing: apt-get install -y openssh-server (.ci/run installs it)", sshd)
+		t.Fatalf("%s missing (package openssh-server): run scripts/setup.sh as root", sshd)
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("sshd needs root to switch to the postgres user")
