@@ -3,11 +3,13 @@
 #  1. WAL replay through restore_command = walkeeper get-wal --prefetch 8 (the default
 #     `restore --get-wal` writes) vs the same WAL already in pg_wal (read from pg_wal,
 #     no restore_command at all), both stopping (paused) at the same target LSN through
-#     the same recovery path — target: >= 0.8 of the local speed; also get-wal without
+#     the same recovery path — target: >= 0.95 of the local speed and no slower than
+#     restore_command = cp of plain files; also get-wal without
 #     prefetch and restore_command = cp of plain files (--copy-wal), for reference.
 #  2. walkeeper restore (parallel extraction + one sync) wall time for the base backup.
 # Knobs: WAL_MB (WAL to replay, default 2048), SCALE (pgbench scale, default 20),
-# PREFETCH (default 8), KEEP=1 (keep the work directory), REUSE=DIR (a work directory
+# PREFETCH (default 8), MODES (default "local getwal getwal0 copywal"), ROUNDS (default 2),
+# EXTRA_CONF (lines added to each replay's postgresql.auto.conf), KEEP=1 (keep the work directory), REUSE=DIR (a work directory
 # kept by an earlier run: replay its archive again with a fresh build, no new WAL).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,6 +17,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 WAL_MB=${WAL_MB:-2048}
 SCALE=${SCALE:-20}
 PREFETCH=${PREFETCH:-8}
+MODES=${MODES:-local getwal getwal0 copywal}
+ROUNDS=${ROUNDS:-2}
 export PATH="/usr/local/go/bin:$PATH"
 if [ -n "${REUSE:-}" ]; then
   work=$REUSE KEEP=1
@@ -116,6 +120,7 @@ restore_and_replay() {
 hot_standby = on
 archive_mode = off
 max_wal_size = 4GB
+${EXTRA_CONF:-}
 CONF
   sync
   rm -f "$work/$name.log"
@@ -135,31 +140,43 @@ CONF
   rm -rf "$dest"
 }
 
-echo "== 1. replay of ${WAL_MB} MiB of WAL (each mode twice, interleaved; best of two counts: shared hosts are noisy)"
-best() { python3 -c "import sys; print(min(map(float, sys.argv[1:])))" "$@"; }
-r=()
-for round in 1 2; do
-  l=$(restore_and_replay local local); cp "$work/local.redo" "$work/local$round.redo"
-  p=$(restore_and_replay getwal getwal "$PREFETCH"); cp "$work/getwal.redo" "$work/getwal$round.redo"
-  n=$(restore_and_replay getwal0 getwal 0); cp "$work/getwal0.redo" "$work/getwal0$round.redo"
-  c=$(restore_and_replay copywal copywal); cp "$work/copywal.redo" "$work/copywal$round.redo"
-  echo "   round $round: local ${l}s, get-wal --prefetch $PREFETCH ${p}s, get-wal ${n}s, restore_command=cp (--copy-wal) ${c}s"
-  r+=("$l" "$p" "$n" "$c")
+echo "== 1. replay of ${WAL_MB} MiB of WAL (each mode $ROUNDS times, interleaved; best counts: shared hosts are noisy)"
+declare -A best label
+label=([local]="WAL in pg_wal" [getwal]="get-wal --prefetch $PREFETCH" [getwal0]="get-wal (no prefetch)" [copywal]="restore_command=cp of plain files (--copy-wal)")
+for round in $(seq "$ROUNDS"); do
+  line="   round $round:"
+  for m in $MODES; do
+    case $m in
+      local) t=$(restore_and_replay local local) ;;
+      getwal) t=$(restore_and_replay getwal getwal "$PREFETCH") ;;
+      getwal0) t=$(restore_and_replay getwal0 getwal 0) ;;
+      copywal) t=$(restore_and_replay copywal copywal) ;;
+      *) echo "unknown mode $m" >&2; exit 2 ;;
+    esac
+    cp "$work/$m.redo" "$work/$m$round.redo"
+    best[$m]=$(python3 -c "import sys; print(min(map(float, sys.argv[1:])))" "$t" ${best[$m]:-})
+    line="$line ${label[$m]} ${t}s,"
+  done
+  echo "${line%,}"
 done
-t_local=$(best "${r[0]}" "${r[4]}"); t_pf=$(best "${r[1]}" "${r[5]}"); t_np=$(best "${r[2]}" "${r[6]}"); t_cp=$(best "${r[3]}" "${r[7]}")
-for n in local getwal getwal0 copywal; do
-  echo "   $n: paused at $(cat "$work/$n.redo") (target $end_lsn), $(cat "$work/$n.restored") files through restore_command"
+for m in $MODES; do
+  echo "   $m: paused at $(cat "$work/$m.redo") (target $end_lsn), $(cat "$work/$m.restored") files through restore_command's %p"
 done
-if [ "$(sort -u "$work"/*.redo | wc -l)" != 1 ]; then
+if [ "$(cat "$work"/*[0-9].redo | sort -u | wc -l)" != 1 ]; then
   echo "error: the runs did not stop at the same LSN" >&2; exit 1
 fi
-python3 - "$t_local" "$t_pf" "$t_np" "$t_cp" "$WAL_MB" <<'PY'
+args=()
+for m in $MODES; do args+=("$m=${best[$m]}"); done
+python3 - "$WAL_MB" "${args[@]}" <<'PY'
 import sys
-loc, pf, np, cp, mb = map(float, sys.argv[1:])
-print(f"   best: local {loc:.2f}s, get-wal+prefetch {pf:.2f}s, get-wal {np:.2f}s, cp {cp:.2f}s")
-print(f"   speed relative to local: prefetch {loc/pf:.2f}  (target >= 0.80),  no prefetch {loc/np:.2f},  cp {loc/cp:.2f}")
-print(f"   get-wal+prefetch relative to restore_command=cp of plain files: {cp/pf:.2f}")
-print(f"   replay rate: local {mb/loc:.0f} MiB/s, get-wal+prefetch {mb/pf:.0f} MiB/s, get-wal {mb/np:.0f} MiB/s, cp {mb/cp:.0f} MiB/s")
+mb = float(sys.argv[1])
+t = {k: float(v) for k, v in (a.split("=") for a in sys.argv[2:])}
+names = {"local": "WAL in pg_wal", "getwal": "get-wal --prefetch", "getwal0": "get-wal", "copywal": "cp of plain files"}
+print("   best: " + ", ".join(f"{names[k]} {v:.2f}s ({mb/v:.0f} MiB/s)" for k, v in t.items()))
+if "local" in t:
+    print("   speed relative to WAL in pg_wal (1.00): " + ", ".join(f"{names[k]} {t['local']/v:.2f}" for k, v in t.items() if k != "local") + "  (target for get-wal --prefetch: >= 0.95)")
+if "copywal" in t and "getwal" in t:
+    print(f"   get-wal --prefetch relative to restore_command=cp of plain files: {t['copywal']/t['getwal']:.2f}  (target >= 1.00)")
 PY
 
 echo "== 2. walkeeper restore of the base backup (parallel extraction, one sync)"

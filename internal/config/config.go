@@ -31,6 +31,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gopkg.in/ini.v1"
@@ -245,14 +246,21 @@ var ignoredBarman = map[string]bool{
 	"custom_decompression_filter":   true,
 }
 
+// lazyRE compiles a pattern on first use: config is linked into every command, and
+// compiling all patterns at start-up was a measurable part of a get-wal call's cost
+// (restore_command runs once per segment).
+func lazyRE(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
+
 var (
-	nameRE      = regexp.MustCompile(`^[a-z0-9_-]+$`)
-	slotRE      = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
-	appNameRE   = regexp.MustCompile(`^[\x20-\x7e]{1,63}$`)
-	retentionRE = regexp.MustCompile(`(?i)^(REDUNDANCY\s+[0-9]+|RECOVERY\s+WINDOW\s+OF\s+[0-9]+\s+(DAY|DAYS|WEEK|WEEKS|MONTH|MONTHS))$`)
-	walRetRE    = regexp.MustCompile(`(?i)^(MAIN|RECOVERY\s+WINDOW\s+OF\s+[0-9]+\s+(DAY|DAYS|WEEK|WEEKS|MONTH|MONTHS))$`)
-	barmanDurRE = regexp.MustCompile(`(?i)^([0-9]+)\s*(SECOND|SECONDS|MINUTE|MINUTES|HOUR|HOURS|DAY|DAYS|WEEK|WEEKS|MONTH|MONTHS|[smhdw])$`)
-	sizeRE      = regexp.MustCompile(`^([0-9]+)\s*([A-Za-z]*)$`)
+	nameRE      = lazyRE(`^[a-z0-9_-]+$`)
+	slotRE      = lazyRE(`^[a-z0-9_]{1,63}$`)
+	appNameRE   = lazyRE(`^[\x20-\x7e]{1,63}$`)
+	retentionRE = lazyRE(`(?i)^(REDUNDANCY\s+[0-9]+|RECOVERY\s+WINDOW\s+OF\s+[0-9]+\s+(DAY|DAYS|WEEK|WEEKS|MONTH|MONTHS))$`)
+	walRetRE    = lazyRE(`(?i)^(MAIN|RECOVERY\s+WINDOW\s+OF\s+[0-9]+\s+(DAY|DAYS|WEEK|WEEKS|MONTH|MONTHS))$`)
+	barmanDurRE = lazyRE(`(?i)^([0-9]+)\s*(SECOND|SECONDS|MINUTE|MINUTES|HOUR|HOURS|DAY|DAYS|WEEK|WEEKS|MONTH|MONTHS|[smhdw])$`)
+	sizeRE      = lazyRE(`^([0-9]+)\s*([A-Za-z]*)$`)
 )
 
 var compressions = []string{"zstd", "gzip", "none"}
@@ -271,7 +279,7 @@ var serverOptions = []option{
 	{"primary_conninfo", func(s *Server, v string) error { s.PrimaryConninfo = v; return nil }},
 	{"streaming_archiver", func(s *Server, v string) error { return setBool(&s.StreamingArchiver, v) }},
 	{"slot_name", func(s *Server, v string) error {
-		if !slotRE.MatchString(v) {
+		if !slotRE().MatchString(v) {
 			return errors.New("must be a PostgreSQL slot name: 1-63 of a-z, 0-9, _")
 		}
 		s.SlotName = v
@@ -279,7 +287,7 @@ var serverOptions = []option{
 	}},
 	{"create_slot", func(s *Server, v string) error { return setEnum(&s.CreateSlot, v, "auto", "manual") }},
 	{"application_name", func(s *Server, v string) error {
-		if !appNameRE.MatchString(v) {
+		if !appNameRE().MatchString(v) {
 			return errors.New("must be 1-63 printable ASCII characters")
 		}
 		s.ApplicationName = v
@@ -294,7 +302,7 @@ var serverOptions = []option{
 	{"parallel_jobs", func(s *Server, v string) error { return setInt(&s.ParallelJobs, v, 1, 1024) }},
 	{"retention_policy", func(s *Server, v string) error {
 		v = normSpace(v)
-		if v != "" && !retentionRE.MatchString(v) {
+		if v != "" && !retentionRE().MatchString(v) {
 			return errors.New(`must be "REDUNDANCY <n>" or "RECOVERY WINDOW OF <n> DAYS|WEEKS|MONTHS" (or empty)`)
 		}
 		s.RetentionPolicy = v
@@ -302,7 +310,7 @@ var serverOptions = []option{
 	}},
 	{"wal_retention_policy", func(s *Server, v string) error {
 		v = normSpace(v)
-		if !walRetRE.MatchString(v) {
+		if !walRetRE().MatchString(v) {
 			return errors.New(`must be "main" or "RECOVERY WINDOW OF <n> DAYS|WEEKS|MONTHS"`)
 		}
 		if strings.EqualFold(v, "main") {
@@ -410,7 +418,7 @@ func Parse(data []byte, file string) (*Config, error) {
 			global = keys
 			continue
 		}
-		if !nameRE.MatchString(name) {
+		if !nameRE().MatchString(name) {
 			return nil, fmt.Errorf("%s: section [%s]: server name must use only a-z, 0-9, _ and -", base, name)
 		}
 		if slices.Contains(ReservedNames, name) {
@@ -614,7 +622,7 @@ func setInt(dst *int, v string, lo, hi int) error {
 // (kB, MB, GB, TB; 1000-based) or IEC (KiB, MiB, GiB, TiB; 1024-based) unit.
 // Unit case is ignored; a trailing "B" is optional ("10M" = "10MB").
 func ParseSize(v string) (int64, error) {
-	m := sizeRE.FindStringSubmatch(strings.TrimSpace(v))
+	m := sizeRE().FindStringSubmatch(strings.TrimSpace(v))
 	if m == nil {
 		return 0, errors.New(`must be a size in bytes, e.g. 1048576, 500kB, 10MB, 1GiB`)
 	}
@@ -668,7 +676,7 @@ func ParseDuration(v string) (time.Duration, error) {
 	if v == "0" {
 		return 0, nil
 	}
-	if m := barmanDurRE.FindStringSubmatch(v); m != nil {
+	if m := barmanDurRE().FindStringSubmatch(v); m != nil {
 		n, err := strconv.ParseInt(m[1], 10, 64)
 		if err != nil {
 			return 0, errors.New("duration out of range")

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"regexp"
 	"strings"
 )
 
@@ -10,11 +9,11 @@ const Redacted = "********"
 
 var (
 	// key/value form: password = 'quoted \' value' | bare-value
-	kvPasswordRE = regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s]*)`)
+	kvPasswordRE = lazyRE(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s]*)`)
 	// URL form: scheme://user:password@host
-	urlPasswordRE = regexp.MustCompile(`(?i)(postgres(?:ql)?://[^:/@?#\s]*:)([^@\s]*)(@)`)
+	urlPasswordRE = lazyRE(`(?i)(postgres(?:ql)?://[^:/@?#\s]*:)([^@\s]*)(@)`)
 	// URL query form: ?password=... or &password=...
-	urlQueryPasswordRE = regexp.MustCompile(`(?i)([?&]password=)([^&\s]*)`)
+	urlQueryPasswordRE = lazyRE(`(?i)([?&]password=)([^&\s]*)`)
 )
 
 // RedactConninfo returns s with every password replaced by "********": the
@@ -23,12 +22,12 @@ var (
 // (?password=x). Strings without a password come back unchanged.
 func RedactConninfo(s string) string {
 	if strings.Contains(s, "://") {
-		s = urlPasswordRE.ReplaceAllString(s, "${1}"+Redacted+"${3}")
-		s = urlQueryPasswordRE.ReplaceAllString(s, "${1}"+Redacted)
+		s = urlPasswordRE().ReplaceAllString(s, "${1}"+Redacted+"${3}")
+		s = urlQueryPasswordRE().ReplaceAllString(s, "${1}"+Redacted)
 		// A URL may still carry key=value parts after a space; fall through.
 	}
-	return kvPasswordRE.ReplaceAllStringFunc(s, func(m string) string {
-		sub := kvPasswordRE.FindStringSubmatch(m)
+	return kvPasswordRE().ReplaceAllStringFunc(s, func(m string) string {
+		sub := kvPasswordRE().FindStringSubmatch(m)
 		if strings.HasSuffix(sub[1], "=") && strings.HasPrefix(sub[2], Redacted) {
 			return m
 		}

@@ -23,14 +23,18 @@ import (
 // The spool's control files. The spool holds only segments decompressed ahead (named
 // as in the archive, so a rename hands one to PostgreSQL) and these dot files.
 const (
-	wantedFile = ".wanted" // "<segment> <prefetch> [<pg_wal dir>]": what PostgreSQL asked for last
+	// "<segment> <prefetch> [<pg_wal dir>]" from get-wal, or "<segment>" alone from the
+	// restore_command's shell test (GetWALCommand): what PostgreSQL asked for last.
+	wantedFile = ".wanted"
 	lockFile   = ".lock"   // flock held by the one running prefetcher
 	bootFile   = ".boot"   // boot id the spool was filled under
 )
 
 // PrefetchIdle is how long a prefetcher waits for PostgreSQL's next request before it
-// exits; the next get-wal starts a new one.
-var PrefetchIdle = 5 * time.Second
+// exits; the next get-wal starts a new one. Generous: the restore_command's shell test
+// answers for placed segments without checking that a prefetcher still runs, so one
+// that left during a slow stretch of replay would cost a synchronous fetch later.
+var PrefetchIdle = 30 * time.Second
 
 func bootID() string {
 	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
@@ -91,6 +95,9 @@ func prefetcherRunning(spool string) bool {
 	return false
 }
 
+// readWanted reads .wanted; n is -1 when the line names the segment only (written by
+// the shell, which rewrites the file in place: a torn read is a name that does not
+// parse, ignored, and read again complete at the next poll).
 func readWanted(spool string) (name string, n int, pgwal string) {
 	b, err := os.ReadFile(filepath.Join(spool, wantedFile))
 	if err != nil {
@@ -98,7 +105,7 @@ func readWanted(spool string) (name string, n int, pgwal string) {
 	}
 	f := strings.SplitN(strings.TrimRight(string(b), "\n"), " ", 3)
 	if len(f) < 2 {
-		return "", 0, ""
+		return f[0], -1, ""
 	}
 	n, _ = strconv.Atoi(f[1])
 	if len(f) == 3 {
@@ -179,6 +186,7 @@ func Prefetch(ctx context.Context, store storage.Store, server, spool string, jo
 	}
 	jobs = max(1, jobs)
 	last := ""
+	depth, pgwalDir := 0, "" // from get-wal's last full request
 	idleSince := time.Now()
 	for {
 		if ctx.Err() != nil {
@@ -188,9 +196,12 @@ func Prefetch(ctx context.Context, store storage.Store, server, spool string, jo
 			return st, nil
 		}
 		w, n, pgwal := readWanted(spool)
-		if w != "" && w != last {
+		if n >= 0 {
+			depth, pgwalDir = n, pgwal
+		}
+		if w != "" && w != last && depth > 0 {
 			last = w
-			if err := fillSpool(ctx, store, server, spool, pgwal, w, n, segSize, jobs, &st); err != nil {
+			if err := fillSpool(ctx, store, server, spool, pgwalDir, w, depth, segSize, jobs, &st); err != nil {
 				return st, err
 			}
 			idleSince = time.Now()
@@ -210,11 +221,13 @@ func Prefetch(ctx context.Context, store storage.Store, server, spool string, jo
 	}
 }
 
-// writeSpoolFile writes a spooled segment through a temporary name and starts its
-// writeback at once (sync_file_range, without waiting): PostgreSQL fsyncs every file
-// restore_command hands over (durable rename into pg_wal), and a file whose pages are
-// already on their way to disk makes that fsync short on the replay's critical path,
-// while the prefetcher goes on with the next segment.
+// writeSpoolFile writes a spooled segment through a temporary name, fsynced before the
+// rename. The spool is a cache, but what the prefetcher links into pg_wal is read there
+// by PostgreSQL on the word of the restore_command's shell test, which cannot check the
+// boot id: a file there must never be one an OS crash emptied. The fsync costs the
+// prefetcher, ahead of replay, not the replay (the data goes to disk anyway before
+// PostgreSQL's next restartpoint recycles it), and it makes the fsync PostgreSQL does for
+// a file handed over through %p short.
 func writeSpoolFile(path string, data []byte) error {
 	tmp := fsutil.TempName(filepath.Dir(path), filepath.Base(path))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -223,7 +236,7 @@ func writeSpoolFile(path string, data []byte) error {
 	}
 	_, err = f.Write(data)
 	if err == nil {
-		_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
