@@ -117,7 +117,7 @@ func fetch(ctx context.Context, store storage.Store, server string, n segments.N
 	if err != nil {
 		return "", fmt.Errorf("get-wal %s: %w", walName, err)
 	}
-	if err := writeArchived(ctx, store, key, codec, dest); err != nil {
+	if err := writeArchivedInto(ctx, store, key, codec, dest, segmentBuffer(ctx, store, server, n)); err != nil {
 		return "", fmt.Errorf("get-wal %s: %w", walName, err)
 	}
 	return FromArchive, nil
@@ -125,7 +125,12 @@ func fetch(ctx context.Context, store storage.Store, server string, n segments.N
 
 // writeArchived decompresses an archived object to dest (atomically, not fsynced).
 func writeArchived(ctx context.Context, store storage.Store, key, codec, dest string) error {
-	data, err := ingest.ReadArchived(ctx, store, key, codec)
+	return writeArchivedInto(ctx, store, key, codec, dest, nil)
+}
+
+// writeArchivedInto is writeArchived decompressing into buf (see readArchivedInto).
+func writeArchivedInto(ctx context.Context, store storage.Store, key, codec, dest string, buf []byte) error {
+	data, err := readArchivedInto(ctx, store, key, codec, buf)
 	if err != nil {
 		return err
 	}

@@ -299,6 +299,7 @@ func fillSpool(ctx context.Context, store storage.Store, server, spool, pgwal, w
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			buf := make([]byte, 0, segSize) // reused: see readArchivedInto
 			for {
 				i := next.Add(1) - 1
 				if i >= end.Load() {
@@ -318,8 +319,9 @@ func fillSpool(ctx context.Context, store storage.Store, server, spool, pgwal, w
 				}
 				if err == nil {
 					var data []byte
-					data, err = ingest.ReadArchived(ctx, store, key, codec)
+					data, err = readArchivedInto(ctx, store, key, codec, buf)
 					if err == nil {
+						buf = data
 						err = writeSpoolFile(filepath.Join(spool, name), data)
 						if err == nil {
 							placeInPGWAL(spool, pgwal, name)
