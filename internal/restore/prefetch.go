@@ -26,8 +26,8 @@ const (
 	// "<segment> <prefetch> [<pg_wal dir>]" from get-wal, or "<segment>" alone from the
 	// restore_command's shell test (GetWALCommand): what PostgreSQL asked for last.
 	wantedFile = ".wanted"
-	lockFile   = ".lock"   // flock held by the one running prefetcher
-	bootFile   = ".boot"   // boot id the spool was filled under
+	lockFile   = ".lock" // flock held by the one running prefetcher
+	bootFile   = ".boot" // boot id the spool was filled under
 )
 
 // PrefetchIdle is how long a prefetcher waits for PostgreSQL's next request before it
