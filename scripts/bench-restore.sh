@@ -133,6 +133,11 @@ CONF
   done
   t2=$(date +%s.%N)
   replayed=$(as_pg "$PGBIN/psql" -X -A -t -q -h "$work" -p $((port + 1)) -U postgres -c "SELECT pg_last_wal_replay_lsn()" postgres)
+  # CPU seconds of the startup process (replay) and of the restore_command processes it
+  # waited for: unlike wall time, barely moved by what else runs on the host.
+  pm=$(head -1 "$dest/postmaster.pid")
+  st=$(ps -o pid=,args= --ppid "$pm" | awk '/postgres: startup/ {print $1}')
+  [ -n "$st" ] && awk -v t="$(getconf CLK_TCK)" '{printf "%.1f %.1f\n", ($14+$15)/t, ($16+$17)/t}' "/proc/$st/stat" > "$work/$name.cpu"
   as_pg "$PGBIN/pg_ctl" -D "$dest" -m immediate stop >/dev/null
   echo "$replayed" > "$work/$name.redo"
   grep -c 'restored log file' "$work/$name.log" > "$work/$name.restored" || true
@@ -140,12 +145,16 @@ CONF
   rm -rf "$dest"
 }
 
-echo "== 1. replay of ${WAL_MB} MiB of WAL (each mode $ROUNDS times, interleaved; best counts: shared hosts are noisy)"
+echo "== 1. replay of ${WAL_MB} MiB of WAL (each mode $ROUNDS times, interleaved, every other round reversed; best counts: shared hosts are noisy)"
 declare -A best label
 label=([local]="WAL in pg_wal" [getwal]="get-wal --prefetch $PREFETCH" [getwal0]="get-wal (no prefetch)" [copywal]="restore_command=cp of plain files (--copy-wal)")
 for round in $(seq "$ROUNDS"); do
   line="   round $round:"
-  for m in $MODES; do
+  # Every other round in reverse order, so that a load that rises or falls during the
+  # run does not favour the modes measured first.
+  order=$MODES
+  [ $((round % 2)) = 0 ] && order=$(echo "$MODES" | tr ' ' '\n' | tac | tr '\n' ' ')
+  for m in $order; do
     case $m in
       local) t=$(restore_and_replay local local) ;;
       getwal) t=$(restore_and_replay getwal getwal "$PREFETCH") ;;
@@ -160,7 +169,8 @@ for round in $(seq "$ROUNDS"); do
   echo "${line%,}"
 done
 for m in $MODES; do
-  echo "   $m: paused at $(cat "$work/$m.redo") (target $end_lsn), $(cat "$work/$m.restored") files through restore_command's %p"
+  read -r cpu_s cpu_c < "$work/$m.cpu" || true
+  echo "   $m: paused at $(cat "$work/$m.redo") (target $end_lsn), $(cat "$work/$m.restored") files through restore_command's %p; CPU of the last run: startup process ${cpu_s:-?} s, restore_command ${cpu_c:-?} s"
 done
 if [ "$(cat "$work"/*[0-9].redo | sort -u | wc -l)" != 1 ]; then
   echo "error: the runs did not stop at the same LSN" >&2; exit 1
