@@ -15,7 +15,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/schollz/progressbar/v3"
-	"golang.org/x/sys/unix"
 
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
@@ -350,7 +349,9 @@ func (c *PrefetchWALCmd) Run(a *App) error {
 	// Below PostgreSQL's startup process, which replays WAL on one core: prefetching
 	// only uses what it leaves idle (on a 2-core host, a prefetcher at the same
 	// priority slowed replay down more than it saved).
-	_ = unix.Setpriority(unix.PRIO_PROCESS, 0, 10)
+	if err := restore.LowerPriority(10); err != nil {
+		a.log.Debug("prefetch", "error", err)
+	}
 	ctx, cancel := signalContext()
 	defer cancel()
 	st, err := restore.Prefetch(ctx, store, srv.Name, c.Spool, c.Jobs)
