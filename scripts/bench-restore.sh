@@ -190,6 +190,7 @@ if "copywal" in t and "getwal" in t:
 PY
 
 echo "== 2. walkeeper restore of the base backup (parallel extraction, one sync)"
+rm -rf "$work/r-extract"
 t0=$(date +%s.%N)
 out=$(as_pg "$wk" --config "$cfg" --json restore pg1 latest "$work/r-extract")
 t1=$(date +%s.%N)
@@ -200,3 +201,4 @@ r = json.loads(sys.argv[3])
 mb = r["bytes"] / 1048576
 print(f"   {r['files']} files, {mb:.0f} MiB restored and synced in {t1-t0:.2f}s ({mb/(t1-t0):.0f} MiB/s)")
 PY
+rm -rf "$work/r-extract"
