@@ -101,6 +101,7 @@ fi
 restore_and_replay() {
   local name=$1 mode=$2 dest="$work/r-$1"
   local t1 t2 state replayed
+  rm -rf "$dest" # left by an interrupted run (REUSE)
   case $mode in
     local)
       as_pg "$wk" --config "$cfg" restore pg1 latest "$dest" --copy-wal --target-lsn "$end_lsn" >/dev/null
