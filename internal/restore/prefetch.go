@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -130,17 +131,22 @@ func placeInPGWAL(spool, pgwal, name string) {
 		return
 	}
 	dst := filepath.Join(pgwal, name)
-	if err := os.Link(filepath.Join(spool, name), dst); err != nil {
+	// The status file comes first: from the moment the link exists, the restore_command's
+	// shell test may send PostgreSQL to read the segment from pg_wal, and a segment there
+	// without its status would be archived again after a promotion.
+	status := filepath.Join(pgwal, "archive_status", name+restoredStatus(pgwal))
+	_, statErr := os.Lstat(status)
+	created := errors.Is(statErr, fs.ErrNotExist)
+	f, err := os.OpenFile(status, os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		// Unmarked, PostgreSQL would archive the segment again after a promotion:
+		// leave it to the plain spool path.
 		return
 	}
-	done := filepath.Join(pgwal, "archive_status", name+restoredStatus(pgwal))
-	if f, err := os.OpenFile(done, os.O_WRONLY|os.O_CREATE, 0o600); err == nil {
-		f.Close()
-		return
+	f.Close()
+	if err := os.Link(filepath.Join(spool, name), dst); err != nil && created {
+		os.Remove(status)
 	}
-	// Without its .done PostgreSQL would archive the segment again after a promotion:
-	// leave it to the plain spool path.
-	os.Remove(dst)
 }
 
 // placed reports whether pg_wal/<name> is the file the prefetcher spooled and linked
