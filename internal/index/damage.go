@@ -37,25 +37,21 @@ func (e *DamagedError) Error() string {
 // Is makes errors.Is(err, ErrDamaged) hold.
 func (e *DamagedError) Is(target error) bool { return target == ErrDamaged }
 
-// checkTables opens every table file in dir with badger's own reader, verifying the
-// checksum of every block. badger opens tables in goroutines of its own, where a
-// truncated file panics (slice bounds out of range) beyond any recover of ours, and it
-// silently skips a table whose checksum does not match: both are found here first.
+// checkTables opens every table file the manifest references with badger's own reader,
+// verifying the checksum of every block. badger opens tables in goroutines of its own,
+// where a truncated file panics (slice bounds out of range) beyond any recover of ours,
+// and it silently skips a table whose checksum does not match: both are found here first.
 //
-// It also reads the manifest as badger will: badger deletes every table its manifest
-// does not reference, so a manifest that is missing or references none of the tables
-// on disk (truncated) would silently empty the index.
+// The manifest is read first, as badger will: badger deletes every table its manifest
+// does not reference (a table being written when the process was killed, often empty:
+// a normal crash, not damage), so those are not checked; a manifest that is missing or
+// references none of the tables on disk (truncated) would silently empty the index.
 func checkTables(dir string, opts badger.Options) (err error) {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
 	if len(files) == 0 {
 		return nil
 	}
 	sort.Strings(files)
-	for _, f := range files {
-		if err := checkTable(f); err != nil {
-			return &DamagedError{Dir: dir, Cause: oneLine(err.Error())}
-		}
-	}
 	fp, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
 	if err != nil {
 		return &DamagedError{Dir: dir, Cause: oneLine(fmt.Sprintf("%d table files but no readable manifest: %v", len(files), err))}
@@ -65,14 +61,24 @@ func checkTables(dir string, opts badger.Options) (err error) {
 	if err != nil {
 		return &DamagedError{Dir: dir, Cause: oneLine("manifest: " + err.Error())}
 	}
+	referenced := 0
 	for _, f := range files {
-		if id, ok := table.ParseFileID(filepath.Base(f)); ok {
-			if _, ok := mf.Tables[id]; ok {
-				return nil
-			}
+		id, ok := table.ParseFileID(filepath.Base(f))
+		if !ok {
+			continue
+		}
+		if _, ok := mf.Tables[id]; !ok {
+			continue
+		}
+		referenced++
+		if err := checkTable(f); err != nil {
+			return &DamagedError{Dir: dir, Cause: oneLine(err.Error())}
 		}
 	}
-	return &DamagedError{Dir: dir, Cause: fmt.Sprintf("the manifest references none of the %d table files", len(files))}
+	if referenced == 0 {
+		return &DamagedError{Dir: dir, Cause: fmt.Sprintf("the manifest references none of the %d table files", len(files))}
+	}
+	return nil
 }
 
 // oneLine folds a multi-line message (badger's panics span several) into one line.

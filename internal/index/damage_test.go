@@ -92,6 +92,22 @@ func TestDamagedIndex(t *testing.T) {
 	}
 }
 
+// TestCrashLeftoverTableIsNotDamage: a table file the manifest does not reference (one
+// being written when the daemon was killed, often empty) is what badger removes at open:
+// a normal crash, so the index opens with every record, never reported as damaged.
+func TestCrashLeftoverTableIsNotDamage(t *testing.T) {
+	dir, _ := damagedIndex(t)
+	must(t, os.WriteFile(filepath.Join(dir, "999999.sst"), nil, 0o600))
+	x, err := OpenBadger(dir, nil)
+	if err != nil {
+		t.Fatalf("open after a crash left an unreferenced empty table: %v", err)
+	}
+	defer x.Close()
+	if st, err := x.WALStats(context.Background(), "pg1"); err != nil || st.Files != 5000 {
+		t.Fatalf("index after the crash: %+v, %v; want 5000 files", st, err)
+	}
+}
+
 // TestOpenLocked: a database held by another opener is ErrLocked, not damage.
 func TestOpenLocked(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "index")
