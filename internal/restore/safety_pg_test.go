@@ -88,10 +88,15 @@ func TestRestoreNeverHarmsProduction(t *testing.T) {
 	env.JSON(t, &bk, "backup", "pg1")
 	env.MustRun(t, "switch-wal", "pg1", "--wait")
 	serverDir := filepath.Join(env.Home, "pg1")
-	// settle waits until the daemon has moved everything out of incoming/, so that a
-	// snapshot of the archive stays as it is unless something new arrives.
+	// settle waits until the primary's archiver has nothing left to hand over (the
+	// backup's .backup file goes on its own turn) and the daemon has moved everything
+	// out of incoming/, so that a snapshot of the archive stays as it is unless
+	// something new arrives.
 	settle := func(t *testing.T) {
 		wktest.Eventually(t, 60*time.Second, "incoming/ drained", func() bool {
+			if primary.Psql(t, "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'") != "0" {
+				return false
+			}
 			es, _ := os.ReadDir(filepath.Join(serverDir, "incoming"))
 			for _, e := range es {
 				if !strings.HasPrefix(e.Name(), ".") {
