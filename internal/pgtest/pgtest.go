@@ -15,6 +15,8 @@
 //     pglogrepl), not pgx.Connect (pgx runs queries a walsender rejects).
 //   - Environment: WALKEEPER_PGBIN overrides the binary dir; WALKEEPER_NO_PG=1 makes Require
 //     (and thus New) skip the test instead of failing.
+//   - `go test -short` skips every test that needs a real server (Require, RunPG, SkipShort):
+//     the fast pass (`make race`) runs everything else.
 package pgtest
 
 import (
@@ -53,12 +55,25 @@ func BinDir() string {
 // Bin returns the path of a PostgreSQL binary in BinDir.
 func Bin(name string) string { return filepath.Join(BinDir(), name) }
 
+// SkipShort skips the test in -short mode because it needs a real PostgreSQL (or sshd, or
+// the postgres OS user). Tests that need one without going through Require call it first.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: skipping test that needs a real PostgreSQL server or its binaries")
+	}
+}
+
 var requiredBins = []string{"initdb", "pg_ctl", "postgres", "psql", "pgbench", "pg_basebackup", "pg_controldata"}
 
 // Require fails the test with a clear message when the PostgreSQL binaries (or, when running
-// as root, the postgres OS user) are missing. It skips only when WALKEEPER_NO_PG=1.
+// as root, the postgres OS user) are missing. It skips only in -short mode (the fast pass,
+// e.g. `make race`, runs every test that does not need a server) or when WALKEEPER_NO_PG=1.
+// Every entry that starts a server (New, NewStandby, Adopt, FromDataDir) goes through it;
+// RunPG and Controldata skip in -short mode too.
 func Require(t testing.TB) {
 	t.Helper()
+	SkipShort(t)
 	if os.Getenv("WALKEEPER_NO_PG") == "1" {
 		t.Skip("WALKEEPER_NO_PG=1: skipping test that needs a real PostgreSQL")
 	}
@@ -418,6 +433,7 @@ func runPG(stdin string, name string, args ...string) (stdout, stderr string, er
 // pg_waldump, pg_dump, ...
 func RunPG(t testing.TB, name string, args ...string) string {
 	t.Helper()
+	SkipShort(t)
 	out, err := RunPGErr(name, args...)
 	if err != nil {
 		t.Fatalf("pgtest: %s %s: %v\n%s", name, strings.Join(args, " "), err, out)
