@@ -395,7 +395,26 @@ func Walkeeper(t testing.TB) string {
 			return
 		}
 		out := filepath.Join(bin, "walkeeper")
-		cmd := exec.Command("go", "build", "-o", out, "./cmd/walkeeper")
+		args := []string{"build", "-o", out}
+		if raceEnabled {
+			// Under -race the binary is race-enabled too, and every process it starts
+			// (CLI, daemon, archive_command of a cluster started after this) writes its
+			// reports under raceDir, which CheckRace turns into test failures.
+			if err := os.MkdirAll(raceDir(base), 0o777); err != nil {
+				wkErr = err
+				return
+			}
+			if err := os.Chmod(raceDir(base), 0o1777); err != nil {
+				wkErr = err
+				return
+			}
+			if err := os.Setenv("GORACE", "log_path="+filepath.Join(raceDir(base), "walkeeper")); err != nil {
+				wkErr = err
+				return
+			}
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/walkeeper")...)
 		cmd.Dir = root
 		if b, err := cmd.CombinedOutput(); err != nil {
 			wkErr = fmt.Errorf("go build ./cmd/walkeeper: %v\n%s", err, b)
@@ -411,6 +430,33 @@ func Walkeeper(t testing.TB) string {
 		t.Fatalf("pgtest: %v", wkErr)
 	}
 	return wkPath
+}
+
+func raceDir(base string) string { return filepath.Join(base, "race") }
+
+// CheckRace fails t with every race report the walkeeper binary has written since the last
+// call (only under -race; see Walkeeper) and removes the reports, so each one fails the
+// test that was running when it was written.
+func CheckRace(t testing.TB) {
+	t.Helper()
+	if !raceEnabled {
+		return
+	}
+	base, err := processDir()
+	if err != nil {
+		t.Errorf("pgtest: %v", err)
+		return
+	}
+	logs, _ := filepath.Glob(filepath.Join(raceDir(base), "walkeeper.*"))
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			t.Errorf("pgtest: reading race report: %v", err)
+			continue
+		}
+		t.Errorf("data race in the walkeeper binary (%s):\n%s", l, b)
+		_ = os.Remove(l)
+	}
 }
 
 // ---------------------------------------------------------------------------------------
