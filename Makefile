@@ -33,8 +33,23 @@ demo: setup build
 bench: setup build
 	bash scripts/bench.sh
 
+# Every test that does not need PostgreSQL (pgtest skips the others in -short mode), under
+# the race detector.
+.PHONY: race
+race:
+	$(GO) test -race -short -count=1 -timeout 20m ./...
+
+# Every fuzz target, one after the other (go test takes one -fuzz target per package run),
+# each for FUZZTIME. Targets are found by name, so a new one is fuzzed without editing this.
+# A crasher is written to the package's testdata/fuzz/<Target>/: commit it as a regression seed.
+FUZZTIME ?= 10s
 fuzz:
-	$(GO) test -run '^$$' -fuzz=FuzzParse -fuzztime=30s ./internal/segments/
+	@set -e; for d in $$(grep -rl --include='*_test.go' '^func Fuzz' cmd internal | xargs -n1 dirname | sort -u); do \
+		for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$d/*_test.go); do \
+			echo "== fuzz ./$$d $$fn for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) ./$$d/; \
+		done; \
+	done
 
 clean:
 	rm -rf bin

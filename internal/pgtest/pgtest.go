@@ -15,6 +15,8 @@
 //     pglogrepl), not pgx.Connect (pgx runs queries a walsender rejects).
 //   - Environment: WALKEEPER_PGBIN overrides the binary dir; WALKEEPER_NO_PG=1 makes Require
 //     (and thus New) skip the test instead of failing.
+//   - `go test -short` skips every test that needs a real server (Require, RunPG, SkipShort):
+//     the fast pass (`make race`) runs everything else.
 package pgtest
 
 import (
@@ -53,12 +55,25 @@ func BinDir() string {
 // Bin returns the path of a PostgreSQL binary in BinDir.
 func Bin(name string) string { return filepath.Join(BinDir(), name) }
 
+// SkipShort skips the test in -short mode because it needs a real PostgreSQL (or sshd, or
+// the postgres OS user). Tests that need one without going through Require call it first.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: skipping test that needs a real PostgreSQL server or its binaries")
+	}
+}
+
 var requiredBins = []string{"initdb", "pg_ctl", "postgres", "psql", "pgbench", "pg_basebackup", "pg_controldata"}
 
 // Require fails the test with a clear message when the PostgreSQL binaries (or, when running
-// as root, the postgres OS user) are missing. It skips only when WALKEEPER_NO_PG=1.
+// as root, the postgres OS user) are missing. It skips only in -short mode (the fast pass,
+// e.g. `make race`, runs every test that does not need a server) or when WALKEEPER_NO_PG=1.
+// Every entry that starts a server (New, NewStandby, Adopt, FromDataDir) goes through it;
+// RunPG and Controldata skip in -short mode too.
 func Require(t testing.TB) {
 	t.Helper()
+	SkipShort(t)
 	if os.Getenv("WALKEEPER_NO_PG") == "1" {
 		t.Skip("WALKEEPER_NO_PG=1: skipping test that needs a real PostgreSQL")
 	}
@@ -380,7 +395,26 @@ func Walkeeper(t testing.TB) string {
 			return
 		}
 		out := filepath.Join(bin, "walkeeper")
-		cmd := exec.Command("go", "build", "-o", out, "./cmd/walkeeper")
+		args := []string{"build", "-o", out}
+		if raceEnabled {
+			// Under -race the binary is race-enabled too, and every process it starts
+			// (CLI, daemon, archive_command of a cluster started after this) writes its
+			// reports under raceDir, which CheckRace turns into test failures.
+			if err := os.MkdirAll(raceDir(base), 0o777); err != nil {
+				wkErr = err
+				return
+			}
+			if err := os.Chmod(raceDir(base), 0o1777); err != nil {
+				wkErr = err
+				return
+			}
+			if err := os.Setenv("GORACE", "log_path="+filepath.Join(raceDir(base), "walkeeper")); err != nil {
+				wkErr = err
+				return
+			}
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/walkeeper")...)
 		cmd.Dir = root
 		if b, err := cmd.CombinedOutput(); err != nil {
 			wkErr = fmt.Errorf("go build ./cmd/walkeeper: %v\n%s", err, b)
@@ -396,6 +430,33 @@ func Walkeeper(t testing.TB) string {
 		t.Fatalf("pgtest: %v", wkErr)
 	}
 	return wkPath
+}
+
+func raceDir(base string) string { return filepath.Join(base, "race") }
+
+// CheckRace fails t with every race report the walkeeper binary has written since the last
+// call (only under -race; see Walkeeper) and removes the reports, so each one fails the
+// test that was running when it was written.
+func CheckRace(t testing.TB) {
+	t.Helper()
+	if !raceEnabled {
+		return
+	}
+	base, err := processDir()
+	if err != nil {
+		t.Errorf("pgtest: %v", err)
+		return
+	}
+	logs, _ := filepath.Glob(filepath.Join(raceDir(base), "walkeeper.*"))
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			t.Errorf("pgtest: reading race report: %v", err)
+			continue
+		}
+		t.Errorf("data race in the walkeeper binary (%s):\n%s", l, b)
+		_ = os.Remove(l)
+	}
 }
 
 // ---------------------------------------------------------------------------------------
@@ -418,6 +479,7 @@ func runPG(stdin string, name string, args ...string) (stdout, stderr string, er
 // pg_waldump, pg_dump, ...
 func RunPG(t testing.TB, name string, args ...string) string {
 	t.Helper()
+	SkipShort(t)
 	out, err := RunPGErr(name, args...)
 	if err != nil {
 		t.Fatalf("pgtest: %s %s: %v\n%s", name, strings.Join(args, " "), err, out)

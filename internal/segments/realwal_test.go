@@ -23,6 +23,9 @@ const pgBin = "/usr/lib/postgresql/15/bin"
 // segment, so no server is started.
 func initdbCluster(t *testing.T, walSegMiB int) (string, uint64) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: skipping test that needs the PostgreSQL binaries (initdb)")
+	}
 	initdb := filepath.Join(pgBin, "initdb")
 	if _, err := os.Stat(initdb); err != nil {
 		if os.Getenv("WALKEEPER_NO_PG") == "1" {

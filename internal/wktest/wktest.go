@@ -42,6 +42,8 @@ func New(t testing.TB, servers ...Server) *Env {
 	dir := pgtest.TempDir(t)
 	e := &Env{Bin: pgtest.Walkeeper(t), Dir: dir, Home: filepath.Join(dir, "home"), Config: filepath.Join(dir, "walkeeper.conf"),
 		Servers: servers, Global: map[string]string{}}
+	// Registered first, so it runs last: after the daemons and clusters are stopped.
+	t.Cleanup(func() { pgtest.CheckRace(t) })
 	e.WriteConfig(t)
 	return e
 }
