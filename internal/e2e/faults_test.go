@@ -330,6 +330,12 @@ func TestSIGTERMWithFilesInFlight(t *testing.T) {
 	env.WriteConfig(t)
 	incoming := filepath.Join(env.Home, "pg1", "incoming")
 	d := env.StartDaemon(t)
+	// The daemon makes incoming/ as it sets up its watch, which may come after
+	// StartDaemon returned.
+	wktest.Eventually(t, 30*time.Second, "the daemon made incoming/", func() bool {
+		fi, err := os.Stat(incoming)
+		return err == nil && fi.IsDir()
+	})
 	var tmps []string
 	for _, s := range segs {
 		data, err := os.ReadFile(s)
