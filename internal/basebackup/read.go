@@ -2,10 +2,11 @@ package basebackup
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -34,32 +35,44 @@ func (u ReadUnit) Solid() bool { return len(u.Entries) > 0 && u.Entries[0].Solid
 // Entries of a bundle come in offset order.
 func PlanReads(entries []Entry) []ReadUnit {
 	var units []ReadUnit
+	// A bundle's members as indexes into entries, sorted and copied once at the end:
+	// an Entry is ~200 bytes, and sorting thousands of them in place was most of
+	// PlanReads' time (profiled on a schema of 3,000 tables).
+	var members [][]int
 	bundle := map[string]int{} // key -> index in units
-	for _, e := range entries {
+	for i, e := range entries {
 		if e.Type != TypeFile {
 			continue
 		}
 		if e.Solid && e.Key != "" {
-			i, ok := bundle[e.Key]
+			u, ok := bundle[e.Key]
 			if !ok {
-				i = len(units)
-				bundle[e.Key] = i
+				u = len(units)
+				bundle[e.Key] = u
 				units = append(units, ReadUnit{Key: e.Key})
+				members = append(members, nil)
 			}
-			units[i].Entries = append(units[i].Entries, e)
-			units[i].Size += e.Size
+			members[u] = append(members[u], i)
+			units[u].Size += e.Size
 			continue
 		}
 		// A file's own object, a version 1 bundle member (a frame of its own at a
 		// stored offset: nothing to share) or an empty file.
 		units = append(units, ReadUnit{Key: e.Key, Entries: []Entry{e}, Size: e.Size})
+		members = append(members, nil)
 	}
-	for _, u := range units {
-		if u.Solid() {
-			sort.SliceStable(u.Entries, func(i, j int) bool { return u.Entries[i].Offset < u.Entries[j].Offset })
+	for u, m := range members {
+		if m == nil {
+			continue
 		}
+		slices.SortStableFunc(m, func(a, b int) int { return cmp.Compare(entries[a].Offset, entries[b].Offset) })
+		es := make([]Entry, len(m))
+		for k, i := range m {
+			es[k] = entries[i]
+		}
+		units[u].Entries = es
 	}
-	sort.SliceStable(units, func(i, j int) bool { return units[i].Size > units[j].Size })
+	slices.SortStableFunc(units, func(a, b ReadUnit) int { return cmp.Compare(b.Size, a.Size) })
 	return units
 }
 
