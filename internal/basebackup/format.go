@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/storage"
@@ -132,17 +134,22 @@ func Contents(ctx context.Context, store storage.Store, server, id string) ([]En
 		return nil, fmt.Errorf("backup %s of %s: contents: %w", id, server, err)
 	}
 	defer r.Close()
-	var src io.Reader = r
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s of %s: %s: %w", id, server, key, err)
+	}
 	if strings.HasSuffix(key, compress.Suffix(compress.Zstd)) {
-		dr, err := compress.NewReader(compress.Zstd, r)
-		if err != nil {
+		// One frame written by EncodeAll: the shared decoder, not a stream decoder
+		// built (and its buffers allocated) for one object.
+		if data, err = compress.DecodeAll(compress.Zstd, data, nil); err != nil {
 			return nil, fmt.Errorf("backup %s of %s: %s: %w", id, server, key, err)
 		}
-		defer dr.Close()
-		src = dr
 	}
 	var c contentsFile
-	if err := json.NewDecoder(src).Decode(&c); err != nil {
+	// encoding/json/v2's decoder: a schema of thousands of relations is tens of
+	// thousands of entries, which encoding/json parsed in ~3x the time (profiled: a
+	// fifth of verify's CPU). The file is written by encoding/json, which v2 reads.
+	if err := jsonv2.Unmarshal(data, &c); err != nil {
 		return nil, fmt.Errorf("backup %s of %s: %s: %w", id, server, key, err)
 	}
 	if c.Version > formatVersion {

@@ -56,8 +56,8 @@ func (s StoredBackup) Open(ctx context.Context, f File) (io.ReadCloser, error) {
 // Units implements UnitSource: the files grouped by the object storing them
 // (basebackup.PlanReads), so each solid bundle is decoded once.
 func (s StoredBackup) Units(files []File) []FileUnit {
-	var es []basebackup.Entry
-	at := map[string]int{} // tablespace + path -> index in files
+	es := make([]basebackup.Entry, 0, len(files))
+	at := make(map[string]int, len(files)) // tablespace + path -> index in files
 	for i, f := range files {
 		if e, ok := f.Ref.(basebackup.Entry); ok {
 			es = append(es, e)

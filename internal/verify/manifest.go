@@ -7,7 +7,6 @@ import (
 	"crypto/sha512"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -15,6 +14,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // Manifest is PostgreSQL's backup_manifest (format version 1 of PG 13-16, 2 of PG 17).
@@ -48,9 +49,10 @@ type ManifestWAL struct {
 // never taken as the truth about the files. Hex-encoded paths are decoded into Path.
 func ParseManifest(data []byte) (*Manifest, error) {
 	var m Manifest
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(&m); err != nil {
+	// encoding/json/v2's decoder: on a schema of tens of thousands of relations the
+	// manifest is tens of thousands of records, which encoding/json parsed in ~3x the
+	// time (most of verify's CPU after decompression, measured by profile).
+	if err := jsonv2.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("backup_manifest: %w", err)
 	}
 	if m.Version != 1 && m.Version != 2 {
