@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -178,45 +177,10 @@ func (s *localSink) write(ctx context.Context, items []item, jobs []job, workers
 			}
 		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	work := make(chan job)
-	errc := make(chan error, workers)
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 1<<20)
-			for j := range work {
-				err := j.read(ctx, func(i int, r io.Reader) error {
-					it := j.files[i]
-					return s.writeFile(it, roots[it.root], r, buf, progress)
-				})
-				if err != nil {
-					errc <- err
-					cancel()
-					return
-				}
-			}
-		}()
-	}
-feed:
-	for _, j := range jobs {
-		select {
-		case work <- j:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
-	select {
-	case err := <-errc:
-		return err
-	default:
-	}
-	return ctx.Err()
+	return runJobs(ctx, jobs, workers, func() func(item, io.Reader) error {
+		buf := make([]byte, 1<<20)
+		return func(it item, r io.Reader) error { return s.writeFile(it, roots[it.root], r, buf, progress) }
+	})
 }
 
 // progressWriter reports every chunk written.

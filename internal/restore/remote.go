@@ -191,42 +191,10 @@ func (s *sshSink) write(ctx context.Context, items []item, jobs []job, workers i
 				return err
 			}
 		}
-		work := make(chan job)
-		errc := make(chan error, max(1, workers))
-		var wg sync.WaitGroup
-		for w := 0; w < max(1, workers); w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for j := range work {
-					err := j.read(ctx, func(i int, r io.Reader) error {
-						it := j.files[i]
-						return tars[it.root].file(it, r, progress)
-					})
-					if err != nil {
-						errc <- err
-						cancel()
-						return
-					}
-				}
-			}()
-		}
-	feed:
-		for _, j := range jobs {
-			select {
-			case work <- j:
-			case <-ctx.Done():
-				break feed
-			}
-		}
-		close(work)
-		wg.Wait()
-		select {
-		case err := <-errc:
-			return err
-		default:
-		}
-		if err := ctx.Err(); err != nil {
+		err := runJobs(ctx, jobs, workers, func() func(item, io.Reader) error {
+			return func(it item, r io.Reader) error { return tars[it.root].file(it, r, progress) }
+		})
+		if err != nil {
 			return err
 		}
 		for _, root := range order {

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/catalog"
@@ -171,6 +172,49 @@ type job struct {
 	// read calls fn for each of files (by index) with its content; r is valid only
 	// during the call.
 	read func(ctx context.Context, fn func(i int, r io.Reader) error) error
+}
+
+// runJobs runs jobs, in the order given, on workers goroutines; each worker calls
+// newFile once for the function that writes one file of a job (so it can keep buffers
+// of its own). It stops at the first error and returns it.
+func runJobs(ctx context.Context, jobs []job, workers int, newFile func() func(it item, r io.Reader) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers = max(1, workers)
+	work := make(chan job)
+	errc := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			file := newFile()
+			for j := range work {
+				err := j.read(ctx, func(i int, r io.Reader) error { return file(j.files[i], r) })
+				if err != nil {
+					errc <- err
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+feed:
+	for _, j := range jobs {
+		select {
+		case work <- j:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+	}
+	return ctx.Err()
 }
 
 // ownJob is the job of a file restore writes itself.
