@@ -473,6 +473,13 @@ func FindArchived(ctx context.Context, store storage.Store, server, name string)
 
 // ReadArchived returns the uncompressed content of an archived file.
 func ReadArchived(ctx context.Context, store storage.Store, key, codec string) ([]byte, error) {
+	return ReadArchivedInto(ctx, store, key, codec, nil)
+}
+
+// ReadArchivedInto is ReadArchived decoding into dst's memory (dst[:0]), which should
+// have room for the whole result: a decoder without room grows its buffer once per
+// zstd frame.
+func ReadArchivedInto(ctx context.Context, store storage.Store, key, codec string, dst []byte) ([]byte, error) {
 	r, err := store.Get(ctx, key)
 	if err != nil {
 		return nil, err
@@ -482,7 +489,7 @@ func ReadArchived(ctx context.Context, store storage.Store, key, codec string) (
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
-	out, err := compress.DecodeAll(codec, raw, nil)
+	out, err := compress.DecodeAll(codec, raw, dst[:0])
 	if err != nil {
 		return nil, fmt.Errorf("decompress %s: %w", key, err)
 	}

@@ -2,10 +2,7 @@ package restore
 
 import (
 	"context"
-	"fmt"
-	"io"
 
-	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
@@ -18,20 +15,7 @@ import (
 // about two thirds of a get-wal call's CPU time (~100 ms of ~150 ms per 16 MiB segment
 // on a loaded 2-core host). The prefetcher reuses one buffer per worker.
 func readArchivedInto(ctx context.Context, store storage.Store, key, codec string, dst []byte) ([]byte, error) {
-	r, err := store.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", key, err)
-	}
-	out, err := compress.DecodeAll(codec, raw, dst[:0])
-	if err != nil {
-		return nil, fmt.Errorf("decompress %s: %w", key, err)
-	}
-	return out, nil
+	return ingest.ReadArchivedInto(ctx, store, key, codec, dst)
 }
 
 // segmentBuffer returns a buffer for one decompressed segment of server, sized from the
