@@ -1,8 +1,7 @@
 package restore_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,45 +16,10 @@ import (
 // archiveTree hashes every file of the server's archive and backups (wals/, base/,
 // incoming/): what a restore must never touch.
 func archiveTree(t *testing.T, serverDir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	for _, sub := range []string{"wals", "base", "incoming"} {
-		err := filepath.Walk(filepath.Join(serverDir, sub), func(p string, fi os.FileInfo, err error) error {
-			if os.IsNotExist(err) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if fi.Mode().IsRegular() {
-				b, err := os.ReadFile(p)
-				if err != nil {
-					return err
-				}
-				sum := sha256.Sum256(b)
-				rel, _ := filepath.Rel(serverDir, p)
-				out[rel] = hex.EncodeToString(sum[:])
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
+	return wktest.HashTree(t, serverDir, "wals", "base", "incoming")
 }
 
-func sameTree(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
-}
+func sameTree(a, b map[string]string) bool { return maps.Equal(a, b) }
 
 func treeNames(m map[string]string) []string {
 	var out []string

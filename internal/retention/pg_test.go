@@ -1,8 +1,6 @@
 package retention_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -33,31 +31,9 @@ type backupInfo struct {
 	EndWAL   string `json:"end_wal"`
 }
 
-// tree hashes every file under dir (relative path -> sha256), skipping nothing: the
-// archive, the backups, identity.json.
-func tree(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		if fi.Mode().IsRegular() {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			sum := sha256.Sum256(b)
-			rel, _ := filepath.Rel(dir, p)
-			out[rel] = hex.EncodeToString(sum[:])
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
+// tree hashes every file under dir, skipping nothing: the archive, the backups,
+// identity.json.
+func tree(t *testing.T, dir string) map[string]string { return wktest.HashTree(t, dir) }
 
 // archivedSegments lists the 24-character segment names archived for pg1.
 func archivedSegments(t *testing.T, home string) []string {

@@ -5,6 +5,8 @@ package wktest
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -247,4 +249,41 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// HashTree hashes every regular file under dir (relative path -> sha256 hex), or only
+// under the named subdirectories of dir (a missing one holds nothing; a missing dir
+// itself fails the test): a snapshot that tests compare to prove a command left files
+// alone.
+func HashTree(t testing.TB, dir string, subs ...string) map[string]string {
+	t.Helper()
+	optional := len(subs) > 0
+	if !optional {
+		subs = []string{"."}
+	}
+	out := map[string]string{}
+	for _, sub := range subs {
+		err := filepath.Walk(filepath.Join(dir, sub), func(p string, fi os.FileInfo, err error) error {
+			if optional && os.IsNotExist(err) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if fi.Mode().IsRegular() {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				sum := sha256.Sum256(b)
+				rel, _ := filepath.Rel(dir, p)
+				out[rel] = hex.EncodeToString(sum[:])
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
 }
