@@ -455,7 +455,6 @@ func buildItems(o Options, entries []Entry, tsRoot map[uint32]string, confText s
 			}
 		}
 		mode := os.FileMode(e.Mode).Perm()
-		e := e
 		switch e.Type {
 		case "dir":
 			if mode == 0 {
@@ -551,7 +550,6 @@ func buildItems(o Options, entries []Entry, tsRoot map[uint32]string, confText s
 		units = us.Units(fileEntries)
 	} else {
 		for _, e := range fileEntries {
-			e := e
 			units = append(units, Unit{Entries: []Entry{e}, Size: e.Size, Read: func(ctx context.Context, fn func(Entry, io.Reader) error) error {
 				r, err := src.Open(ctx, e)
 				if err != nil {
@@ -565,7 +563,6 @@ func buildItems(o Options, entries []Entry, tsRoot map[uint32]string, confText s
 	jobs := make([]job, 0, len(units)+len(own))
 	planned := 0
 	for _, u := range units {
-		u := u
 		j := job{size: u.Size}
 		idx := map[string]int{}
 		for _, e := range u.Entries {

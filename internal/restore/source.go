@@ -87,7 +87,6 @@ func (s *archiveSource) Units(entries []Entry) []Unit {
 	plan := basebackup.PlanReads(bes)
 	out := make([]Unit, len(plan))
 	for i, u := range plan {
-		u := u
 		es := make([]Entry, len(u.Entries))
 		for j, be := range u.Entries {
 			es[j] = byRef[entryKey(be.Tablespace, be.Path)]

@@ -67,7 +67,6 @@ func (s StoredBackup) Units(files []File) []FileUnit {
 	plan := basebackup.PlanReads(es)
 	out := make([]FileUnit, len(plan))
 	for k, u := range plan {
-		u := u
 		fu := FileUnit{Size: u.Size}
 		for _, e := range u.Entries {
 			fu.Files = append(fu.Files, at[ManifestPath(e.Tablespace, e.Path)])
