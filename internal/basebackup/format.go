@@ -214,13 +214,15 @@ func OpenEntry(ctx context.Context, store storage.Store, e Entry) (io.ReadCloser
 		}
 		src = io.LimitReader(raw, e.StoredSize)
 	}
-	// A large file decodes on several goroutines: it is the longest job of a restore
-	// or verify, and the others finish before it.
-	n := 1
+	// A large file decodes on every core, frame by frame (its chunks are independent
+	// frames): it is the longest job of a restore or verify, and the others finish
+	// before it.
+	var dr io.ReadCloser
 	if !e.Bundle && e.Size >= 16<<20 {
-		n = min(4, runtime.GOMAXPROCS(0))
+		dr, err = compress.NewFramesReader(codec, src, max(2, runtime.GOMAXPROCS(0)))
+	} else {
+		dr, err = compress.NewReader(codec, src)
 	}
-	dr, err := compress.NewReaderN(codec, src, n)
 	if err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("%s: %s: %w", e.Path, e.Key, err)
@@ -246,6 +248,53 @@ func (er *entryReader) Read(p []byte) (int, error) {
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return n, fmt.Errorf("%s: %s: %w", er.e.Path, er.e.Key, err)
+	}
+	return n, err
+}
+
+// WriteTo implements io.WriterTo when the decoder does (NewFramesReader), so that
+// io.Copy passes decoded frames on whole, with the same size checks as Read.
+func (er *entryReader) WriteTo(w io.Writer) (int64, error) {
+	wt, ok := er.r.(io.WriterTo)
+	if !ok {
+		return io.Copy(w, struct{ io.Reader }{er})
+	}
+	start := er.n
+	sw := &sizeWriter{w: w, er: er}
+	_, err := wt.WriteTo(sw)
+	n := er.n - start
+	if err != nil {
+		if sw.werr != nil { // the destination failed, not the stored object
+			return n, sw.werr
+		}
+		if errors.Is(err, errTooLong) {
+			return n, fmt.Errorf("%s: %s holds more than the %d bytes recorded", er.e.Path, er.e.Key, er.e.Size)
+		}
+		return n, fmt.Errorf("%s: %s: %w", er.e.Path, er.e.Key, err)
+	}
+	if er.n != er.e.Size {
+		return n, fmt.Errorf("%s: %s holds %d bytes, %d recorded: %w", er.e.Path, er.e.Key, er.n, er.e.Size, io.ErrUnexpectedEOF)
+	}
+	return n, nil
+}
+
+var errTooLong = errors.New("more than recorded")
+
+// sizeWriter counts what an entryReader hands on and refuses more than the entry's size.
+type sizeWriter struct {
+	w    io.Writer
+	er   *entryReader
+	werr error // w's own failure
+}
+
+func (s *sizeWriter) Write(p []byte) (int, error) {
+	if s.er.n+int64(len(p)) > s.er.e.Size {
+		return 0, errTooLong
+	}
+	n, err := s.w.Write(p)
+	s.er.n += int64(n)
+	if err != nil {
+		s.werr = err
 	}
 	return n, err
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -92,14 +93,21 @@ func TestTryLock(t *testing.T) {
 // TestOpenEntryChecksSize: objects made of several frames (zstd) or members (gzip), as
 // the pipeline writes them, decode as one stream; content shorter or longer than
 // recorded fails to read.
+// A file of 16 MiB or more is read frame by frame on several goroutines
+// (compress.NewFramesReader): the size checks hold there too, through Read and through
+// WriteTo (io.Copy's path).
 func TestOpenEntryChecksSize(t *testing.T) {
-	for _, codec := range []string{compress.Zstd, compress.Gzip, compress.None} {
-		t.Run(codec, func(t *testing.T) {
+	for _, tc := range []struct {
+		codec string
+		part  int
+	}{{compress.Zstd, 5000}, {compress.Gzip, 5000}, {compress.None, 5000}, {compress.Zstd, chunkSize}, {compress.Gzip, chunkSize}} {
+		codec := tc.codec
+		t.Run(fmt.Sprintf("%s/%d", codec, 6*tc.part), func(t *testing.T) {
 			ctx := context.Background()
 			store := storage.NewLocal(t.TempDir())
 			var obj, want []byte
-			for i := range 3 {
-				part := bytes.Repeat([]byte{byte('a' + i)}, 5000)
+			for i := range 6 {
+				part := bytes.Repeat([]byte{byte('a' + i)}, tc.part)
 				want = append(want, part...)
 				var err error
 				obj, err = compress.EncodeAll(codec, 3, part, obj)
@@ -112,29 +120,37 @@ func TestOpenEntryChecksSize(t *testing.T) {
 				t.Fatal(err)
 			}
 			e := Entry{Path: "f", Type: TypeFile, Size: int64(len(want)), Key: key, Codec: codec, ModTime: time.Now()}
-			read := func(e Entry) ([]byte, error) {
-				r, err := OpenEntry(ctx, store, e)
-				if err != nil {
-					return nil, err
+			for _, how := range []string{"Read", "WriteTo"} {
+				read := func(e Entry) ([]byte, error) {
+					r, err := OpenEntry(ctx, store, e)
+					if err != nil {
+						return nil, err
+					}
+					defer r.Close()
+					if how == "Read" {
+						return io.ReadAll(r)
+					}
+					var buf bytes.Buffer
+					_, err = io.Copy(&buf, r)
+					return buf.Bytes(), err
 				}
-				defer r.Close()
-				return io.ReadAll(r)
-			}
-			got, err := read(e)
-			if err != nil || !bytes.Equal(got, want) {
-				t.Fatalf("read back: %v (len %d)", err, len(got))
-			}
-			e.Size++
-			if _, err := read(e); !errors.Is(err, io.ErrUnexpectedEOF) {
-				t.Fatalf("short object: %v", err)
-			}
-			e.Size -= 2
-			if _, err := read(e); err == nil {
-				t.Fatal("long object read without error")
-			}
-			empty := Entry{Path: "empty", Type: TypeFile}
-			if got, err := read(empty); err != nil || len(got) != 0 {
-				t.Fatalf("empty file: %v %q", err, got)
+				e := e
+				got, err := read(e)
+				if err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("%s: read back: %v (len %d)", how, err, len(got))
+				}
+				e.Size++
+				if _, err := read(e); !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("%s: short object: %v", how, err)
+				}
+				e.Size -= 2
+				if _, err := read(e); err == nil {
+					t.Fatalf("%s: long object read without error", how)
+				}
+				empty := Entry{Path: "empty", Type: TypeFile}
+				if got, err := read(empty); err != nil || len(got) != 0 {
+					t.Fatalf("%s: empty file: %v %q", how, err, got)
+				}
 			}
 		})
 	}
