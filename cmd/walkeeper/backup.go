@@ -11,6 +11,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
@@ -305,9 +306,9 @@ func (c *ShowBackupCmd) Run(a *App) error {
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		a.log.Warn("reading backup.info", "err", err)
 	}
-	d := BackupDetail{Backup: b, InfoKey: basebackup.InfoKey(srv.Name, b.ID), ManifestKey: basebackup.ManifestKey(srv.Name, b.ID),
-		ContentsKey: basebackup.ContentsKey(srv.Name, b.ID), DataPrefix: basebackup.DataPrefix(srv.Name, b.ID)}
-	if p, err := store.Path(basebackup.Prefix(srv.Name, b.ID) + "backup.info"); err == nil {
+	d := BackupDetail{Backup: b, InfoKey: archive.BackupInfoKey(srv.Name, b.ID), ManifestKey: archive.BackupManifestKey(srv.Name, b.ID),
+		ContentsKey: archive.BackupContentsKey(srv.Name, b.ID), DataPrefix: archive.BackupDataPrefix(srv.Name, b.ID)}
+	if p, err := store.Path(archive.BackupPrefix(srv.Name, b.ID) + "backup.info"); err == nil {
 		d.Directory = p[:len(p)-len("/backup.info")]
 	}
 	for _, r := range rows {

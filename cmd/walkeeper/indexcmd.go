@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
-	"github.com/walkeeper/walkeeper/internal/compress"
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/index"
-	"github.com/walkeeper/walkeeper/internal/ingest"
-	"github.com/walkeeper/walkeeper/internal/segments"
+	"github.com/walkeeper/walkeeper/internal/rebuild"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -42,13 +40,13 @@ func (c *IndexRebuildCmd) Run(a *App) error {
 	}
 	ctx := context.Background()
 	idx, err := a.Index()
-	var res index.RebuildResult
+	var res rebuild.Result
 	if err == nil {
 		var segSize uint64
-		if segSize, err = serverSegSize(ctx, store, srv.Name); err != nil {
+		if segSize, err = archive.SegSize(ctx, store, srv.Name); err != nil {
 			return err
 		}
-		res, err = index.Rebuild(ctx, idx, store, srv.Name, segSize, nil)
+		res, err = rebuild.Server(ctx, idx, store, srv.Name, segSize, nil)
 	}
 	if errors.Is(err, index.ErrDamaged) && a.client == nil {
 		return c.repair(ctx, a, store, srv.Name)
@@ -90,13 +88,13 @@ func (c *IndexRebuildCmd) repair(ctx context.Context, a *App, store storage.Stor
 		return err
 	}
 	a.idx = idx
-	out := map[string]index.RebuildResult{}
+	out := map[string]rebuild.Result{}
 	for _, s := range cfg.Servers {
-		segSize, err := serverSegSize(ctx, store, s.Name)
+		segSize, err := archive.SegSize(ctx, store, s.Name)
 		if err != nil {
 			return err
 		}
-		res, err := index.Rebuild(ctx, idx, store, s.Name, segSize, nil)
+		res, err := rebuild.Server(ctx, idx, store, s.Name, segSize, nil)
 		if err != nil {
 			return err
 		}
@@ -115,11 +113,11 @@ func (c *IndexRebuildCmd) repair(ctx context.Context, a *App, store storage.Stor
 }
 
 func rebuildServer(ctx context.Context, idx index.Index, store storage.Store, server string, log *slog.Logger) error {
-	segSize, err := serverSegSize(ctx, store, server)
+	segSize, err := archive.SegSize(ctx, store, server)
 	if err != nil {
 		return err
 	}
-	res, err := index.Rebuild(ctx, idx, store, server, segSize, nil)
+	res, err := rebuild.Server(ctx, idx, store, server, segSize, nil)
 	if err != nil {
 		return err
 	}
@@ -127,33 +125,4 @@ func rebuildServer(ctx context.Context, idx index.Index, store storage.Store, se
 		log.Info("index rebuilt", "server", server, "wal_files", res.WALFiles, "backups", res.Backups, "skipped", len(res.Skipped))
 	}
 	return nil
-}
-
-// serverSegSize is the server's WAL segment size from its stored identity, or from the
-// header of the first archived segment when the identity file is gone; 0 when the
-// archive is empty.
-func serverSegSize(ctx context.Context, store storage.Store, server string) (uint64, error) {
-	if id, err := ingest.LoadIdentity(ctx, store, server); err == nil {
-		return id.SegSize, nil
-	}
-	var found uint64
-	err := store.List(ctx, server+"/wals/", func(i storage.Info) error {
-		if found != 0 {
-			return nil
-		}
-		codec, name := compress.FromName(i.Key[strings.LastIndex(i.Key, "/")+1:])
-		n, err := segments.Parse(name)
-		if err != nil || n.Kind != segments.KindSegment {
-			return nil
-		}
-		data, err := ingest.ReadArchived(ctx, store, i.Key, codec)
-		if err != nil {
-			return nil
-		}
-		if h, err := segments.ParseLongHeader(data); err == nil {
-			found = uint64(h.SegSize)
-		}
-		return nil
-	})
-	return found, err
 }

@@ -6,16 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/index"
 	"github.com/walkeeper/walkeeper/internal/ingest"
-	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -61,25 +60,14 @@ func archivedEndFromIndex(idx index.Index, server string) func(context.Context) 
 // receiver that must not open the index (the daemon would then find it locked).
 func archivedEndFromStore(store storage.Store, server string) func(context.Context) (string, error) {
 	return func(ctx context.Context) (string, error) {
-		last := ""
-		err := store.List(ctx, server+"/wals/", func(i storage.Info) error {
-			base := i.Key[strings.LastIndexByte(i.Key, '/')+1:]
-			if j := strings.IndexByte(base, '.'); j >= 0 && len(base) > 24 {
-				base = base[:j] // compression suffix
-			}
-			if n, err := segments.Parse(base); err == nil && n.Kind == segments.KindSegment && base > last {
-				last = base
-			}
-			return nil
-		})
-		return last, err
+		return archive.NewestSegment(ctx, store, server)
 	}
 }
 
 // systemIDFromStore gives the system identifier the server's archive was learned from.
 func systemIDFromStore(store storage.Store, server string) func(context.Context) (uint64, bool) {
 	return func(ctx context.Context) (uint64, bool) {
-		id, err := ingest.LoadIdentity(ctx, store, server)
+		id, err := archive.LoadIdentity(ctx, store, server)
 		if err != nil || id.SystemID == 0 {
 			return 0, false
 		}

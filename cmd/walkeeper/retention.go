@@ -14,10 +14,10 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/index"
-	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/retention"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -49,7 +49,7 @@ func retentionSetup(ctx context.Context, cfg *config.Config, srv *config.Server,
 	if rc.Policy.Kind == retention.None {
 		return nil, "no retention_policy configured: nothing to do (every backup and all WAL are kept)", nil
 	}
-	id, err := ingest.LoadIdentity(ctx, store, srv.Name)
+	id, err := archive.LoadIdentity(ctx, store, srv.Name)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, "no WAL archived yet (server identity unknown): nothing to do", nil
 	}

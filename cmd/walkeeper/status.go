@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
@@ -127,7 +128,7 @@ func serverStatus(a *App, srv *config.Server) (ServerStatus, error) {
 	if err != nil {
 		return st, err
 	}
-	if id, err := ingest.LoadIdentity(ctx, store, srv.Name); err == nil {
+	if id, err := archive.LoadIdentity(ctx, store, srv.Name); err == nil {
 		st.Identity = &id
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return st, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/pgutil"
 	"github.com/walkeeper/walkeeper/internal/storage"
@@ -67,7 +68,7 @@ func (c *SwitchWALCmd) Run(a *App) error {
 	}
 	deadline := time.Now().Add(c.Timeout)
 	for {
-		_, _, ferr := ingest.FindArchived(ctx, store, srv.Name, walName)
+		_, _, ferr := archive.Find(ctx, store, srv.Name, walName)
 		if ferr == nil {
 			if a.g.JSON {
 				return a.printJSON(map[string]string{"server": srv.Name, "switched_at": lsnText, "wal": walName, "archived": "true"})

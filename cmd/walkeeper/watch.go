@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/daemon"
@@ -224,11 +225,7 @@ func indexLost(ctx context.Context, idx index.Index, store storage.Store, server
 	if err != nil {
 		return false, err
 	}
-	err = store.List(ctx, server+"/wals/", func(storage.Info) error { return errStop })
-	if errors.Is(err, errStop) {
-		return true, nil
-	}
-	return false, err
+	return archive.HasWAL(ctx, store, server)
 }
 
 func selectServers(cfg *config.Config, names []string) ([]*config.Server, error) {

@@ -16,10 +16,10 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/config"
-	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/pgutil"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
@@ -57,7 +57,7 @@ type Options struct {
 	// archive_command's.
 	StreamingArchiver bool
 	SlotName          string
-	Receiver          func() (ingest.ReceiverState, bool)
+	Receiver          func() (catalog.ReceiverState, bool)
 	// Progress, if set, is called once the stream starts with the server's size
 	// estimate and returns the function told the bytes done (-1 at the end).
 	Progress func(total int64) func(done int64)
@@ -134,7 +134,7 @@ func Take(ctx context.Context, o Options) (catalog.Backup, error) {
 	if err != nil {
 		return catalog.Backup{}, fmt.Errorf("backup of %s: connect (%s): %w", o.Server, config.RedactConninfo(o.Conninfo), err)
 	}
-	if arch, err := ingest.LoadIdentity(ctx, o.Store, o.Server); err == nil && arch.SystemID != 0 && arch.SystemID != id.SystemID {
+	if arch, err := archive.LoadIdentity(ctx, o.Store, o.Server); err == nil && arch.SystemID != 0 && arch.SystemID != id.SystemID {
 		return catalog.Backup{}, fmt.Errorf("backup of %s: the server's system identifier is %d but the archive holds WAL of %d (conninfo points at another cluster?)",
 			o.Server, id.SystemID, arch.SystemID)
 	} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -215,7 +215,7 @@ func allocateID(ctx context.Context, o Options, existing []catalog.Backup) (stri
 	for range 5 {
 		id := time.Now().UTC().Format(IDLayout)
 		if !taken[id] {
-			_, err := o.Store.Stat(ctx, InfoKey(o.Server, id))
+			_, err := o.Store.Stat(ctx, archive.BackupInfoKey(o.Server, id))
 			if errors.Is(err, storage.ErrNotFound) {
 				return id, nil
 			}
@@ -318,7 +318,7 @@ func run(ctx context.Context, o Options, b catalog.Backup, tsNames map[uint32]st
 	// EndLSN-1 (EndLSN may sit exactly on a segment boundary).
 	b.EndWAL = segments.SegmentForLSN(b.Timeline, b.EndLSN-1, b.SegSize)
 
-	if _, err := o.Store.Put(ctx, ManifestKey(o.Server, b.ID), bytes.NewReader(res.manifest)); err != nil {
+	if _, err := o.Store.Put(ctx, archive.BackupManifestKey(o.Server, b.ID), bytes.NewReader(res.manifest)); err != nil {
 		return b, fmt.Errorf("store backup_manifest: %w", err)
 	}
 	entries := make([]Entry, len(res.entries))
@@ -336,7 +336,7 @@ func run(ctx context.Context, o Options, b catalog.Backup, tsNames map[uint32]st
 	if err != nil {
 		return b, fmt.Errorf("compress contents: %w", err)
 	}
-	if _, err := o.Store.Put(ctx, ContentsKey(o.Server, b.ID), bytes.NewReader(cdata)); err != nil {
+	if _, err := o.Store.Put(ctx, archive.BackupContentsKey(o.Server, b.ID), bytes.NewReader(cdata)); err != nil {
 		return b, fmt.Errorf("store contents: %w", err)
 	}
 	b.Files = res.files
@@ -415,7 +415,7 @@ func waitWAL(ctx context.Context, o Options, b catalog.Backup, startTLI uint32, 
 		for next <= last {
 			found := false
 			for _, tli := range tlis {
-				_, _, err := ingest.FindArchived(ctx, o.Store, o.Server, segments.SegmentFileName(tli, next, b.SegSize))
+				_, _, err := archive.Find(ctx, o.Store, o.Server, segments.SegmentFileName(tli, next, b.SegSize))
 				if err == nil {
 					found = true
 					break
@@ -492,7 +492,7 @@ func waitCause(ctx context.Context, o Options, b catalog.Backup, note string) st
 		check(o.PrimaryConninfo, "the primary")
 	}
 	if o.StreamingArchiver {
-		var st ingest.ReceiverState
+		var st catalog.ReceiverState
 		known := false
 		if o.Receiver != nil {
 			st, known = o.Receiver()
@@ -516,7 +516,7 @@ func waitCause(ctx context.Context, o Options, b catalog.Backup, note string) st
 }
 
 // receiverCause describes the streaming receiver's state for a backup that waits on it.
-func receiverCause(server, slot string, st ingest.ReceiverState, known bool) string {
+func receiverCause(server, slot string, st catalog.ReceiverState, known bool) string {
 	switch {
 	case !known || !st.Running:
 		return fmt.Sprintf("the streaming receiver of %s is not running (streaming_archiver = on: `walkeeper watch` runs it, or `walkeeper receive-wal %s`)", server, server)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/pgtest"
@@ -116,7 +117,7 @@ func rebuild(t *testing.T, env *wktest.Env, id string) string {
 			f.Close()
 		}
 	}
-	mr, err := store.Get(ctx, basebackup.ManifestKey("pg1", id))
+	mr, err := store.Get(ctx, archive.BackupManifestKey("pg1", id))
 	if err != nil {
 		t.Fatal(err)
 	}

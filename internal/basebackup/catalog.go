@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/index"
 	"github.com/walkeeper/walkeeper/internal/storage"
@@ -66,7 +67,7 @@ func LinkedWAL(ctx context.Context, idx WALScanner, server string, backups []cat
 // Keys lists every stored object of a backup, in the store's lexical order.
 func Keys(ctx context.Context, store storage.Store, server, id string) ([]storage.Info, error) {
 	var keys []storage.Info
-	err := store.List(ctx, Prefix(server, id), func(i storage.Info) error {
+	err := store.List(ctx, archive.BackupPrefix(server, id), func(i storage.Info) error {
 		keys = append(keys, i)
 		return nil
 	})
@@ -122,7 +123,7 @@ func Delete(ctx context.Context, store storage.Store, idx Deleter, serverDir, se
 	if err != nil {
 		return fmt.Errorf("backup %s of %s: %w", b.ID, server, err)
 	}
-	infoKey := InfoKey(server, b.ID)
+	infoKey := archive.BackupInfoKey(server, b.ID)
 	var content []string
 	for _, k := range keys {
 		if k.Key != infoKey {
@@ -135,7 +136,7 @@ func Delete(ctx context.Context, store storage.Store, idx Deleter, serverDir, se
 	if err := store.Delete(ctx, infoKey); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("backup %s of %s: %w", b.ID, server, err)
 	}
-	pruneEmptyDirs(store, Prefix(server, b.ID))
+	pruneEmptyDirs(store, archive.BackupPrefix(server, b.ID))
 	if err := idx.DeleteBackup(ctx, server, b.ID); err != nil && !errors.Is(err, index.ErrNotFound) {
 		return fmt.Errorf("backup %s of %s: content deleted but the index record remains: %w (`walkeeper index rebuild %s` drops it)", b.ID, server, err, server)
 	}

@@ -16,6 +16,7 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/storage"
@@ -62,48 +63,28 @@ type contentsFile struct {
 // bundles (Entry.Bundle) are still read.
 const formatVersion = 2
 
-// Prefix is the storage prefix of everything a backup stores: "<server>/base/<id>/".
-func Prefix(server, id string) string { return server + "/base/" + id + "/" }
-
-// InfoKey is the key of a backup's backup.info (the catalog.Backup JSON).
-func InfoKey(server, id string) string { return Prefix(server, id) + "backup.info" }
-
-// ManifestKey is the key of the server's backup_manifest, stored as sent.
-func ManifestKey(server, id string) string { return Prefix(server, id) + "backup_manifest" }
-
-// ContentsKey is the key of the entry list, contents.json compressed with zstd (a
-// thousand entries are a few hundred KB of JSON; `zstd -dc` shows it).
-func ContentsKey(server, id string) string { return Prefix(server, id) + "contents.json.zst" }
-
-// legacyContentsKey is where format version 1 stored the entry list, uncompressed.
-func legacyContentsKey(server, id string) string { return Prefix(server, id) + "contents.json" }
-
-// DataPrefix is the prefix under which file contents are stored, one object per file:
-// data/pgdata/<path> for the data directory, data/<oid>/<path> for a tablespace.
-func DataPrefix(server, id string) string { return Prefix(server, id) + "data/" }
-
 // dataKey is the key of one file's content.
 func dataKey(server, id string, tablespace uint32, p, codec string) string {
 	root := "pgdata"
 	if tablespace != 0 {
 		root = strconv.FormatUint(uint64(tablespace), 10)
 	}
-	return DataPrefix(server, id) + root + "/" + p + compress.Suffix(codec)
+	return archive.BackupDataPrefix(server, id) + root + "/" + p + compress.Suffix(codec)
 }
 
 // LoadInfo reads a backup's backup.info.
 func LoadInfo(ctx context.Context, store storage.Store, server, id string) (catalog.Backup, error) {
 	var b catalog.Backup
-	r, err := store.Get(ctx, InfoKey(server, id))
+	r, err := store.Get(ctx, archive.BackupInfoKey(server, id))
 	if err != nil {
 		return b, fmt.Errorf("backup %s of %s: %w", id, server, err)
 	}
 	defer r.Close()
 	if err := json.NewDecoder(r).Decode(&b); err != nil {
-		return b, fmt.Errorf("backup %s of %s: %s: %w", id, server, InfoKey(server, id), err)
+		return b, fmt.Errorf("backup %s of %s: %s: %w", id, server, archive.BackupInfoKey(server, id), err)
 	}
 	if b.ID != id {
-		return b, fmt.Errorf("backup %s of %s: %s holds id %q", id, server, InfoKey(server, id), b.ID)
+		return b, fmt.Errorf("backup %s of %s: %s holds id %q", id, server, archive.BackupInfoKey(server, id), b.ID)
 	}
 	return b, nil
 }
@@ -115,7 +96,7 @@ func SaveInfo(ctx context.Context, store storage.Store, b catalog.Backup) error 
 		return err
 	}
 	data = append(data, '\n')
-	if _, err := store.Put(ctx, InfoKey(b.Server, b.ID), bytes.NewReader(data)); err != nil {
+	if _, err := store.Put(ctx, archive.BackupInfoKey(b.Server, b.ID), bytes.NewReader(data)); err != nil {
 		return fmt.Errorf("backup %s: write backup.info: %w", b.ID, err)
 	}
 	return nil
@@ -124,10 +105,10 @@ func SaveInfo(ctx context.Context, store storage.Store, b catalog.Backup) error 
 // Contents returns every entry of a stored backup, sorted so that each directory comes
 // before its contents (data directory first, then tablespaces by OID).
 func Contents(ctx context.Context, store storage.Store, server, id string) ([]Entry, error) {
-	key := ContentsKey(server, id)
+	key := archive.BackupContentsKey(server, id)
 	r, err := store.Get(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
-		key = legacyContentsKey(server, id)
+		key = archive.BackupContentsV1Key(server, id)
 		r, err = store.Get(ctx, key)
 	}
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/index"
@@ -222,7 +223,7 @@ func TestDelete(t *testing.T) {
 	if err := SaveInfo(ctx, store, b); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{ManifestKey("pg1", b.ID), ContentsKey("pg1", b.ID), DataPrefix("pg1", b.ID) + "pgdata/base/1/1234.zst"} {
+	for _, k := range []string{archive.BackupManifestKey("pg1", b.ID), archive.BackupContentsKey("pg1", b.ID), archive.BackupDataPrefix("pg1", b.ID) + "pgdata/base/1/1234.zst"} {
 		if _, err := store.Put(ctx, k, strings.NewReader("x")); err != nil {
 			t.Fatal(err)
 		}

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/walkeeper/walkeeper/internal/catalog"
-	"github.com/walkeeper/walkeeper/internal/ingest"
 )
 
 // TestShowInterrupted: a backup left STARTED or WAITING_WAL shows as FAILED
@@ -56,13 +55,13 @@ func TestShowInterrupted(t *testing.T) {
 
 func TestReceiverCause(t *testing.T) {
 	for _, c := range []struct {
-		st    ingest.ReceiverState
+		st    catalog.ReceiverState
 		known bool
 		want  string
 	}{
-		{ingest.ReceiverState{}, false, "the streaming receiver of pg1 is not running"},
-		{ingest.ReceiverState{Running: true, LastError: "connect: refused"}, true, "is not connected to the server (slot s1; last error at"},
-		{ingest.ReceiverState{Running: true, Connected: true, FlushedLSN: "0/3000000", Timeline: 1, ServerLSN: "0/3000100", LagBytes: 256}, true,
+		{catalog.ReceiverState{}, false, "the streaming receiver of pg1 is not running"},
+		{catalog.ReceiverState{Running: true, LastError: "connect: refused"}, true, "is not connected to the server (slot s1; last error at"},
+		{catalog.ReceiverState{Running: true, Connected: true, FlushedLSN: "0/3000000", Timeline: 1, ServerLSN: "0/3000100", LagBytes: 256}, true,
 			"is connected (slot s1) and flushed WAL up to 0/3000000 on timeline 1 (the server is at 0/3000100, 256 bytes ahead)"},
 	} {
 		if got := receiverCause("pg1", "s1", c.st, c.known); !strings.Contains(got, c.want) {

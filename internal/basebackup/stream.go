@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/bufpool"
 	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/segments"
@@ -344,7 +345,7 @@ func (p *pipeline) addToBundle(r io.Reader, e *Entry) error {
 		return fmt.Errorf("read %s from the stream: %w", e.Path, err)
 	}
 	e.Solid, e.Bundle, e.Offset, e.StoredSize = true, false, int64(start), 0
-	e.Key = DataPrefix(p.o.server, p.o.id) + fmt.Sprintf("bundles/%06d", p.bundles) + compress.Suffix(p.o.codec)
+	e.Key = archive.BackupDataPrefix(p.o.server, p.o.id) + fmt.Sprintf("bundles/%06d", p.bundles) + compress.Suffix(p.o.codec)
 	c.members = append(c.members, e)
 	p.bundleRaw = len(c.raw)
 	if p.bundleRaw >= bundleSize {

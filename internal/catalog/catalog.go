@@ -90,3 +90,34 @@ type Identity struct {
 	Source    string    `json:"source"`
 	LearnedAt time.Time `json:"learned_at"`
 }
+
+// ReceiverState is what status and check show about a streaming receiver (ingest's
+// Receiver keeps it and writes it to its state file). LSNs are strings in
+// PostgreSQL's notation so a DBA can compare them with pg_stat_replication.
+type ReceiverState struct {
+	Server          string `json:"server"`
+	PID             int    `json:"pid"`
+	Running         bool   `json:"running"`
+	Connected       bool   `json:"connected"`
+	Slot            string `json:"slot"`
+	ApplicationName string `json:"application_name"`
+	Timeline        uint32 `json:"timeline,omitempty"`
+	ReceivedLSN     string `json:"received_lsn,omitempty"`
+	FlushedLSN      string `json:"flushed_lsn,omitempty"`
+	ServerLSN       string `json:"server_lsn,omitempty"`
+	// LagBytes is the server's WAL end (from its last message) minus FlushedLSN.
+	LagBytes int64 `json:"lag_bytes"`
+	// LagSeconds is how long FlushedLSN has been behind the server's WAL end as last
+	// seen: 0 while caught up (a cut-off receiver shows Connected false instead).
+	LagSeconds     float64   `json:"lag_seconds"`
+	Segment        string    `json:"segment,omitempty"`
+	StartedAt      time.Time `json:"started_at,omitzero"`
+	ConnectedAt    time.Time `json:"connected_at,omitzero"`
+	LastMessageAt  time.Time `json:"last_message_at,omitzero"`
+	LastServerTime time.Time `json:"last_server_time,omitzero"`
+	Reconnects     int       `json:"reconnects"`
+	LastError      string    `json:"last_error,omitempty"`
+	LastErrorAt    time.Time `json:"last_error_at,omitzero"`
+	Gap            string    `json:"gap,omitempty"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}

@@ -21,13 +21,13 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sys/unix"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/index"
-	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/pgutil"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
@@ -58,7 +58,7 @@ type Deps struct {
 	// Daemon is a client of the running daemon, nil when none answers.
 	Daemon *daemon.Client
 	// Receiver returns the streaming receiver's state, if any is known.
-	Receiver func() (ingest.ReceiverState, bool)
+	Receiver func() (catalog.ReceiverState, bool)
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// ChainRecheck, if positive, is how long the WAL chain check waits before it looks
@@ -422,7 +422,7 @@ func (r *runner) streaming() {
 			r.add(CheckSlot, true, fmt.Sprintf("replication slot %q exists (%s)", r.srv.SlotName, state), "")
 		}
 	}
-	var st ingest.ReceiverState
+	var st catalog.ReceiverState
 	ok := false
 	if r.d.Receiver != nil {
 		st, ok = r.d.Receiver()
@@ -502,7 +502,7 @@ func (r *runner) walRecent(ctx context.Context) {
 }
 
 func (r *runner) systemID(ctx context.Context) {
-	id, err := ingest.LoadIdentity(ctx, r.d.Store, r.srv.Name)
+	id, err := archive.LoadIdentity(ctx, r.d.Store, r.srv.Name)
 	if errors.Is(err, storage.ErrNotFound) {
 		if r.pg.err == nil {
 			r.add(CheckSystemID, true, fmt.Sprintf("server %d; the archive has not learned one yet (no WAL archived)", r.pg.systemID), "")
@@ -550,7 +550,7 @@ func (r *runner) walChain(ctx context.Context) {
 	}
 	oldest := done[0]
 	var segSize uint64
-	if id, err := ingest.LoadIdentity(ctx, r.d.Store, r.srv.Name); err == nil {
+	if id, err := archive.LoadIdentity(ctx, r.d.Store, r.srv.Name); err == nil {
 		segSize = id.SegSize
 	}
 	var a *verify.Archive

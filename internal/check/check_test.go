@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/check"
 	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/pgtest"
@@ -156,7 +157,7 @@ func TestCheckAndVerify(t *testing.T) {
 	// A missing segment between the backup's begin and the newest.
 	bn, _ := segments.Parse(begin)
 	missing := segments.SegmentFileName(bn.Timeline, bn.SegNo(16<<20)+2, 16<<20)
-	walDir := filepath.Join(env.Home, "pg1", "wals", segments.Dir(missing))
+	walDir := filepath.Join(env.Home, "pg1", "wals", archive.Dir(missing))
 	var walFile string
 	es, _ := os.ReadDir(walDir)
 	for _, e := range es {
@@ -389,7 +390,7 @@ func TestVerifyAcrossPromotion(t *testing.T) {
 		t.Fatalf("spans %+v", sp)
 	}
 	oldSwitch := segments.SegmentFileName(1, n2.SegNo(16<<20), 16<<20)
-	tl1Dir := filepath.Join(env.Home, "pg1", "wals", segments.Dir(sp[0].To))
+	tl1Dir := filepath.Join(env.Home, "pg1", "wals", archive.Dir(sp[0].To))
 	if _, err := os.Stat(filepath.Join(tl1Dir, oldSwitch+".partial.zst")); err != nil {
 		t.Errorf("PostgreSQL did not archive the old timeline's switch segment as a .partial: %v", err)
 	}

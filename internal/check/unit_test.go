@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/index"
-	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -67,7 +67,7 @@ func newRig(t *testing.T) *rig {
 
 func (r *rig) put(t *testing.T, name string, data []byte) {
 	t.Helper()
-	if _, err := r.store.Put(context.Background(), ingest.ArchiveKey("pg1", name, "none"), strings.NewReader(string(data))); err != nil {
+	if _, err := r.store.Put(context.Background(), archive.WALKey("pg1", name, "none"), strings.NewReader(string(data))); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -183,7 +183,7 @@ func TestChecksWithoutPostgres(t *testing.T) {
 
 	// WAL that stopped arriving: the newest archived file is older than an hour.
 	if err := r.idx.PutWAL(context.Background(), "pg1", catalog.WALFile{Name: segments.SegmentFileName(2, 9, seg), Kind: "segment",
-		Timeline: 2, SegNo: 9, ArrivedAt: r.now.Add(-3 * time.Hour), Key: ingest.ArchiveKey("pg1", segments.SegmentFileName(2, 9, seg), "none")}); err != nil {
+		Timeline: 2, SegNo: 9, ArrivedAt: r.now.Add(-3 * time.Hour), Key: archive.WALKey("pg1", segments.SegmentFileName(2, 9, seg), "none")}); err != nil {
 		t.Fatal(err)
 	}
 	m = r.run(t)

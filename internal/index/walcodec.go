@@ -7,6 +7,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/segments"
@@ -16,7 +17,8 @@ import (
 // JSON): badger keeps values inside its memory-mapped tables, so the record size sets
 // both the resident memory and the CPU of scanning an archive of a million segments
 // (retention, status). The name is the key's suffix and the storage key is derived
-// from it when it has the archive's usual form, so neither is stored twice. Values
+// from it (archive.WALKey) when it has the archive's usual form, so neither is stored
+// twice. Values
 // written as JSON by earlier versions (first byte '{') are still read.
 
 // walCodecV1 marks the compact form. Kind, compression and source are one byte when
@@ -37,11 +39,6 @@ func appendEnum(b []byte, s string, table []string) []byte {
 		}
 	}
 	return appendString(append(b, 0), s)
-}
-
-// derivedKey is the storage key ingest gives an archived file (ingest.ArchiveKey).
-func derivedKey(server, name, codec string) string {
-	return server + "/wals/" + segments.Dir(name) + "/" + name + compress.Suffix(codec)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -72,7 +69,7 @@ func encodeWAL(server string, f catalog.WALFile) []byte {
 	b = binary.AppendUvarint(b, uint64(f.ArrivedAt.Nanosecond()))
 	b = binary.AppendVarint(b, int64(off))
 	b = appendEnum(b, f.Source, sourceEnum)
-	if f.Key == derivedKey(server, f.Name, f.Compression) {
+	if f.Key == archive.WALKey(server, f.Name, f.Compression) {
 		b = append(b, 0)
 	} else {
 		b = append(b, 1)
@@ -176,7 +173,7 @@ func decodeWAL(server, name string, v []byte) (catalog.WALFile, error) {
 	}
 	f.Source = r.enum(sourceEnum)
 	if r.byte1() == 0 {
-		f.Key = derivedKey(server, name, f.Compression)
+		f.Key = archive.WALKey(server, name, f.Compression)
 	} else {
 		f.Key = r.string()
 	}

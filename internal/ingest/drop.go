@@ -8,10 +8,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
 )
 
@@ -52,43 +51,6 @@ func DropData(incomingDir, name string, data []byte) (string, error) {
 	return drop(incomingDir, name, bytes.NewReader(data), int64(len(data)))
 }
 
-// dupSep separates a WAL name from the arrival stamp of a later copy waiting beside
-// an earlier one in incoming/ ("<name>.wk-dup-<stamp>"): not a WAL name, so nothing
-// takes it for one, and ingest reads the WAL name back with SplitDup.
-const dupSep = ".wk-dup-"
-
-// SplitDup returns the WAL name of an incoming entry and whether it is a later copy
-// waiting beside an earlier one.
-func SplitDup(entry string) (name string, dup bool) {
-	i := strings.Index(entry, dupSep)
-	if i <= 0 {
-		return entry, false
-	}
-	return entry[:i], true
-}
-
-// Copies lists the incoming entries that hold a copy of WAL file name, in arrival
-// order: the plain name first (a copy only ever goes beside an earlier one), then the
-// later copies by their stamp. Ingest judges them in this order, and get-wal serves
-// the first valid one, which is the one ingest archives.
-func Copies(incomingDir, name string) []string {
-	var out []string
-	if _, err := os.Lstat(filepath.Join(incomingDir, name)); err == nil {
-		out = append(out, name)
-	}
-	dups, _ := filepath.Glob(filepath.Join(incomingDir, globEscape(name)+dupSep+"*"))
-	sort.Strings(dups)
-	for _, d := range dups {
-		out = append(out, filepath.Base(d))
-	}
-	return out
-}
-
-func globEscape(s string) string {
-	r := strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`)
-	return r.Replace(s)
-}
-
 // drop writes r durably into incoming/ as name. When a copy of name is already waiting
 // there (not yet ingested), the file is never replaced (invariant 2: a newcomer must
 // not overwrite): the same content is success with nothing written, other content is
@@ -112,14 +74,14 @@ func drop(incomingDir, name string, r io.Reader, size int64) (string, error) {
 	}()
 	dst := filepath.Join(incomingDir, name)
 	for attempt := 0; ; attempt++ {
-		copies := Copies(incomingDir, name)
+		copies := archive.Copies(incomingDir, name)
 		for _, c := range copies {
 			if sameContent(tmp, filepath.Join(incomingDir, c)) {
 				return filepath.Join(incomingDir, c), nil
 			}
 		}
 		if len(copies) > 0 || attempt > 0 {
-			dst = filepath.Join(incomingDir, fmt.Sprintf("%s%s%020d", name, dupSep, time.Now().UnixNano()))
+			dst = filepath.Join(incomingDir, archive.DupName(name, time.Now().UnixNano()))
 		}
 		err := fsutil.PublishNoReplace(tmp, dst)
 		if err == nil {
@@ -137,15 +99,15 @@ func drop(incomingDir, name string, r io.Reader, size int64) (string, error) {
 // content is success (src removed), other content waits beside it.
 func HandOver(incomingDir, name, src string) error {
 	srcDir := filepath.Dir(src)
-	for _, c := range Copies(incomingDir, name) {
+	for _, c := range archive.Copies(incomingDir, name) {
 		if sameContent(src, filepath.Join(incomingDir, c)) {
 			return fsutil.RemoveDurable(src)
 		}
 	}
 	dst := filepath.Join(incomingDir, name)
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 || len(Copies(incomingDir, name)) > 0 {
-			dst = filepath.Join(incomingDir, fmt.Sprintf("%s%s%020d", name, dupSep, time.Now().UnixNano()))
+		if attempt > 0 || len(archive.Copies(incomingDir, name)) > 0 {
+			dst = filepath.Join(incomingDir, archive.DupName(name, time.Now().UnixNano()))
 		}
 		err := fsutil.PublishNoReplace(src, dst)
 		if err == nil {

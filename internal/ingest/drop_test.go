@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
 )
 
@@ -41,8 +42,8 @@ func TestDropNeverReplaces(t *testing.T) {
 	f.drop(t, name, other)
 	f.drop(t, name, seg)   // same as the first: nothing new
 	f.drop(t, name, other) // same as the second: nothing new
-	copies := Copies(f.srv.IncomingDir, name)
-	if len(copies) != 2 || copies[0] != name || !strings.HasPrefix(copies[1], name+dupSep) {
+	copies := archive.Copies(f.srv.IncomingDir, name)
+	if len(copies) != 2 || copies[0] != name || !strings.HasPrefix(copies[1], name+".wk-dup-") {
 		t.Fatalf("incoming copies %v, want the name and one later copy", copies)
 	}
 	if got, _ := os.ReadFile(filepath.Join(f.srv.IncomingDir, name)); !bytes.Equal(got, seg) {
@@ -67,7 +68,7 @@ func TestDropNeverReplaces(t *testing.T) {
 	if !bytes.Equal(kept, other) {
 		t.Fatal("errors/ does not hold the second file's bytes")
 	}
-	if left := Copies(f.srv.IncomingDir, name); len(left) != 0 {
+	if left := archive.Copies(f.srv.IncomingDir, name); len(left) != 0 {
 		t.Fatalf("incoming still holds %v", left)
 	}
 }
@@ -82,7 +83,7 @@ func TestDropFirstInvalid(t *testing.T) {
 	copy(bad[:8], []byte{0, 0, 0, 0, 0, 0, 0, 0})
 	f.drop(t, name, bad)
 	f.drop(t, name, seg)
-	copies := Copies(f.srv.IncomingDir, name)
+	copies := archive.Copies(f.srv.IncomingDir, name)
 	if r := f.process(t, copies[0]); r.Outcome != Quarantined {
 		t.Fatalf("invalid first copy: %+v", r)
 	}
@@ -173,7 +174,7 @@ func TestHandOverNeverReplaces(t *testing.T) {
 	if err := HandOver(incoming, name, put("streamed, other bytes")); err != nil {
 		t.Fatal(err)
 	}
-	c := Copies(incoming, name)
+	c := archive.Copies(incoming, name)
 	if len(c) != 2 {
 		t.Fatalf("incoming copies %v, want the first and the differing one", c)
 	}

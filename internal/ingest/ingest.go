@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/bufpool"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
@@ -77,7 +77,7 @@ func NewPipeline(srv Server, store storage.Store, idx index.Index, log *slog.Log
 		return nil, fmt.Errorf("server %s: unknown compression %q", srv.Name, srv.Compression)
 	}
 	p := &Pipeline{srv: srv, store: store, idx: idx, log: log.With("server", srv.Name), inflight: map[string]bool{}}
-	id, err := LoadIdentity(context.Background(), store, srv.Name)
+	id, err := archive.LoadIdentity(context.Background(), store, srv.Name)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return nil, err
 	}
@@ -85,23 +85,6 @@ func NewPipeline(srv Server, store storage.Store, idx index.Index, log *slog.Log
 		p.identity = &id
 	}
 	return p, nil
-}
-
-// IdentityKey is the storage key of a server's identity.json.
-func IdentityKey(server string) string { return server + "/identity.json" }
-
-// LoadIdentity reads a server's stored identity.
-func LoadIdentity(ctx context.Context, store storage.Store, server string) (catalog.Identity, error) {
-	var id catalog.Identity
-	r, err := store.Get(ctx, IdentityKey(server))
-	if err != nil {
-		return id, err
-	}
-	defer r.Close()
-	if err := json.NewDecoder(r).Decode(&id); err != nil {
-		return id, fmt.Errorf("%s: %w", IdentityKey(server), err)
-	}
-	return id, nil
 }
 
 // Identity returns what the pipeline enforces, if known.
@@ -135,11 +118,7 @@ func (p *Pipeline) setIdentity(ctx context.Context, id catalog.Identity) error {
 	if p.identity != nil {
 		return nil
 	}
-	b, err := json.MarshalIndent(id, "", "  ")
-	if err != nil {
-		return err
-	}
-	if _, err := p.store.Put(ctx, IdentityKey(p.srv.Name), bytes.NewReader(b)); err != nil {
+	if err := archive.SaveIdentity(ctx, p.store, p.srv.Name, id); err != nil {
 		return err
 	}
 	p.identity = &id
@@ -186,7 +165,7 @@ func reject(format string, a ...any) error { return &rejection{reason: fmt.Sprin
 // copy is gone (archived or quarantined): first come, first archived.
 func (p *Pipeline) Process(ctx context.Context, entry string) (Result, error) {
 	start := time.Now()
-	base, dup := SplitDup(entry)
+	base, dup := archive.SplitDup(entry)
 	res := Result{Name: base}
 	// Serialised per WAL name, not per entry: two copies of one name must never be
 	// stored at once.
@@ -212,7 +191,7 @@ func (p *Pipeline) Process(ctx context.Context, entry string) (Result, error) {
 
 	path := filepath.Join(p.srv.IncomingDir, entry)
 	if dup {
-		if c := Copies(p.srv.IncomingDir, base); len(c) > 0 && c[0] != entry {
+		if c := archive.Copies(p.srv.IncomingDir, base); len(c) > 0 && c[0] != entry {
 			res.Outcome = Pending
 			res.Requeue = 50 * time.Millisecond
 			return res, nil
@@ -321,10 +300,7 @@ func (p *Pipeline) process(ctx context.Context, base, path string, fi os.FileInf
 		SHA256:      hex.EncodeToString(sum[:]),
 		Source:      catalog.SourceArchive,
 	}
-	if name.Kind != segments.KindHistory && id.SegSize != 0 {
-		rec.SegNo = name.SegNo(id.SegSize)
-		rec.StartLSN = name.StartLSN(id.SegSize)
-	}
+	rec.SegNo, rec.StartLSN = name.Place(id.SegSize)
 
 	// Invariant 2: same name and content is success, other content never overwrites.
 	dup, err := p.existing(ctx, base, data, rec.SHA256)
@@ -342,7 +318,7 @@ func (p *Pipeline) process(ctx context.Context, base, path string, fi os.FileInf
 	}
 
 	failpoint("after-compress")
-	rec.Key = ArchiveKey(p.srv.Name, base, p.srv.Compression)
+	rec.Key = archive.WALKey(p.srv.Name, base, p.srv.Compression)
 	n, err := p.store.Put(ctx, rec.Key, bytes.NewReader(out))
 	if err != nil {
 		return err
@@ -452,50 +428,6 @@ func readInto(path string, buf []byte, limit int64) ([]byte, error) {
 	}
 }
 
-// ArchiveKey is the storage key of an archived file: <server>/wals/<dir>/<name><suffix>.
-func ArchiveKey(server, name, codec string) string {
-	return server + "/wals/" + segments.Dir(name) + "/" + name + compress.Suffix(codec)
-}
-
-// FindArchived locates an archived file in storage without the index (get-wal relies on
-// this): it probes each codec's suffix.
-func FindArchived(ctx context.Context, store storage.Store, server, name string) (key, codec string, err error) {
-	for _, c := range compress.Codecs {
-		k := ArchiveKey(server, name, c)
-		if _, err := store.Stat(ctx, k); err == nil {
-			return k, c, nil
-		} else if !errors.Is(err, storage.ErrNotFound) {
-			return "", "", err
-		}
-	}
-	return "", "", fmt.Errorf("%s: %w", name, storage.ErrNotFound)
-}
-
-// ReadArchived returns the uncompressed content of an archived file.
-func ReadArchived(ctx context.Context, store storage.Store, key, codec string) ([]byte, error) {
-	return ReadArchivedInto(ctx, store, key, codec, nil)
-}
-
-// ReadArchivedInto is ReadArchived decoding into dst's memory (dst[:0]), which should
-// have room for the whole result: a decoder without room grows its buffer once per
-// zstd frame.
-func ReadArchivedInto(ctx context.Context, store storage.Store, key, codec string, dst []byte) ([]byte, error) {
-	r, err := store.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", key, err)
-	}
-	out, err := compress.DecodeAll(codec, raw, dst[:0])
-	if err != nil {
-		return nil, fmt.Errorf("decompress %s: %w", key, err)
-	}
-	return out, nil
-}
-
 // existing returns the archived record when base is already archived with the same
 // content, a rejection when it is archived with other content, and nil when it is new.
 // A stored object without an index record (a crash between write and index commit) is
@@ -508,14 +440,14 @@ func (p *Pipeline) existing(ctx context.Context, base string, data []byte, sum s
 	if err != nil && !errors.Is(err, index.ErrNotFound) {
 		return nil, err
 	}
-	key, codec, ferr := FindArchived(ctx, p.store, p.srv.Name, base)
+	key, codec, ferr := archive.Find(ctx, p.store, p.srv.Name, base)
 	if errors.Is(ferr, storage.ErrNotFound) {
 		return nil, nil
 	}
 	if ferr != nil {
 		return nil, ferr
 	}
-	stored, err := ReadArchived(ctx, p.store, key, codec)
+	stored, err := archive.Read(ctx, p.store, key, codec)
 	if err != nil {
 		return nil, err
 	}
@@ -532,9 +464,8 @@ func (p *Pipeline) existing(ctx context.Context, base string, data []byte, sum s
 	if n, perr := segments.Parse(base); perr == nil {
 		rec.Kind = n.Kind.String()
 		rec.Timeline = n.Timeline
-		if id, ok := p.Identity(); ok && n.Kind != segments.KindHistory {
-			rec.SegNo = n.SegNo(id.SegSize)
-			rec.StartLSN = n.StartLSN(id.SegSize)
+		if id, ok := p.Identity(); ok {
+			rec.SegNo, rec.StartLSN = n.Place(id.SegSize)
 		}
 	}
 	if err := p.idx.PutWAL(ctx, p.srv.Name, rec); err != nil {
@@ -609,10 +540,9 @@ func (p *Pipeline) quarantine(path, base, reason string) error {
 	if err := fsutil.MkdirAll(p.srv.ErrorsDir, 0o700); err != nil {
 		return err
 	}
-	stamp := time.Now().UTC().Format("20060102T150405.000000000")
-	dst := filepath.Join(p.srv.ErrorsDir, base+"."+stamp)
+	dst := filepath.Join(p.srv.ErrorsDir, archive.QuarantineName(base, time.Now()))
 	line := fmt.Sprintf("%s %s: %s\n", time.Now().UTC().Format(time.RFC3339), base, reason)
-	if err := fsutil.WriteFileAtomic(dst+".reason", []byte(line), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(archive.ReasonFile(dst), []byte(line), 0o600); err != nil {
 		return err
 	}
 	return fsutil.RenameDurable(path, dst)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/index"
@@ -105,11 +106,11 @@ func TestPipelineCodecs(t *testing.T) {
 			if err != nil || rec.RawSize != int64(len(seg)) || rec.Compression != codec || rec.Timeline != 1 || rec.SegNo != 1 || rec.StartLSN != 0x1000000 {
 				t.Fatalf("index record %+v %v", rec, err)
 			}
-			key, c, err := FindArchived(context.Background(), f.store, "pg1", "000000010000000000000001")
+			key, c, err := archive.Find(context.Background(), f.store, "pg1", "000000010000000000000001")
 			if err != nil || c != codec || key != rec.Key || !strings.HasSuffix(key, compress.Suffix(codec)) {
 				t.Fatalf("find: %s %s %v", key, c, err)
 			}
-			got, err := ReadArchived(context.Background(), f.store, key, c)
+			got, err := archive.Read(context.Background(), f.store, key, c)
 			if err != nil || !bytes.Equal(got, seg) {
 				t.Fatalf("read back: %v", err)
 			}
@@ -145,8 +146,8 @@ func TestPipelineDuplicatesAndConflicts(t *testing.T) {
 	if r.Outcome != Quarantined || !strings.Contains(r.Reason, "different content") {
 		t.Fatalf("conflict: %+v", r)
 	}
-	key, c, _ := FindArchived(context.Background(), f.store, "pg1", name)
-	if got, _ := ReadArchived(context.Background(), f.store, key, c); !bytes.Equal(got, seg) {
+	key, c, _ := archive.Find(context.Background(), f.store, "pg1", name)
+	if got, _ := archive.Read(context.Background(), f.store, key, c); !bytes.Equal(got, seg) {
 		t.Fatal("conflicting file overwrote the archive")
 	}
 	es, _ := os.ReadDir(f.srv.ErrorsDir)

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/walkeeper/walkeeper/internal/archive"
 )
 
 // published remembers the files a writer published into incoming/ by renaming its
@@ -47,7 +49,7 @@ func (p *Pipeline) notePublished(target string) {
 // made by Drop's rename, so it always is.
 func (p *Pipeline) published(path string, fi os.FileInfo) bool {
 	entry := filepath.Base(path)
-	if _, dup := SplitDup(entry); dup {
+	if _, dup := archive.SplitDup(entry); dup {
 		return true
 	}
 	p.pub.mu.Lock()

@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"golang.org/x/sys/unix"
 
+	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/segments"
 )
@@ -68,35 +69,9 @@ type ReceiverConfig struct {
 	Log     *slog.Logger
 }
 
-// ReceiverState is what status and check show about a receiver. LSNs are strings in
-// PostgreSQL's notation so a DBA can compare them with pg_stat_replication.
-type ReceiverState struct {
-	Server          string `json:"server"`
-	PID             int    `json:"pid"`
-	Running         bool   `json:"running"`
-	Connected       bool   `json:"connected"`
-	Slot            string `json:"slot"`
-	ApplicationName string `json:"application_name"`
-	Timeline        uint32 `json:"timeline,omitempty"`
-	ReceivedLSN     string `json:"received_lsn,omitempty"`
-	FlushedLSN      string `json:"flushed_lsn,omitempty"`
-	ServerLSN       string `json:"server_lsn,omitempty"`
-	// LagBytes is the server's WAL end (from its last message) minus FlushedLSN.
-	LagBytes int64 `json:"lag_bytes"`
-	// LagSeconds is how long FlushedLSN has been behind the server's WAL end as last
-	// seen: 0 while caught up (a cut-off receiver shows Connected false instead).
-	LagSeconds     float64   `json:"lag_seconds"`
-	Segment        string    `json:"segment,omitempty"`
-	StartedAt      time.Time `json:"started_at,omitzero"`
-	ConnectedAt    time.Time `json:"connected_at,omitzero"`
-	LastMessageAt  time.Time `json:"last_message_at,omitzero"`
-	LastServerTime time.Time `json:"last_server_time,omitzero"`
-	Reconnects     int       `json:"reconnects"`
-	LastError      string    `json:"last_error,omitempty"`
-	LastErrorAt    time.Time `json:"last_error_at,omitzero"`
-	Gap            string    `json:"gap,omitempty"`
-	UpdatedAt      time.Time `json:"updated_at"`
-}
+// ReceiverState is what status and check show about a receiver (catalog.ReceiverState:
+// the packages that show it do not import ingest).
+type ReceiverState = catalog.ReceiverState
 
 // startupReportWindow and startupReportInterval: how long after START_REPLICATION, and
 // how often, the receiver reports its position even when no WAL arrives (see stream).

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -32,7 +33,7 @@ func RemoveStaleTemps(server, incomingDir string, store storage.Store, log *slog
 	}
 	n += len(removed)
 	if tr, ok := store.(TempRemover); ok {
-		keys, err := tr.RemoveStaleTemps(server+"/wals/", 0)
+		keys, err := tr.RemoveStaleTemps(archive.WALPrefix(server), 0)
 		if err != nil {
 			log.Warn("stale temporary files", "server", server, "err", err)
 		}

@@ -13,8 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
-	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -110,7 +110,7 @@ func Get(ctx context.Context, store storage.Store, server, walName, dest string,
 
 func fetch(ctx context.Context, store storage.Store, server string, n segments.Name, dest string, o GetOptions) (string, error) {
 	walName := n.Raw
-	key, codec, err := ingest.FindArchived(ctx, store, server, walName)
+	key, codec, err := archive.Find(ctx, store, server, walName)
 	if errors.Is(err, storage.ErrNotFound) {
 		return fetchUnarchived(ctx, store, server, n, dest, o)
 	}

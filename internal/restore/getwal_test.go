@@ -10,23 +10,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
-	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
 const testSeg = 1 << 20 // 1 MiB segments keep the tests small
 
-// archive stores content under name as the ingest pipeline would (zstd).
-func archive(t *testing.T, store storage.Store, server, name string, data []byte) {
+// putArchived stores content under name as the ingest pipeline would (zstd).
+func putArchived(t *testing.T, store storage.Store, server, name string, data []byte) {
 	t.Helper()
 	enc, err := compress.EncodeAll(compress.Zstd, 0, data, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Put(context.Background(), ingest.ArchiveKey(server, name, compress.Zstd), bytes.NewReader(enc)); err != nil {
+	if _, err := store.Put(context.Background(), archive.WALKey(server, name, compress.Zstd), bytes.NewReader(enc)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -40,7 +40,7 @@ func newArchive(t *testing.T) (*storage.Local, string) {
 	home := t.TempDir()
 	store := storage.NewLocal(home)
 	id, _ := json.Marshal(catalog.Identity{SystemID: 1, SegSize: testSeg})
-	if _, err := store.Put(context.Background(), ingest.IdentityKey("pg1"), bytes.NewReader(id)); err != nil {
+	if _, err := store.Put(context.Background(), archive.IdentityKey("pg1"), bytes.NewReader(id)); err != nil {
 		t.Fatal(err)
 	}
 	return store, home
@@ -50,9 +50,9 @@ func TestGetFallbacks(t *testing.T) {
 	ctx := context.Background()
 	store, home := newArchive(t)
 	seg := func(tli uint32, n uint64) string { return segments.SegmentFileName(tli, n, testSeg) }
-	archive(t, store, "pg1", seg(1, 1), segData(seg(1, 1)))
-	archive(t, store, "pg1", seg(1, 2)+".partial", segData("partial-archived----"))
-	archive(t, store, "pg1", "00000002.history", []byte("1\t0/2000000\tx\n"))
+	putArchived(t, store, "pg1", seg(1, 1), segData(seg(1, 1)))
+	putArchived(t, store, "pg1", seg(1, 2)+".partial", segData("partial-archived----"))
+	putArchived(t, store, "pg1", "00000002.history", []byte("1\t0/2000000\tx\n"))
 	streaming := filepath.Join(home, "pg1", "streaming")
 	os.MkdirAll(streaming, 0o700)
 	live := make([]byte, testSeg)
@@ -251,7 +251,7 @@ func archiveSegments(t *testing.T, store storage.Store, n uint64) []string {
 	for i := uint64(1); i <= n; i++ {
 		name := segments.SegmentFileName(1, i, testSeg)
 		names = append(names, name)
-		archive(t, store, "pg1", name, segData(name))
+		putArchived(t, store, "pg1", name, segData(name))
 	}
 	return names
 }

@@ -8,8 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
-	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -39,7 +39,7 @@ func fetchUnarchived(ctx context.Context, store storage.Store, server string, n 
 		return "", fmt.Errorf("get-wal %s: %w", walName, ErrNotArchived)
 	}
 	partial := walName + ".partial"
-	key, codec, err := ingest.FindArchived(ctx, store, server, partial)
+	key, codec, err := archive.Find(ctx, store, server, partial)
 	if err == nil {
 		if err := writeArchived(ctx, store, key, codec, dest); err != nil {
 			return "", fmt.Errorf("get-wal %s: %w", walName, err)
@@ -80,7 +80,7 @@ func fetchUnarchived(ctx context.Context, store storage.Store, server string, n 
 // may archive and remove it between the archive's look and this one: the archive is
 // read again then, so a file is never missed in the hand-over.
 func serveWaiting(ctx context.Context, store storage.Store, server, incomingDir, name, dest string) (string, error) {
-	w, err := ingest.FindPending(ctx, store, server, incomingDir, name)
+	w, err := archive.FindPending(ctx, store, server, incomingDir, name)
 	if err == nil {
 		if _, err := fsutil.WriteAtomicNoSync(dest, bytes.NewReader(w.Data), 0o600); err != nil {
 			return "", err
@@ -90,7 +90,7 @@ func serveWaiting(ctx context.Context, store storage.Store, server, incomingDir,
 	if !errors.Is(err, storage.ErrNotFound) {
 		return "", err
 	}
-	key, codec, err := ingest.FindArchived(ctx, store, server, name)
+	key, codec, err := archive.Find(ctx, store, server, name)
 	if err != nil {
 		return "", err
 	}
@@ -112,7 +112,7 @@ func partialWanted(ctx context.Context, store storage.Store, server string, n se
 	if err != nil {
 		return false, err
 	}
-	id, err := ingest.LoadIdentity(ctx, store, server)
+	id, err := archive.LoadIdentity(ctx, store, server)
 	if err != nil || !segments.ValidSegSize(id.SegSize) || n.ValidFor(id.SegSize) != nil {
 		// Without the segment size, any later timeline leaving n's counts.
 		return tl.LeftBy(n.Timeline, ^segments.LSN(0)) == 0, nil
@@ -122,12 +122,12 @@ func partialWanted(ctx context.Context, store storage.Store, server string, n se
 		return false, nil
 	}
 	next := segments.SegmentFileName(n.Timeline, segNo+1, id.SegSize)
-	if _, _, err := ingest.FindArchived(ctx, store, server, next); err == nil {
+	if _, _, err := archive.Find(ctx, store, server, next); err == nil {
 		return false, nil
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return false, err
 	}
-	if incomingDir != "" && len(ingest.Copies(incomingDir, next)) > 0 {
+	if incomingDir != "" && len(archive.Copies(incomingDir, next)) > 0 {
 		return false, nil
 	}
 	return true, nil

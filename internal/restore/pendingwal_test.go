@@ -97,7 +97,7 @@ func TestGetFromIncoming(t *testing.T) {
 		t.Fatalf("timelines with incoming/: newest %d", tl.Newest())
 	}
 	// Archived meanwhile: the archive copy is served, no gap in the hand-over.
-	archive(t, store, "pg1", seg(1, 3), good)
+	putArchived(t, store, "pg1", seg(1, 3), good)
 	os.Remove(filepath.Join(incoming, seg(1, 3)))
 	if from, err := Get(ctx, store, "pg1", seg(1, 3), dest, o); err != nil || from != FromArchive {
 		t.Fatalf("after ingest: %q %v", from, err)
@@ -112,9 +112,9 @@ func TestPartialOnlyWhereRecoveryWantsIt(t *testing.T) {
 	store, home := newArchive(t)
 	incoming := filepath.Join(home, "pg1", "incoming")
 	seg := func(tli uint32, n uint64) string { return segments.SegmentFileName(tli, n, testSeg) }
-	archive(t, store, "pg1", seg(1, 5)+".partial", segData("old timeline's partial"))
-	archive(t, store, "pg1", seg(1, 7)+".partial", segData("superseded partial"))
-	archive(t, store, "pg1", seg(1, 8), segData(seg(1, 8)))
+	putArchived(t, store, "pg1", seg(1, 5)+".partial", segData("old timeline's partial"))
+	putArchived(t, store, "pg1", seg(1, 7)+".partial", segData("superseded partial"))
+	putArchived(t, store, "pg1", seg(1, 8), segData(seg(1, 8)))
 	o := GetOptions{IncomingDir: incoming}
 	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
 	if from, err := Get(ctx, store, "pg1", seg(1, 5), dest, o); err != nil || from != FromArchivedPartial {
@@ -130,7 +130,7 @@ func TestPartialOnlyWhereRecoveryWantsIt(t *testing.T) {
 		t.Errorf("an older timeline's partial was served after the switch: %v", err)
 	}
 	// The new timeline's own partial is wanted.
-	archive(t, store, "pg1", seg(2, 6)+".partial", segData("new timeline's partial"))
+	putArchived(t, store, "pg1", seg(2, 6)+".partial", segData("new timeline's partial"))
 	if from, err := Get(ctx, store, "pg1", seg(2, 6), dest, o); err != nil || from != FromArchivedPartial {
 		t.Fatalf("new timeline's partial: %q %v", from, err)
 	}

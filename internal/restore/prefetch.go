@@ -15,8 +15,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
-	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -182,7 +182,7 @@ func Prefetch(ctx context.Context, store storage.Store, server, spool string, jo
 	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		return st, nil // another prefetcher serves this spool
 	}
-	id, err := ingest.LoadIdentity(ctx, store, server)
+	id, err := archive.LoadIdentity(ctx, store, server)
 	if err != nil {
 		return st, fmt.Errorf("prefetch: %w", err)
 	}
@@ -312,7 +312,7 @@ func fillSpool(ctx context.Context, store storage.Store, server, spool, pgwal, w
 					return
 				}
 				name := todo[i]
-				key, codec, err := ingest.FindArchived(ctx, store, server, name)
+				key, codec, err := archive.Find(ctx, store, server, name)
 				if errors.Is(err, storage.ErrNotFound) {
 					// End of this timeline in the archive: nothing after it either.
 					for {

@@ -3,7 +3,7 @@ package restore
 import (
 	"context"
 
-	"github.com/walkeeper/walkeeper/internal/ingest"
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -15,7 +15,7 @@ import (
 // about two thirds of a get-wal call's CPU time (~100 ms of ~150 ms per 16 MiB segment
 // on a loaded 2-core host). The prefetcher reuses one buffer per worker.
 func readArchivedInto(ctx context.Context, store storage.Store, key, codec string, dst []byte) ([]byte, error) {
-	return ingest.ReadArchivedInto(ctx, store, key, codec, dst)
+	return archive.ReadInto(ctx, store, key, codec, dst)
 }
 
 // segmentBuffer returns a buffer for one decompressed segment of server, sized from the
@@ -25,7 +25,7 @@ func segmentBuffer(ctx context.Context, store storage.Store, server string, n se
 	if n.Kind != segments.KindSegment && n.Kind != segments.KindPartial {
 		return nil
 	}
-	id, err := ingest.LoadIdentity(ctx, store, server)
+	id, err := archive.LoadIdentity(ctx, store, server)
 	if err != nil || !segments.ValidSegSize(id.SegSize) {
 		return nil
 	}

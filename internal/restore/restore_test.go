@@ -72,10 +72,10 @@ func TestRestoreLocal(t *testing.T) {
 	store, home := newArchive(t)
 	for i := uint64(2); i <= 5; i++ {
 		n := segments.SegmentFileName(1, i, testSeg)
-		archive(t, store, "pg1", n, segData(n))
+		putArchived(t, store, "pg1", n, segData(n))
 	}
-	archive(t, store, "pg1", segments.SegmentFileName(1, 6, testSeg)+".partial", segData("the partial"))
-	archive(t, store, "pg1", "00000002.history", []byte("1\t0/700000\tlater\n"))
+	putArchived(t, store, "pg1", segments.SegmentFileName(1, 6, testSeg)+".partial", segData("the partial"))
+	putArchived(t, store, "pg1", "00000002.history", []byte("1\t0/700000\tlater\n"))
 	tl, err := LoadTimelines(ctx, store, "pg1")
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/storage"
@@ -30,7 +31,7 @@ func (s *archiveSource) Backups(ctx context.Context) ([]catalog.Backup, error) {
 	err := s.store.List(ctx, prefix, func(i storage.Info) error {
 		rest := strings.TrimPrefix(i.Key, prefix)
 		id, file, ok := strings.Cut(rest, "/")
-		if ok && !strings.Contains(file, "/") && basebackup.InfoKey(s.server, id) == i.Key {
+		if ok && !strings.Contains(file, "/") && archive.BackupInfoKey(s.server, id) == i.Key {
 			ids = append(ids, id)
 		}
 		return nil
@@ -101,7 +102,7 @@ func (s *archiveSource) Units(entries []Entry) []Unit {
 }
 
 func (s *archiveSource) Manifest(ctx context.Context, id string) ([]byte, error) {
-	r, err := s.store.Get(ctx, basebackup.ManifestKey(s.server, id))
+	r, err := s.store.Get(ctx, archive.BackupManifestKey(s.server, id))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
 	}

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"sort"
 	"strconv"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/catalog"
-	"github.com/walkeeper/walkeeper/internal/compress"
-	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -29,24 +27,23 @@ type Timelines struct {
 // durable is known at once, daemon or not).
 func LoadTimelines(ctx context.Context, store storage.Store, server string, incoming ...string) (*Timelines, error) {
 	tl := &Timelines{History: map[uint32][]segments.HistoryEntry{}, Raw: map[uint32][]byte{}}
-	prefix := server + "/wals/" + segments.HistoryDir + "/"
-	var keys []string
-	if err := store.List(ctx, prefix, func(i storage.Info) error { keys = append(keys, i.Key); return nil }); err != nil {
+	var keys []archive.Key
+	var objs []string
+	if err := archive.ListHistory(ctx, store, server, func(i storage.Info, k archive.Key) error {
+		keys, objs = append(keys, k), append(objs, i.Key)
+		return nil
+	}); err != nil {
 		return nil, fmt.Errorf("timelines of %s: %w", server, err)
 	}
-	for _, k := range keys {
-		codec, base := compress.FromName(path.Base(k))
-		n, err := segments.Parse(base)
-		if err != nil || n.Kind != segments.KindHistory {
-			continue
-		}
-		data, err := ingest.ReadArchived(ctx, store, k, codec)
+	for j, k := range keys {
+		n := k.WAL
+		data, err := archive.Read(ctx, store, objs[j], k.Codec)
 		if err != nil {
 			return nil, fmt.Errorf("timelines of %s: %w", server, err)
 		}
 		h, err := segments.ParseHistory(n.Timeline, data)
 		if err != nil {
-			return nil, fmt.Errorf("timelines of %s: %s: %w", server, k, err)
+			return nil, fmt.Errorf("timelines of %s: %s: %w", server, objs[j], err)
 		}
 		tl.History[n.Timeline] = h
 		tl.Raw[n.Timeline] = data
@@ -63,19 +60,19 @@ func (tl *Timelines) addWaiting(ctx context.Context, store storage.Store, server
 		if dir == "" {
 			continue
 		}
-		for _, t := range ingest.PendingHistories(dir) {
+		for _, t := range archive.PendingHistories(dir) {
 			if _, ok := tl.History[t]; ok {
 				continue
 			}
 			name := segments.HistoryFileName(t)
-			w, err := ingest.FindPending(ctx, store, server, dir, name)
+			w, err := archive.FindPending(ctx, store, server, dir, name)
 			if errors.Is(err, storage.ErrNotFound) {
 				// Invalid (ingest will quarantine it), or archived since the listing.
-				key, codec, ferr := ingest.FindArchived(ctx, store, server, name)
+				key, codec, ferr := archive.Find(ctx, store, server, name)
 				if ferr != nil {
 					continue
 				}
-				if w.Data, err = ingest.ReadArchived(ctx, store, key, codec); err != nil {
+				if w.Data, err = archive.Read(ctx, store, key, codec); err != nil {
 					return fmt.Errorf("timelines of %s: %w", server, err)
 				}
 			} else if err != nil {

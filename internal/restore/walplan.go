@@ -9,8 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/catalog"
-	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -42,11 +42,11 @@ func (w walFile) open(ctx context.Context, store storage.Store) (io.ReadCloser, 
 		if !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
-		if w.key, w.codec, err = ingest.FindArchived(ctx, store, w.server, w.name); err != nil {
+		if w.key, w.codec, err = archive.Find(ctx, store, w.server, w.name); err != nil {
 			return nil, fmt.Errorf("%s: left incoming/ but is not in the archive: %w", w.name, err)
 		}
 	}
-	data, err := ingest.ReadArchived(ctx, store, w.key, w.codec)
+	data, err := archive.Read(ctx, store, w.key, w.codec)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +124,7 @@ func planWAL(ctx context.Context, store storage.Store, server string, b catalog.
 
 // findSegment finds an archived segment, or its validated copy waiting in incoming/.
 func findSegment(ctx context.Context, store storage.Store, server, name, incomingDir string) (walFile, bool, error) {
-	key, codec, err := ingest.FindArchived(ctx, store, server, name)
+	key, codec, err := archive.Find(ctx, store, server, name)
 	if err == nil {
 		return walFile{name: name, key: key, codec: codec}, true, nil
 	}
@@ -134,10 +134,10 @@ func findSegment(ctx context.Context, store storage.Store, server, name, incomin
 	if incomingDir == "" {
 		return walFile{}, false, nil
 	}
-	w, err := ingest.FindPending(ctx, store, server, incomingDir, name)
+	w, err := archive.FindPending(ctx, store, server, incomingDir, name)
 	if errors.Is(err, storage.ErrNotFound) {
 		// Archived between the two looks?
-		if key, codec, err := ingest.FindArchived(ctx, store, server, name); err == nil {
+		if key, codec, err := archive.Find(ctx, store, server, name); err == nil {
 			return walFile{name: name, key: key, codec: codec}, true, nil
 		}
 		return walFile{}, false, nil
@@ -159,9 +159,9 @@ func partialFor(ctx context.Context, store storage.Store, server, name, streamin
 	if wanted, err := partialWanted(ctx, store, server, n, incomingDir); err != nil || !wanted {
 		return walFile{}, false, err
 	}
-	key, codec, err := ingest.FindArchived(ctx, store, server, name+".partial")
+	key, codec, err := archive.Find(ctx, store, server, name+".partial")
 	if err == nil {
-		data, err := ingest.ReadArchived(ctx, store, key, codec)
+		data, err := archive.Read(ctx, store, key, codec)
 		if err != nil {
 			return walFile{}, false, err
 		}
@@ -171,7 +171,7 @@ func partialFor(ctx context.Context, store storage.Store, server, name, streamin
 		return walFile{}, false, err
 	}
 	if incomingDir != "" {
-		if w, err := ingest.FindPending(ctx, store, server, incomingDir, name+".partial"); err == nil {
+		if w, err := archive.FindPending(ctx, store, server, incomingDir, name+".partial"); err == nil {
 			return walFile{name: name, data: w.Data, size: int64(len(w.Data))}, true, nil
 		}
 	}

@@ -33,12 +33,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/index"
-	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -237,11 +237,11 @@ func (a *Applier) BuildInput(ctx context.Context) (Input, []catalog.Backup, []ca
 // file (best effort: the policy does not depend on them).
 func (a *Applier) historyParent(ctx context.Context, tli uint32) (uint32, uint64) {
 	name := segments.HistoryFileName(tli)
-	key, codec, err := ingest.FindArchived(ctx, a.Store, a.Server, name)
+	key, codec, err := archive.Find(ctx, a.Store, a.Server, name)
 	if err != nil {
 		return 0, 0
 	}
-	data, err := ingest.ReadArchived(ctx, a.Store, key, codec)
+	data, err := archive.Read(ctx, a.Store, key, codec)
 	if err != nil {
 		return 0, 0
 	}
@@ -543,7 +543,7 @@ func (a *Applier) deleteWALObjects(ctx context.Context, names, keys []string, ha
 // interrupted run deleted it before dropping its record).
 func (a *Applier) deleteWALObject(ctx context.Context, name, key string) error {
 	if key == "" {
-		k, _, err := ingest.FindArchived(ctx, a.Store, a.Server, name)
+		k, _, err := archive.Find(ctx, a.Store, a.Server, name)
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil
 		}

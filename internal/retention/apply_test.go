@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/index"
-	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -73,7 +73,7 @@ func (f *fixture) file(name string) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	key := ingest.ArchiveKey(srv, name, "none")
+	key := archive.WALKey(srv, name, "none")
 	data := []byte("wal " + name)
 	if _, err := f.store.Put(ctx, key, bytes.NewReader(data)); err != nil {
 		f.t.Fatal(err)
@@ -105,9 +105,9 @@ func (f *fixture) backup(id, status string, tli uint32, bs, es uint64, end time.
 	if err := basebackup.SaveInfo(ctx, f.store, b); err != nil {
 		f.t.Fatal(err)
 	}
-	for _, k := range []string{basebackup.ManifestKey(srv, id), basebackup.ContentsKey(srv, id),
-		basebackup.DataPrefix(srv, id) + "pgdata/PG_VERSION", basebackup.DataPrefix(srv, id) + "pgdata/base/1/1259",
-		basebackup.DataPrefix(srv, id) + "16385/PG_15_202209061/5/16386"} {
+	for _, k := range []string{archive.BackupManifestKey(srv, id), archive.BackupContentsKey(srv, id),
+		archive.BackupDataPrefix(srv, id) + "pgdata/PG_VERSION", archive.BackupDataPrefix(srv, id) + "pgdata/base/1/1259",
+		archive.BackupDataPrefix(srv, id) + "16385/PG_15_202209061/5/16386"} {
 		if _, err := f.store.Put(ctx, k, strings.NewReader("data of "+k)); err != nil {
 			f.t.Fatal(err)
 		}
@@ -367,7 +367,7 @@ func TestRunInterrupted(t *testing.T) {
 
 	// Also delete half of a range's files by hand (as an operator or an earlier crash might).
 	for s := uint64(20); s < 25; s++ {
-		if err := f.store.Delete(ctx, ingest.ArchiveKey(srv, segments.SegmentFileName(1, s, seg), "none")); err != nil {
+		if err := f.store.Delete(ctx, archive.WALKey(srv, segments.SegmentFileName(1, s, seg), "none")); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/index"
-	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -47,7 +47,7 @@ func buildBenchIndex(tb testing.TB, dir string, n uint64) {
 		name := segments.SegmentFileName(1, s, seg)
 		batch = append(batch, catalog.WALFile{Name: name, Kind: "segment", Timeline: 1, SegNo: s, StartLSN: segments.SegStart(s, seg),
 			RawSize: seg, StoredSize: 4 << 20, Compression: "zstd", SHA256: strings.Repeat("ab", 32),
-			ArrivedAt: arrived.Add(time.Duration(s) * time.Second), Source: catalog.SourceArchive, Key: ingest.ArchiveKey(srv, name, "zstd")})
+			ArrivedAt: arrived.Add(time.Duration(s) * time.Second), Source: catalog.SourceArchive, Key: archive.WALKey(srv, name, "zstd")})
 		if len(batch) == cap(batch) || s == n-1 {
 			if err := b.PutWALBatch(ctx, srv, batch); err != nil {
 				tb.Fatal(err)

@@ -237,6 +237,17 @@ func (n Name) StartLSN(segSize uint64) LSN {
 	return l
 }
 
+// Place is where a file sits in the WAL stream, as the index records it: its segment
+// number and StartLSN, or zeros for a history file (which has no position) or when
+// the segment size is not known (0). This is the one place a record's position is
+// derived from its name.
+func (n Name) Place(segSize uint64) (segNo uint64, start LSN) {
+	if n.Kind == KindHistory || segSize == 0 {
+		return 0, 0
+	}
+	return n.SegNo(segSize), n.StartLSN(segSize)
+}
+
 // ValidFor rejects names PostgreSQL could not have produced with this segment size
 // (e.g. ...00000100 with 16 MiB segments, which allow only 00..FF per log), so such a
 // file is refused instead of being indexed at a wrong position.
@@ -279,28 +290,9 @@ func SegmentForLSN(tli uint32, lsn LSN, segSize uint64) string {
 	return SegmentFileName(tli, SegNoOf(lsn, segSize), segSize)
 }
 
-// HistoryDir is the wals/ subdirectory that holds all timeline history files.
-const HistoryDir = "history"
-
 // HistoryFileName is PostgreSQL's TLHistoryFileName.
 func HistoryFileName(tli uint32) string {
 	return fmt.Sprintf("%08X%s", tli, historySuffix)
-}
-
-// Dir is the wals/ subdirectory a file is archived in, keeping directories to at most
-// one log's worth of segments (Barman's layout). Segments, .partial and .backup files
-// go to their first 16 characters (timeline + log), so a .backup sits beside the
-// segment it points into; .history files go to "history". A name Parse rejects
-// returns "", so a caller cannot build a path from an unvalidated name by accident.
-func Dir(name string) string {
-	n, err := Parse(name)
-	if err != nil {
-		return ""
-	}
-	if n.Kind == KindHistory {
-		return HistoryDir
-	}
-	return name[:16]
 }
 
 // isPow2 is used for block sizes.

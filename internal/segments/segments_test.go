@@ -144,8 +144,11 @@ func TestRoundTripAllSizes(t *testing.T) {
 				if segNo > 0 && SegmentForLSN(tli, start-1, size) != SegmentFileName(tli, segNo-1, size) {
 					t.Fatalf("size %d: byte before %q is not in the previous segment", size, fn)
 				}
-				if n.SegmentName() != fn || Dir(fn) != fn[:16] {
-					t.Fatalf("size %d: SegmentName/Dir of %q wrong", size, fn)
+				if n.SegmentName() != fn {
+					t.Fatalf("size %d: SegmentName of %q wrong", size, fn)
+				}
+				if gotNo, gotStart := n.Place(size); gotNo != segNo || gotStart != start {
+					t.Fatalf("size %d: Place of %q = %d, %s", size, fn, gotNo, gotStart)
 				}
 			}
 		}
@@ -216,15 +219,14 @@ func TestNameMethods(t *testing.T) {
 		segNo    uint64
 		start    LSN
 		segName  string
-		dir      string
 		validErr bool
 	}{
-		{"000000010000000000000002", 2, 0x2000000, "000000010000000000000002", "0000000100000000", false},
-		{"000000020000000100000000.partial", 256, 0x100000000, "000000020000000100000000", "0000000200000001", false},
-		{"000000010000000000000002.00000028.backup", 2, 0x2000028, "000000010000000000000002", "0000000100000000", false},
-		{"000000010000000000000100", 256, 0x100000000, "000000010000000000000100", "0000000100000000", true},
-		{"000000010000000000000002.01000000.backup", 2, 0x3000000, "000000010000000000000002", "0000000100000000", true},
-		{"00000003.history", 0, 0, "", "history", false},
+		{"000000010000000000000002", 2, 0x2000000, "000000010000000000000002", false},
+		{"000000020000000100000000.partial", 256, 0x100000000, "000000020000000100000000", false},
+		{"000000010000000000000002.00000028.backup", 2, 0x2000028, "000000010000000000000002", false},
+		{"000000010000000000000100", 256, 0x100000000, "000000010000000000000100", true},
+		{"000000010000000000000002.01000000.backup", 2, 0x3000000, "000000010000000000000002", true},
+		{"00000003.history", 0, 0, "", false},
 	}
 	for _, tt := range tests {
 		n, err := Parse(tt.name)
@@ -242,15 +244,16 @@ func TestNameMethods(t *testing.T) {
 		if got := n.SegmentName(); got != tt.segName {
 			t.Errorf("%s SegmentName = %q, want %q", tt.name, got, tt.segName)
 		}
-		if got := Dir(tt.name); got != tt.dir {
-			t.Errorf("Dir(%s) = %q, want %q", tt.name, got, tt.dir)
+		if gotNo, gotStart := n.Place(s16); n.Kind != KindHistory && (gotNo != tt.segNo || gotStart != tt.start) ||
+			n.Kind == KindHistory && (gotNo != 0 || gotStart != 0) {
+			t.Errorf("%s Place = %d, %s, want %d, %s", tt.name, gotNo, gotStart, tt.segNo, tt.start)
+		}
+		if gotNo, gotStart := n.Place(0); gotNo != 0 || gotStart != 0 {
+			t.Errorf("%s Place without a segment size = %d, %s", tt.name, gotNo, gotStart)
 		}
 		if err := n.ValidFor(s16); (err != nil) != tt.validErr {
 			t.Errorf("%s ValidFor = %v, want error %v", tt.name, err, tt.validErr)
 		}
-	}
-	if Dir("garbage") != "" || Dir("a/000000010000000000000002") != "" {
-		t.Error("Dir of a bad name is not empty")
 	}
 	n, _ := Parse("000000010000000000000002")
 	if n.ValidFor(12345) == nil {

@@ -8,10 +8,10 @@ import (
 	"path"
 	"sort"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/index"
-	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -56,7 +56,7 @@ func LoadArchive(ctx context.Context, store storage.Store, server string) (*Arch
 	for _, i := range hist {
 		codec, base := compress.FromName(path.Base(i.Key))
 		n, _ := segments.Parse(base)
-		data, err := ingest.ReadArchived(ctx, store, i.Key, codec)
+		data, err := archive.Read(ctx, store, i.Key, codec)
 		if err != nil {
 			a.Problems = append(a.Problems, fmt.Sprintf("history file %s: %v", base, err))
 			continue
@@ -166,7 +166,7 @@ func VerifyWAL(ctx context.Context, store storage.Store, idx index.Index, server
 		f := recs[i]
 		obj := a.Objects[f.Name]
 		codec, _ := compress.FromName(path.Base(obj.Key))
-		data, err := ingest.ReadArchived(ctx, store, obj.Key, codec)
+		data, err := archive.Read(ctx, store, obj.Key, codec)
 		if err != nil {
 			return &WALProblem{Name: f.Name, Problem: "unreadable", Detail: err.Error()}, 0
 		}

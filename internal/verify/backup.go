@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/segments"
@@ -122,7 +123,7 @@ func VerifyBackup(ctx context.Context, store storage.Store, b catalog.Backup, wo
 		ahead <- loaded{es, err}
 	}()
 	contents := func() ([]basebackup.Entry, error) { l := <-ahead; return l.es, l.err }
-	r, err := store.Get(ctx, basebackup.ManifestKey(b.Server, b.ID))
+	r, err := store.Get(ctx, archive.BackupManifestKey(b.Server, b.ID))
 	if errors.Is(err, storage.ErrNotFound) {
 		rep.Manifest = "backup_manifest is not stored"
 		return rep, nil

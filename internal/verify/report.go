@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/index"
-	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -88,7 +88,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	rep.ArchiveProblems = arch.Problems
 	rep.Problems = append(rep.Problems, arch.Problems...)
 	var segSize uint64
-	if id, err := ingest.LoadIdentity(ctx, o.Store, o.Server); err == nil {
+	if id, err := archive.LoadIdentity(ctx, o.Store, o.Server); err == nil {
 		segSize = id.SegSize
 	}
 	for _, b := range chosen {

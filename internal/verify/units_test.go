@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"testing"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
 	"github.com/walkeeper/walkeeper/internal/basebackup/bbtest"
 	"github.com/walkeeper/walkeeper/internal/storage"
@@ -41,7 +42,7 @@ func TestVerifyDecodesEachBundleOnce(t *testing.T) {
 	}
 
 	// Damage one bundle: each of its files is unreadable, the others pass.
-	key := basebackup.DataPrefix("pg1", b.Info.ID) + "bundles/000002.zst"
+	key := archive.BackupDataPrefix("pg1", b.Info.ID) + "bundles/000002.zst"
 	if _, err := store.Put(ctx, key, bytes.NewReader([]byte("not zstd"))); err != nil {
 		t.Fatal(err)
 	}

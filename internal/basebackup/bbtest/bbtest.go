@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
@@ -53,7 +54,7 @@ func Write(t testing.TB, store storage.Store, server, id string, files []File, s
 			return
 		}
 		out.Bundles++
-		key := basebackup.DataPrefix(server, id) + fmt.Sprintf("bundles/%06d.zst", out.Bundles)
+		key := archive.BackupDataPrefix(server, id) + fmt.Sprintf("bundles/%06d.zst", out.Bundles)
 		packed, err := compress.EncodeSolid(compress.Zstd, 1, raw)
 		if err != nil {
 			t.Fatal(err)
@@ -94,7 +95,7 @@ func Write(t testing.TB, store storage.Store, server, id string, files []File, s
 			members = append(members, len(entries))
 		default:
 			e.Codec = compress.Zstd
-			e.Key = basebackup.DataPrefix(server, id) + fmt.Sprintf("files/%d/%s.zst", f.Tablespace, f.Path)
+			e.Key = archive.BackupDataPrefix(server, id) + fmt.Sprintf("files/%d/%s.zst", f.Tablespace, f.Path)
 			packed, err := compress.EncodeAll(compress.Zstd, 1, f.Data, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -118,14 +119,14 @@ func Write(t testing.TB, store storage.Store, server, id string, files []File, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Put(ctx, basebackup.ContentsKey(server, id), bytes.NewReader(cdata)); err != nil {
+	if _, err := store.Put(ctx, archive.BackupContentsKey(server, id), bytes.NewReader(cdata)); err != nil {
 		t.Fatal(err)
 	}
 	body := "{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [\n" + strings.Join(manifest, ",\n") +
 		" ],\n\"WAL-Ranges\": [\n{ \"Timeline\": 1, \"Start-LSN\": \"0/2000028\", \"End-LSN\": \"0/2000100\" }\n],\n"
 	sum := sha256.Sum256([]byte(body))
 	body += "\"Manifest-Checksum\": \"" + hex.EncodeToString(sum[:]) + "\"}\n"
-	if _, err := store.Put(ctx, basebackup.ManifestKey(server, id), strings.NewReader(body)); err != nil {
+	if _, err := store.Put(ctx, archive.BackupManifestKey(server, id), strings.NewReader(body)); err != nil {
 		t.Fatal(err)
 	}
 	out.Info = catalog.Backup{ID: id, Server: server, Status: catalog.StatusDone, Timeline: 1, Tablespaces: tablespaces,

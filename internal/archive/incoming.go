@@ -1,4 +1,4 @@
-package ingest
+package archive
 
 import (
 	"context"
@@ -6,11 +6,57 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
+
+// dupSep separates a WAL name from the arrival stamp of a later copy waiting beside
+// an earlier one in incoming/ ("<name>.wk-dup-<stamp>"): not a WAL name, so nothing
+// takes it for one, and ingest reads the WAL name back with SplitDup.
+const dupSep = ".wk-dup-"
+
+// DupName is the incoming/ entry of a later copy of WAL file name that arrived at
+// stamp (nanoseconds since the epoch) while an earlier copy waits: zero-padded so
+// that entries sort in arrival order.
+func DupName(name string, stamp int64) string {
+	return fmt.Sprintf("%s%s%020d", name, dupSep, stamp)
+}
+
+// SplitDup returns the WAL name of an incoming entry and whether it is a later copy
+// waiting beside an earlier one.
+func SplitDup(entry string) (name string, dup bool) {
+	i := strings.Index(entry, dupSep)
+	if i <= 0 {
+		return entry, false
+	}
+	return entry[:i], true
+}
+
+// Copies lists the incoming entries that hold a copy of WAL file name, in arrival
+// order: the plain name first (a copy only ever goes beside an earlier one), then the
+// later copies by their stamp. Ingest judges them in this order, and get-wal serves
+// the first valid one, which is the one ingest archives.
+func Copies(incomingDir, name string) []string {
+	var out []string
+	if _, err := os.Lstat(filepath.Join(incomingDir, name)); err == nil {
+		out = append(out, name)
+	}
+	dups, _ := filepath.Glob(filepath.Join(incomingDir, globEscape(name)+dupSep+"*"))
+	sort.Strings(dups)
+	for _, d := range dups {
+		out = append(out, filepath.Base(d))
+	}
+	return out
+}
+
+func globEscape(s string) string {
+	r := strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`)
+	return r.Replace(s)
+}
 
 // Waiting is a WAL file that a producer (archive-wal, put-wal, the receiver) made
 // durable in incoming/ and that the daemon has not moved into the archive yet. For
