@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -308,8 +309,8 @@ func (c *ShowBackupCmd) Run(a *App) error {
 	}
 	d := BackupDetail{Backup: b, InfoKey: archive.BackupInfoKey(srv.Name, b.ID), ManifestKey: archive.BackupManifestKey(srv.Name, b.ID),
 		ContentsKey: archive.BackupContentsKey(srv.Name, b.ID), DataPrefix: archive.BackupDataPrefix(srv.Name, b.ID)}
-	if p, err := store.Path(archive.BackupPrefix(srv.Name, b.ID) + "backup.info"); err == nil {
-		d.Directory = p[:len(p)-len("/backup.info")]
+	if p, err := store.Path(strings.TrimSuffix(archive.BackupPrefix(srv.Name, b.ID), "/")); err == nil {
+		d.Directory = p
 	}
 	for _, r := range rows {
 		if r.ID == b.ID {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
@@ -42,10 +41,7 @@ type ServerStatus struct {
 }
 
 // QuarantinedFile is a file in errors/ with its reason.
-type QuarantinedFile struct {
-	File   string `json:"file"`
-	Reason string `json:"reason"`
-}
+type QuarantinedFile = archive.QuarantinedFile
 
 // Run implements the command.
 func (c *StatusCmd) Run(a *App) error {
@@ -173,23 +169,8 @@ func dirFiles(dir string, keep func(string) bool) (int, int64) {
 
 // quarantined lists errors/ with the reason written beside each file.
 func quarantined(dir string) []QuarantinedFile {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil
-	}
-	var out []QuarantinedFile
-	for _, e := range entries {
-		name := e.Name()
-		if e.IsDir() || fsutil.IsTemp(name) || strings.HasSuffix(name, ".reason") {
-			continue
-		}
-		reason := "no reason recorded"
-		if b, err := os.ReadFile(dir + "/" + name + ".reason"); err == nil {
-			reason = strings.TrimSpace(string(b))
-		}
-		out = append(out, QuarantinedFile{File: name, Reason: reason})
-	}
-	return out
+	q, _ := archive.Quarantined(dir)
+	return q
 }
 
 // ListServersCmd lists the configured servers.

@@ -222,3 +222,9 @@ func IsWALKeyOf(server, name, key string) bool {
 	k, err := ParseWALKey(server, key)
 	return err == nil && k.Canonical && k.Name == name
 }
+
+// CodecOf is the codec an archived WAL object's key names by its suffix.
+func CodecOf(key string) string {
+	codec, _ := compress.FromName(key[strings.LastIndexByte(key, '/')+1:])
+	return codec
+}

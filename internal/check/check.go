@@ -26,7 +26,6 @@ import (
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/daemon"
-	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/index"
 	"github.com/walkeeper/walkeeper/internal/pgutil"
 	"github.com/walkeeper/walkeeper/internal/segments"
@@ -709,35 +708,21 @@ func (r *runner) daemonRunning(ctx context.Context) {
 
 func (r *runner) errorsDir() {
 	dir := r.srv.ErrorsDir()
-	es, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	qs, err := archive.Quarantined(dir)
+	if err != nil {
 		r.add(CheckErrors, false, fmt.Sprintf("cannot read %s: %v", dir, err), "")
 		return
 	}
-	var newest os.FileInfo
-	n := 0
-	for _, e := range es {
-		name := e.Name()
-		if e.IsDir() || fsutil.IsTemp(name) || strings.HasSuffix(name, ".reason") {
-			continue
-		}
-		fi, err := e.Info()
-		if err != nil {
-			continue
-		}
-		n++
-		if newest == nil || fi.ModTime().After(newest.ModTime()) {
-			newest = fi
-		}
-	}
-	if n == 0 {
+	if len(qs) == 0 {
 		r.add(CheckErrors, true, "none", "")
 		return
 	}
-	reason := "no reason recorded"
-	if b, err := os.ReadFile(filepath.Join(dir, newest.Name()+".reason")); err == nil {
-		reason = strings.TrimSpace(string(b))
+	newest := qs[0]
+	for _, q := range qs[1:] {
+		if q.Mtime.After(newest.Mtime) {
+			newest = q
+		}
 	}
-	r.add(CheckErrors, false, fmt.Sprintf("%d file(s) in %s; newest %s: %s", n, dir, newest.Name(), reason),
+	r.add(CheckErrors, false, fmt.Sprintf("%d file(s) in %s; newest %s: %s", len(qs), dir, newest.File, newest.Reason),
 		"each file was refused with the reason beside it (<file>.reason); remove them once understood")
 }

@@ -34,6 +34,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"gopkg.in/ini.v1"
 )
 
@@ -101,13 +102,13 @@ type Server struct {
 func (s *Server) Dir() string { return filepath.Join(s.Home, s.Name) }
 
 // IncomingDir is where archive-wal drops WAL files: <Home>/<Name>/incoming.
-func (s *Server) IncomingDir() string { return filepath.Join(s.Dir(), "incoming") }
+func (s *Server) IncomingDir() string { return archive.IncomingDir(s.Dir()) }
 
 // ErrorsDir holds rejected WAL files: <Home>/<Name>/errors.
-func (s *Server) ErrorsDir() string { return filepath.Join(s.Dir(), "errors") }
+func (s *Server) ErrorsDir() string { return archive.ErrorsDir(s.Dir()) }
 
 // StreamingDir holds the streaming receiver's files: <Home>/<Name>/streaming.
-func (s *Server) StreamingDir() string { return filepath.Join(s.Dir(), "streaming") }
+func (s *Server) StreamingDir() string { return archive.StreamingDir(s.Dir()) }
 
 // Server returns the server with the given name.
 func (c *Config) Server(name string) (*Server, error) {

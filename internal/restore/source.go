@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
@@ -26,16 +25,7 @@ func NewSource(store storage.Store, server string) Source {
 }
 
 func (s *archiveSource) Backups(ctx context.Context) ([]catalog.Backup, error) {
-	prefix := s.server + "/base/"
-	var ids []string
-	err := s.store.List(ctx, prefix, func(i storage.Info) error {
-		rest := strings.TrimPrefix(i.Key, prefix)
-		id, file, ok := strings.Cut(rest, "/")
-		if ok && !strings.Contains(file, "/") && archive.BackupInfoKey(s.server, id) == i.Key {
-			ids = append(ids, id)
-		}
-		return nil
-	})
+	ids, err := archive.ListBackupIDs(ctx, s.store, s.server)
 	if err != nil {
 		return nil, fmt.Errorf("backups of %s: %w", s.server, err)
 	}

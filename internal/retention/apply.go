@@ -36,7 +36,6 @@ import (
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
 	"github.com/walkeeper/walkeeper/internal/catalog"
-	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/index"
 	"github.com/walkeeper/walkeeper/internal/segments"
@@ -96,7 +95,7 @@ type Applier struct {
 	Server string
 	// ServerDir is <home>/<server> (the backup lock basebackup.Delete checks).
 	ServerDir string
-	SegSize   uint64 // the server's wal_segment_size (ingest.LoadIdentity)
+	SegSize   uint64 // the server's wal_segment_size (archive.LoadIdentity)
 	Config    Config
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -552,13 +551,9 @@ func (a *Applier) deleteWALObject(ctx context.Context, name, key string) error {
 		}
 		key = k
 	}
-	// Only ever delete inside the server's archive, under the file's own name
-	// (ingest.ArchiveKey: <server>/wals/<first 16 chars>/<name>[.zst|.gz]).
-	rest, ok := strings.CutPrefix(key, a.Server+"/wals/")
-	if ok && len(name) >= 16 {
-		rest, ok = strings.CutPrefix(rest, name[:16]+"/"+name)
-	}
-	if !ok || len(name) < 16 || (rest != "" && rest != compress.Suffix(compress.Zstd) && rest != compress.Suffix(compress.Gzip)) {
+	// Only ever delete inside the server's archive, under the file's own name, in its
+	// own directory (archive.WALKey, in any codec).
+	if !archive.IsWALKeyOf(a.Server, name, key) {
 		return fmt.Errorf("retention %s: %s: index record points outside the archive (%q): run `walkeeper index rebuild`", a.Server, name, key)
 	}
 	if err := a.Store.Delete(ctx, key); err != nil && !errors.Is(err, storage.ErrNotFound) {

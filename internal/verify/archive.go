@@ -5,12 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"path"
 	"sort"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/catalog"
-	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/index"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
@@ -30,22 +28,22 @@ type Archive struct {
 	Problems []string
 }
 
-// LoadArchive lists <server>/wals/ and reads every history file.
+// LoadArchive lists the server's archived WAL (archive.ListWAL) and reads every
+// history file.
 func LoadArchive(ctx context.Context, store storage.Store, server string) (*Archive, error) {
 	a := &Archive{Objects: map[string]storage.Info{}, History: map[uint32][]segments.HistoryEntry{}}
-	var hist []storage.Info
-	err := store.List(ctx, server+"/wals/", func(i storage.Info) error {
-		_, base := compress.FromName(path.Base(i.Key))
-		n, err := segments.Parse(base)
+	var hist []archive.Key
+	var histObjs []storage.Info
+	err := archive.ListWAL(ctx, store, server, func(i storage.Info, k archive.Key, err error) error {
 		if err != nil {
 			return nil // not an archive file (nothing else lives there)
 		}
-		a.Objects[base] = i
-		switch n.Kind {
+		a.Objects[k.Name] = i
+		switch k.WAL.Kind {
 		case segments.KindSegment:
-			a.Segments = append(a.Segments, base)
+			a.Segments = append(a.Segments, k.Name)
 		case segments.KindHistory:
-			hist = append(hist, i)
+			hist, histObjs = append(hist, k), append(histObjs, i)
 		}
 		return nil
 	})
@@ -53,20 +51,18 @@ func LoadArchive(ctx context.Context, store storage.Store, server string) (*Arch
 		return nil, fmt.Errorf("archive of %s: %w", server, err)
 	}
 	sort.Strings(a.Segments)
-	for _, i := range hist {
-		codec, base := compress.FromName(path.Base(i.Key))
-		n, _ := segments.Parse(base)
-		data, err := archive.Read(ctx, store, i.Key, codec)
+	for j, k := range hist {
+		data, err := archive.Read(ctx, store, histObjs[j].Key, k.Codec)
 		if err != nil {
-			a.Problems = append(a.Problems, fmt.Sprintf("history file %s: %v", base, err))
+			a.Problems = append(a.Problems, fmt.Sprintf("history file %s: %v", k.Name, err))
 			continue
 		}
-		h, err := segments.ParseHistory(n.Timeline, data)
+		h, err := segments.ParseHistory(k.WAL.Timeline, data)
 		if err != nil {
-			a.Problems = append(a.Problems, fmt.Sprintf("history file %s: %v", base, err))
+			a.Problems = append(a.Problems, fmt.Sprintf("history file %s: %v", k.Name, err))
 			continue
 		}
-		a.History[n.Timeline] = h
+		a.History[k.WAL.Timeline] = h
 	}
 	return a, nil
 }
@@ -165,8 +161,7 @@ func VerifyWAL(ctx context.Context, store storage.Store, idx index.Index, server
 	problems, n := parallel(ctx, workers, len(recs), func(i int) (*WALProblem, int64) {
 		f := recs[i]
 		obj := a.Objects[f.Name]
-		codec, _ := compress.FromName(path.Base(obj.Key))
-		data, err := archive.Read(ctx, store, obj.Key, codec)
+		data, err := archive.Read(ctx, store, obj.Key, archive.CodecOf(obj.Key))
 		if err != nil {
 			return &WALProblem{Name: f.Name, Problem: "unreadable", Detail: err.Error()}, 0
 		}
