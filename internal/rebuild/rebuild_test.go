@@ -1,0 +1,104 @@
+package rebuild
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/walkeeper/walkeeper/internal/archive"
+	"github.com/walkeeper/walkeeper/internal/basebackup"
+	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/compress"
+	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/segments"
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+// TestServer rebuilds an index from an archive holding every kind of WAL file, a stray
+// object, a good backup and two bad backup.info files, and checks each record against
+// what the archive holds.
+func TestServer(t *testing.T) {
+	ctx := context.Background()
+	store := storage.NewLocal(t.TempDir())
+	idx, err := index.OpenBadger(filepath.Join(t.TempDir(), "idx"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	const segSize = 16 << 20
+	files := map[string][]byte{
+		"000000010000000000000002":                 bytes.Repeat([]byte("a"), 1000),
+		"000000010000000000000003.partial":         []byte("partial"),
+		"000000010000000000000002.00000028.backup": []byte("label"),
+		"00000002.history":                         []byte("1\t0/3000000\tno recovery target specified\n"),
+	}
+	for name, data := range files {
+		enc, err := compress.EncodeAll(compress.Zstd, 0, data, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Put(ctx, archive.WALKey("pg1", name, compress.Zstd), bytes.NewReader(enc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stray := archive.WALPrefix("pg1") + "0000000100000000/notes.txt"
+	bad := archive.WALKey("pg1", "000000010000000000000004", compress.Zstd)
+	for k, v := range map[string]string{stray: "x", bad: "not zstd"} {
+		if _, err := store.Put(ctx, k, strings.NewReader(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := catalog.Backup{ID: "20261201T101010", Server: "pg1", Status: catalog.StatusDone, Timeline: 1}
+	if err := basebackup.SaveInfo(ctx, store, good); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Put(ctx, archive.BackupInfoKey("pg1", "20261201T000000"), strings.NewReader(`{"id":"20261130T000000"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Put(ctx, archive.BackupInfoKey("pg1", "20261202T000000"), strings.NewReader(`{`)); err != nil {
+		t.Fatal(err)
+	}
+	// A stale record that the rebuild must drop.
+	if err := idx.PutWAL(ctx, "pg1", catalog.WALFile{Name: "000000010000000000000009", Kind: "segment"}); err != nil {
+		t.Fatal(err)
+	}
+
+	done := 0
+	res, err := Server(ctx, idx, store, "pg1", segSize, func(n int) { done = n })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.WALFiles != 4 || res.Backups != 1 || done != 6 || len(res.Skipped) != 4 {
+		t.Fatalf("result %+v, progress %d", res, done)
+	}
+	joined := strings.Join(res.Skipped, "\n")
+	for _, want := range []string{stray + ": not an archived WAL file", bad + ": unreadable", "20261201T000000/backup.info holds id", "20261202T000000/backup.info"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("skipped %q lacks %q", joined, want)
+		}
+	}
+	if _, err := idx.GetWAL(ctx, "pg1", "000000010000000000000009"); err == nil {
+		t.Error("a stale record survived the rebuild")
+	}
+	for name, data := range files {
+		rec, err := idx.GetWAL(ctx, "pg1", name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		n, _ := segments.Parse(name)
+		segNo, start := n.Place(segSize)
+		sum := sha256.Sum256(data)
+		if rec.Kind != n.Kind.String() || rec.Timeline != n.Timeline || rec.SegNo != segNo || rec.StartLSN != start ||
+			rec.RawSize != int64(len(data)) || rec.SHA256 != hex.EncodeToString(sum[:]) || rec.Compression != compress.Zstd ||
+			rec.Source != catalog.SourceRebuild || rec.Key != archive.WALKey("pg1", name, compress.Zstd) {
+			t.Errorf("%s: record %+v", name, rec)
+		}
+	}
+	if b, err := idx.GetBackup(ctx, "pg1", good.ID); err != nil || b.Status != catalog.StatusDone {
+		t.Fatalf("backup record %+v %v", b, err)
+	}
+}
