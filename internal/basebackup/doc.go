@@ -23,7 +23,7 @@
 // States, each written durably to backup.info and then to the index: STARTED (before
 // the first byte; updated with the begin LSN/WAL as soon as the server reports them),
 // WAITING_WAL (all data, the manifest and the contents list are stored), then DONE once
-// every segment from BeginWAL to EndWAL is in the archive (ingest.FindArchived), or
+// every segment from BeginWAL to EndWAL is in the archive (archive.Find), or
 // FAILED with the error. After the stream, the end segment is closed on purpose so an
 // idle server cannot stall the backup: pg_switch_wal() on a primary, on the primary
 // through primary_conninfo for a standby. The wait is bounded by the wait timeout; the
@@ -32,6 +32,11 @@
 // primary_conninfo.
 //
 // # On-disk format (storage keys, all through storage.Store)
+//
+// The backup's directory and its fixed files are placed by package archive
+// (archive.BackupPrefix, BackupInfoKey, BackupManifestKey, BackupContentsKey,
+// BackupDataPrefix), which documents the whole archive's layout; the keys below data/
+// are this package's own (dataKey, bundle keys), recorded in the contents list.
 //
 //	<server>/base/<id>/backup.info         catalog.Backup as JSON; the truth about the backup
 //	<server>/base/<id>/backup_manifest     the server's manifest, byte for byte as sent
