@@ -510,3 +510,42 @@ func TestLockServer(t *testing.T) {
 	}
 	l2.Unlock()
 }
+
+// TestDeleteRefusesKeysOutsideTheArchive: a WAL record whose key is not the file's own
+// key in the server's archive (a damaged or hand-edited index) never deletes that
+// object; the file's own key, in any codec, is deleted.
+func TestDeleteRefusesKeysOutsideTheArchive(t *testing.T) {
+	f := newFixture(t, false)
+	b := f.backup("20261201T000000", catalog.StatusDone, 1, 2, 2, now, false)
+	a := &Applier{Store: f.store, Index: f.idx, Server: srv, SegSize: seg}
+	name := segments.SegmentFileName(1, 3, seg)
+	for _, key := range []string{
+		archive.BackupInfoKey(srv, b.ID),                                 // another kind of object
+		archive.WALKey("pg2", name, "none"),                              // another server's
+		archive.WALKey(srv, segments.SegmentFileName(1, 4, seg), "none"), // another file
+		archive.WALPrefix(srv) + "0000000100000001/" + name,              // another directory
+	} {
+		if _, err := f.store.Put(ctx, key, strings.NewReader("x")); err != nil {
+			t.Fatal(err)
+		}
+		err := a.deleteWALObject(ctx, name, key)
+		if err == nil || !strings.Contains(err.Error(), "points outside the archive") || !strings.Contains(err.Error(), key) {
+			t.Fatalf("key %s: %v", key, err)
+		}
+		if _, err := f.store.Stat(ctx, key); err != nil {
+			t.Fatalf("key %s was deleted: %v", key, err)
+		}
+	}
+	for _, codec := range []string{"none", "zstd", "gzip"} {
+		key := archive.WALKey(srv, name, codec)
+		if _, err := f.store.Put(ctx, key, strings.NewReader("x")); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.deleteWALObject(ctx, name, key); err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		if _, err := f.store.Stat(ctx, key); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("%s not deleted: %v", key, err)
+		}
+	}
+}
