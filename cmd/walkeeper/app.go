@@ -3,15 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"strings"
-	"text/tabwriter"
+	"time"
 
 	"github.com/alecthomas/kong"
-	"github.com/dustin/go-humanize"
+	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
 	"github.com/walkeeper/walkeeper/internal/basebackup"
@@ -84,14 +82,9 @@ func (a *App) Server(name string) (*config.Server, error) {
 	return cfg.Server(name)
 }
 
-// Store is the archive's storage.
-func (a *App) Store() (*storage.Local, error) {
-	cfg, err := a.Config()
-	if err != nil {
-		return nil, err
-	}
-	return storage.NewLocal(cfg.Home), nil
-}
+// Store is the archive's storage; the configuration is loaded (Config or Server
+// was called).
+func (a *App) Store() *storage.Local { return storage.NewLocal(a.cfg.Home) }
 
 // Index opens the index: the daemon's when it runs, else the local database.
 func (a *App) Index() (index.Index, error) {
@@ -110,26 +103,26 @@ func (a *App) Index() (index.Index, error) {
 	return idx, nil
 }
 
-// resolveBackup loads a server's section and finds one of its backups by id, name,
-// latest or oldest: the prelude of every command that takes a backup ID.
-func (a *App) resolveBackup(ctx context.Context, server, ref string) (*config.Server, catalog.Backup, error) {
-	srv, err := a.Server(server)
+// ServerIndex loads a server's section and opens the index.
+func (a *App) ServerIndex(name string) (*config.Server, index.Index, error) {
+	srv, err := a.Server(name)
 	if err != nil {
-		return nil, catalog.Backup{}, err
+		return nil, nil, err
 	}
 	idx, err := a.Index()
+	return srv, idx, err
+}
+
+// resolveBackup loads a server's section and finds one of its backups by id, name,
+// latest or oldest, with the index: the prelude of every command that takes a backup
+// ID.
+func (a *App) resolveBackup(ctx context.Context, server, ref string) (*config.Server, index.Index, catalog.Backup, error) {
+	srv, idx, err := a.ServerIndex(server)
 	if err != nil {
-		return nil, catalog.Backup{}, err
+		return nil, nil, catalog.Backup{}, err
 	}
-	bs, err := basebackup.ShowInterrupted(srv.Dir(), func() ([]catalog.Backup, error) { return idx.ListBackups(ctx, srv.Name) })
-	if err != nil {
-		return nil, catalog.Backup{}, err
-	}
-	b, err := basebackup.Resolve(bs, ref)
-	if err != nil {
-		return nil, catalog.Backup{}, fmt.Errorf("%s: %w", srv.Name, err)
-	}
-	return srv, b, nil
+	b, err := basebackup.Find(ctx, idx, srv.Dir(), srv.Name, ref)
+	return srv, idx, b, err
 }
 
 // Daemon returns a client of the running daemon, or nil.
@@ -149,6 +142,25 @@ func (a *App) Daemon() *daemon.Client {
 	return c
 }
 
+// daemonInfo is the running daemon's /v1/info; false when no daemon answers.
+func (a *App) daemonInfo(ctx context.Context) (daemon.Info, bool) {
+	if d := a.Daemon(); d != nil {
+		if info, err := d.Info(ctx); err == nil {
+			return info, true
+		}
+	}
+	return daemon.Info{}, false
+}
+
+// output prints v as JSON under --json, else has text render it.
+func (a *App) output(v any, text func(w io.Writer)) error {
+	if a.g.JSON {
+		return a.printJSON(v)
+	}
+	text(a.out)
+	return nil
+}
+
 // printJSON writes v as indented JSON.
 func (a *App) printJSON(v any) error {
 	enc := json.NewEncoder(a.out)
@@ -157,23 +169,24 @@ func (a *App) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-// table writes aligned columns.
-func (a *App) table(header []string, rows [][]string) {
-	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
-	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
-	}
-	tw.Flush()
-}
-
 // interactive reports whether progress output should be drawn.
 func interactive() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
 
-// humanBytes renders a byte count the way DBAs read it (1.5 GiB).
-func humanBytes(n int64) string {
-	if n < 0 {
-		return "-" + humanize.IBytes(uint64(-n))
+// bytesBar is a byte progress bar on stderr (drawn only on a terminal).
+func bytesBar(desc string, total int64) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+}
+
+// orUnknown is a progress total, -1 (unknown) when there is none.
+func orUnknown(total int64) int64 {
+	if total <= 0 {
+		return -1
 	}
-	return humanize.IBytes(uint64(n))
+	return total
 }

@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
+	"io"
 	"os"
-	"time"
 
-	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/index"
 	"github.com/walkeeper/walkeeper/internal/rebuild"
 	"github.com/walkeeper/walkeeper/internal/storage"
+	"github.com/walkeeper/walkeeper/internal/supervisor"
 )
 
 // IndexCmd groups index maintenance.
@@ -26,27 +24,19 @@ type IndexRebuildCmd struct {
 }
 
 // Run implements the command. A damaged index (one that cannot be opened or read) is
-// moved aside to index.broken-<timestamp> and every configured server rebuilt into a
-// fresh one, since the index is shared by all of them (invariant 4: rebuild always
-// works from the archive, never from the index it replaces).
+// moved aside and every configured server rebuilt into a fresh one (see
+// supervisor.RepairIndex).
 func (c *IndexRebuildCmd) Run(a *App) error {
 	srv, err := a.Server(c.Server)
 	if err != nil {
 		return err
 	}
-	store, err := a.Store()
-	if err != nil {
-		return err
-	}
+	store := a.Store()
 	ctx := context.Background()
 	idx, err := a.Index()
 	var res rebuild.Result
 	if err == nil {
-		var segSize uint64
-		if segSize, err = archive.SegSize(ctx, store, srv.Name); err != nil {
-			return err
-		}
-		res, err = rebuild.Server(ctx, idx, store, srv.Name, segSize, nil)
+		res, err = supervisor.RebuildServer(ctx, idx, store, srv.Name)
 	}
 	if errors.Is(err, index.ErrDamaged) && a.client == nil {
 		return c.repair(ctx, a, store, srv.Name)
@@ -54,14 +44,7 @@ func (c *IndexRebuildCmd) Run(a *App) error {
 	if err != nil {
 		return err
 	}
-	if a.g.JSON {
-		return a.printJSON(res)
-	}
-	fmt.Fprintf(a.out, "%s: index rebuilt: %d WAL files, %d backups\n", srv.Name, res.WALFiles, res.Backups)
-	for _, s := range res.Skipped {
-		fmt.Fprintf(a.out, "  skipped %s\n", s)
-	}
-	return nil
+	return a.output(res, func(w io.Writer) { printRebuilt(w, srv.Name, res) })
 }
 
 // repair moves the damaged index aside and rebuilds every server into a new one.
@@ -74,55 +57,31 @@ func (c *IndexRebuildCmd) repair(ctx context.Context, a *App, store storage.Stor
 	if err != nil {
 		return err
 	}
-	moved, err := index.MoveAside(daemon.IndexDir(cfg.Home))
-	if err != nil {
-		return err
-	}
-	notice := a.out
-	if a.g.JSON {
-		notice = os.Stderr
-	}
-	fmt.Fprintf(notice, "the index was damaged: moved it aside to %s; rebuilding every server from the archive\n", moved)
-	idx, err := daemon.OpenLocalIndex(cfg.Home, a.log, 10*time.Second)
-	if err != nil {
-		return err
-	}
-	a.idx = idx
 	out := map[string]rebuild.Result{}
-	for _, s := range cfg.Servers {
-		segSize, err := archive.SegSize(ctx, store, s.Name)
-		if err != nil {
-			return err
+	idx, err := supervisor.RepairIndex(ctx, cfg.Home, cfg.Servers, store, a.log, func(moved string) {
+		notice := a.out
+		if a.g.JSON {
+			notice = os.Stderr
 		}
-		res, err := rebuild.Server(ctx, idx, store, s.Name, segSize, nil)
-		if err != nil {
-			return err
-		}
-		out[s.Name] = res
+		fmt.Fprintf(notice, "the index was damaged: moved it aside to %s; rebuilding every server from the archive\n", moved)
+	}, func(name string, res rebuild.Result) {
+		out[name] = res
 		if !a.g.JSON {
-			fmt.Fprintf(a.out, "%s: index rebuilt: %d WAL files, %d backups\n", s.Name, res.WALFiles, res.Backups)
-			for _, sk := range res.Skipped {
-				fmt.Fprintf(a.out, "  skipped %s\n", sk)
-			}
+			printRebuilt(a.out, name, res)
 		}
+	})
+	if idx != nil {
+		a.idx = idx
 	}
-	if a.g.JSON {
-		return a.printJSON(out[server])
+	if err != nil || !a.g.JSON {
+		return err
 	}
-	return nil
+	return a.printJSON(out[server])
 }
 
-func rebuildServer(ctx context.Context, idx index.Index, store storage.Store, server string, log *slog.Logger) error {
-	segSize, err := archive.SegSize(ctx, store, server)
-	if err != nil {
-		return err
+func printRebuilt(w io.Writer, server string, res rebuild.Result) {
+	fmt.Fprintf(w, "%s: index rebuilt: %d WAL files, %d backups\n", server, res.WALFiles, res.Backups)
+	for _, s := range res.Skipped {
+		fmt.Fprintf(w, "  skipped %s\n", s)
 	}
-	res, err := rebuild.Server(ctx, idx, store, server, segSize, nil)
-	if err != nil {
-		return err
-	}
-	if res.WALFiles > 0 || res.Backups > 0 {
-		log.Info("index rebuilt", "server", server, "wal_files", res.WALFiles, "backups", res.Backups, "skipped", len(res.Skipped))
-	}
-	return nil
 }

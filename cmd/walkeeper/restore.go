@@ -4,20 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/schollz/progressbar/v3"
-
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
+	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/pgutil"
 	"github.com/walkeeper/walkeeper/internal/restore"
 )
@@ -63,55 +58,18 @@ type RestoreCmd struct {
 	RemoteSSHCommand string   `name:"remote-ssh-command" placeholder:"\"ssh user@host\"" help:"Write the cluster on another host through this ssh command (GNU tar needed there; implies --copy-wal)."`
 }
 
-func parseRelocations(specs []string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, s := range specs {
-		name, p, ok := strings.Cut(s, ":")
-		if !ok || name == "" || p == "" {
-			return nil, usageErr("--tablespace %q: want NAME:PATH", s)
-		}
-		if _, dup := out[name]; dup {
-			return nil, usageErr("--tablespace %s given twice", name)
-		}
-		out[name] = p
+// selfCommand is this walkeeper and its configuration file, as absolute paths, for
+// the commands PostgreSQL or a detached process run (restore_command, prefetch-wal).
+func (a *App) selfCommand() (bin, cfgFile string, err error) {
+	if bin, err = fsutil.Executable(); err != nil {
+		return "", "", err
 	}
-	return out, nil
-}
-
-// selfBinary is this walkeeper's absolute path, for restore_command.
-func selfBinary() (string, error) {
-	p, err := os.Executable()
-	if err != nil {
-		return "", err
-	}
-	if r, err := filepath.EvalSymlinks(p); err == nil {
-		p = r
-	}
-	return filepath.Abs(p)
-}
-
-func (a *App) configFile() (string, error) {
 	cfg, err := a.Config()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return filepath.Abs(cfg.File)
-}
-
-// chooseBackup resolves ID (or auto) and validates the target against it.
-func chooseBackup(ctx context.Context, src restore.Source, tl *restore.Timelines, id string, t restore.Target) (restore.Choice, error) {
-	backups, err := src.Backups(ctx)
-	if err != nil {
-		return restore.Choice{}, err
-	}
-	if id == "auto" {
-		return restore.ChooseAuto(backups, t, tl)
-	}
-	b, err := src.Resolve(backups, id)
-	if err != nil {
-		return restore.Choice{}, err
-	}
-	return restore.CheckBackup(b, t, tl)
+	cfgFile, err = filepath.Abs(cfg.File)
+	return bin, cfgFile, err
 }
 
 func progressFor(desc string) func(total int64) func(int64) {
@@ -119,13 +77,7 @@ func progressFor(desc string) func(total int64) func(int64) {
 		return nil
 	}
 	return func(total int64) func(int64) {
-		bar := progressbar.NewOptions64(total,
-			progressbar.OptionSetWriter(os.Stderr),
-			progressbar.OptionSetDescription(desc),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
+		bar := bytesBar(desc, total)
 		return func(n int64) { _ = bar.Add64(n) }
 	}
 }
@@ -146,73 +98,27 @@ func (c *RestoreCmd) Run(a *App) error {
 	if err != nil {
 		return cliErr(err)
 	}
-	reloc, err := parseRelocations(c.Tablespace)
+	p, err := restore.Place(restore.Placement{Dest: c.Dest, Tablespaces: c.Tablespace, GetWAL: c.GetWAL, CopyWAL: c.CopyWAL,
+		Prefetch: c.Prefetch, RemoteSSHCommand: c.RemoteSSHCommand})
 	if err != nil {
-		return err
+		return cliErr(err)
 	}
-	var remote []string
-	mode := restore.WALGet
-	if c.RemoteSSHCommand != "" {
-		if c.GetWAL {
-			return usageErr("--get-wal with --remote-ssh-command: the restore_command would need walkeeper, its configuration and the archive on the remote host; use --copy-wal (the default for remote restores)")
-		}
-		if remote, err = restore.SplitCommand(c.RemoteSSHCommand); err != nil {
-			return cliErr(err)
-		}
-		mode = restore.WALCopy
-		if !filepath.IsAbs(c.Dest) {
-			return usageErr("DEST %q: a remote destination must be an absolute path", c.Dest)
-		}
-	}
-	if c.CopyWAL {
-		mode = restore.WALCopy
-	}
-	if c.Prefetch < 0 || c.Prefetch > 64 {
-		return usageErr("--prefetch %d: want 0 to 64", c.Prefetch)
-	}
-	dest := c.Dest
-	if remote == nil {
-		if dest, err = filepath.Abs(c.Dest); err != nil {
-			return err
-		}
-	}
-	for name, p := range reloc {
-		if remote == nil {
-			if reloc[name], err = filepath.Abs(p); err != nil {
-				return err
-			}
-		} else if !filepath.IsAbs(p) {
-			return usageErr("--tablespace %s:%s: a remote path must be absolute", name, p)
-		}
-	}
-	store, err := a.Store()
-	if err != nil {
-		return err
-	}
-	src := restore.NewSource(store, srv.Name)
-	tl, err := restore.LoadTimelines(ctx, store, srv.Name, srv.IncomingDir())
-	if err != nil {
-		return err
-	}
-	choice, err := chooseBackup(ctx, src, tl, c.ID, t)
+	store := a.Store()
+	src, tl, choice, err := restore.Plan(ctx, store, srv.Name, srv.IncomingDir(), c.ID, t)
 	if err != nil {
 		return cliErr(err)
 	}
 	opts := restore.Options{
 		Server: srv.Name, Source: src, Store: store, Timelines: tl, Choice: choice, Target: t,
-		Dest: dest, Tablespaces: reloc, Force: c.Force, WAL: mode, StreamingDir: srv.StreamingDir(), IncomingDir: srv.IncomingDir(),
-		Jobs: c.Jobs, Remote: remote, Progress: progressFor("restoring"), Log: a.log,
+		Dest: p.Dest, Tablespaces: p.Tablespaces, Force: c.Force, WAL: p.WAL, StreamingDir: srv.StreamingDir(), IncomingDir: srv.IncomingDir(),
+		Jobs: c.Jobs, Remote: p.Remote, Progress: progressFor("restoring"), Log: a.log,
 		Archive: c.Archive, Guard: restoreGuard(srv, nil),
 	}
 	if opts.Jobs <= 0 {
-		opts.Jobs = jobsFor(srv)
+		opts.Jobs = srv.ParallelJobs // restore.Run takes every core when it is 0 too
 	}
-	if mode == restore.WALGet {
-		bin, err := selfBinary()
-		if err != nil {
-			return err
-		}
-		cfgFile, err := a.configFile()
+	if p.WAL == restore.WALGet {
+		bin, cfgFile, err := a.selfCommand()
 		if err != nil {
 			return err
 		}
@@ -222,12 +128,10 @@ func (c *RestoreCmd) Run(a *App) error {
 	if err != nil {
 		return cliErr(err)
 	}
-	a.warnArchiveLag(srv, t)
-	if a.g.JSON {
-		return a.printJSON(res)
+	if w := restore.ArchiveLagWarning(srv.Name, srv.IncomingDir(), func() bool { return a.Daemon() != nil }, t); w != "" {
+		fmt.Fprintln(os.Stderr, w)
 	}
-	printRestore(a, res, choice.Backup)
-	return nil
+	return a.output(res, func(w io.Writer) { res.WriteText(w, choice.Backup) })
 }
 
 // restoreGuard is what a restore of srv refuses to write into: walkeeper's home
@@ -238,29 +142,6 @@ func restoreGuard(srv *config.Server, scratch []string) restore.Guard {
 		ServerAnswers: func(ctx context.Context) (string, bool) {
 			return pgutil.Answers(ctx, srv.Conninfo, 5*time.Second)
 		}}
-}
-
-func printRestore(a *App, res restore.Result, b catalog.Backup) {
-	where := res.Dest
-	if res.Remote != "" {
-		where = res.Remote + ":" + res.Dest
-	}
-	fmt.Fprintf(a.out, "restored backup %s of %s (ended %s) into %s: %d files, %s in %.1fs\n",
-		b.ID, res.Server, b.EndTime.UTC().Format("2006-01-02 15:04:05 UTC"), where, res.Files, humanBytes(res.Bytes), res.Seconds)
-	for _, t := range res.Tablespaces {
-		fmt.Fprintf(a.out, "tablespace %s (oid %d): %s\n", t.Name, t.OID, t.Target)
-	}
-	fmt.Fprintf(a.out, "recovery: to %s on timeline %d\n", res.Target, res.Timeline)
-	if res.WALMode == restore.WALCopy {
-		fmt.Fprintf(a.out, "WAL: %d files (%s) copied into %s/%s\n", res.WALFiles, humanBytes(res.WALBytes), res.Dest, restore.CopyWALDir)
-	}
-	fmt.Fprintf(a.out, "restore_command = '%s'\n", res.RestoreCommand)
-	if res.Archive {
-		fmt.Fprintf(a.out, "archiving: as the backed-up server (--archive): once promoted it archives into %s's archive\n", res.Server)
-	} else {
-		fmt.Fprintln(a.out, "archiving: off (archive_mode = off; --archive keeps the server's archive settings)")
-	}
-	fmt.Fprintf(a.out, "start it with: pg_ctl -D %s start\n", res.Dest)
 }
 
 // GetWALCmd is restore_command's helper.
@@ -278,10 +159,6 @@ func (c *GetWALCmd) Run(a *App) error {
 	if err != nil {
 		return err
 	}
-	store, err := a.Store()
-	if err != nil {
-		return err
-	}
 	if c.Prefetch < 0 || c.Prefetch > 64 {
 		return usageErr("--prefetch %d: want 0 to 64", c.Prefetch)
 	}
@@ -289,7 +166,7 @@ func (c *GetWALCmd) Run(a *App) error {
 	if c.Prefetch > 0 {
 		o.StartPrefetcher = func(spool string) error { return a.startPrefetcher(srv, spool) }
 	}
-	from, err := restore.Get(context.Background(), store, srv.Name, c.WALName, c.Dest, o)
+	from, err := restore.Get(context.Background(), a.Store(), srv.Name, c.WALName, c.Dest, o)
 	if errors.Is(err, restore.ErrNotArchived) {
 		return &exitError{code: 1, err: fmt.Errorf("%s: %s is not in the archive", srv.Name, c.WALName)}
 	}
@@ -304,29 +181,13 @@ func (c *GetWALCmd) Run(a *App) error {
 	return nil
 }
 
-// startPrefetcher launches `walkeeper prefetch-wal` detached (own session, no stdio),
-// so get-wal returns at once while the next segments are decompressed.
+// startPrefetcher launches `walkeeper prefetch-wal` detached.
 func (a *App) startPrefetcher(srv *config.Server, spool string) error {
-	bin, err := selfBinary()
+	bin, cfgFile, err := a.selfCommand()
 	if err != nil {
 		return err
 	}
-	cfgFile, err := a.configFile()
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(bin, "--config", cfgFile, "prefetch-wal", srv.Name, spool)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer devnull.Close()
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	return cmd.Process.Release()
+	return restore.StartPrefetcher(bin, cfgFile, srv.Name, spool)
 }
 
 // PrefetchWALCmd is get-wal's background prefetcher (started by get-wal --prefetch).
@@ -342,10 +203,6 @@ func (c *PrefetchWALCmd) Run(a *App) error {
 	if err != nil {
 		return err
 	}
-	store, err := a.Store()
-	if err != nil {
-		return err
-	}
 	// Below PostgreSQL's startup process, which replays WAL on one core: prefetching
 	// only uses what it leaves idle (on a 2-core host, a prefetcher at the same
 	// priority slowed replay down more than it saved).
@@ -354,7 +211,7 @@ func (c *PrefetchWALCmd) Run(a *App) error {
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	st, err := restore.Prefetch(ctx, store, srv.Name, c.Spool, c.Jobs)
+	st, err := restore.Prefetch(ctx, a.Store(), srv.Name, c.Spool, c.Jobs)
 	a.log.Debug("prefetch done", "fetched", st.Fetched, "bytes", st.Bytes)
 	return err
 }
@@ -391,178 +248,24 @@ func (c *SandboxStartCmd) Run(a *App) error {
 	if err != nil {
 		return cliErr(err)
 	}
-	if !t.IsSet() {
-		return usageErr("sandbox needs a recovery target (--target-time, --target-xid, --target-name, --target-lsn or --target-immediate)")
-	}
-	if t.Action == restore.ActionShutdown {
-		return usageErr("--target-action shutdown: a sandbox pauses at its target (default) or ends recovery there (promote)")
-	}
-	if st, err := restore.LoadSandbox(srv.Dir()); err == nil {
-		return fmt.Errorf("%s already has a sandbox in %s (port %d): walkeeper sandbox stop %s", srv.Name, st.Root, st.Port, srv.Name)
-	}
-	reloc, err := parseRelocations(c.Tablespace)
+	bin, cfgFile, err := a.selfCommand()
 	if err != nil {
 		return err
 	}
-	root := c.Dir
-	if root == "" {
-		root = filepath.Join(srv.Dir(), "sandbox")
-	}
-	if root, err = filepath.Abs(root); err != nil {
-		return err
-	}
-	if ents, err := os.ReadDir(root); err == nil && len(ents) > 0 {
-		return usageErr("sandbox directory %s is not empty", root)
-	}
-	guard := restoreGuard(srv, []string{filepath.Join(srv.Dir(), "sandbox")})
-	if err := guard.Check(root); err != nil {
-		return cliErr(err)
-	}
-	owner, ownerHome, err := restore.PostgresOwner()
-	if err != nil {
-		return err
-	}
-	if err := restore.CheckReachable(root, owner); err != nil {
-		return cliErr(err)
-	}
-	store, err := a.Store()
-	if err != nil {
-		return err
-	}
-	src := restore.NewSource(store, srv.Name)
-	tl, err := restore.LoadTimelines(ctx, store, srv.Name, srv.IncomingDir())
-	if err != nil {
-		return err
-	}
-	id := c.ID
-	if id == "" {
-		id = "latest"
-		if !t.Time.IsZero() || t.HasLSN {
-			id = "auto"
-		}
-	}
-	choice, err := chooseBackup(ctx, src, tl, id, t)
+	sb, err := restore.StartSandbox(ctx, restore.SandboxOptions{Server: srv.Name, ServerDir: srv.Dir(), Store: a.Store(),
+		IncomingDir: srv.IncomingDir(), StreamingDir: srv.StreamingDir(), Target: t, ID: c.ID, Root: c.Dir, Port: c.Port,
+		PGBin: c.PGBin, Tablespaces: c.Tablespace, Binary: bin, ConfigFile: cfgFile, Prefetch: c.Prefetch,
+		User: pgutil.ConnUser(srv.Conninfo), Jobs: srv.ParallelJobs, Timeout: c.Timeout,
+		Guard: restoreGuard(srv, []string{restore.DefaultSandboxRoot(srv.Dir())}), Progress: progressFor("restoring sandbox"), Log: a.log})
 	if err != nil {
 		return cliErr(err)
-	}
-	for _, ts := range choice.Backup.Tablespaces {
-		if _, ok := reloc[ts.Name]; !ok {
-			reloc[ts.Name] = filepath.Join(root, "tablespaces", ts.Name)
-		}
-	}
-	pgbin, err := restore.FindPGBin(c.PGBin, choice.Backup.PGVersion)
-	if err != nil {
-		return cliErr(err)
-	}
-	port := c.Port
-	if port == 0 {
-		if port, err = restore.FreePort(); err != nil {
-			return err
-		}
-	}
-	bin, err := selfBinary()
-	if err != nil {
-		return err
-	}
-	cfgFile, err := a.configFile()
-	if err != nil {
-		return err
-	}
-	st := restore.SandboxState{
-		Server: srv.Name, BackupID: choice.Backup.ID, Target: t.String(), Timeline: choice.TLI,
-		Root: root, DataDir: filepath.Join(root, "data"), SocketDir: filepath.Join(root, "socket"),
-		Port: port, LogFile: filepath.Join(root, "postgresql.log"), PGBin: pgbin, User: connUser(srv.Conninfo),
-		StartedAt: time.Now().UTC(), Action: t.Action,
-	}
-	if owner != nil {
-		st.OSUser = "postgres"
-	}
-	for _, d := range []string{root, st.SocketDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return err
-		}
-		if owner != nil {
-			if err := os.Chown(d, owner.UID, owner.GID); err != nil {
-				return err
-			}
-		}
-	}
-	cleanup := func() {
-		_ = restore.StopSandbox(context.Background(), st, owner, ownerHome)
-		_ = os.Remove(restore.SandboxStateFile(srv.Dir()))
-	}
-	if err := restore.SaveSandbox(srv.Dir(), st); err != nil {
-		return err
-	}
-	extra := restore.SandboxSettings(port, st.SocketDir, st.DataDir, t.Action)
-	if t.Action == restore.ActionPromote {
-		// Belt and braces: the copy comes back as a standby after its promotion, and
-		// sessions start read-only should anyone promote it again.
-		extra = append(extra, restore.Setting{Name: "default_transaction_read_only", Value: "on"})
-	}
-	res, err := restore.Run(ctx, restore.Options{
-		Server: srv.Name, Source: src, Store: store, Timelines: tl, Choice: choice, Target: t,
-		Dest: st.DataDir, Tablespaces: reloc, WAL: restore.WALGet, StreamingDir: srv.StreamingDir(), IncomingDir: srv.IncomingDir(),
-		RestoreCommand: restore.GetWALCommand(bin, cfgFile, srv.Name, c.Prefetch),
-		ExtraSettings:  extra,
-		Jobs:           jobsFor(srv), Owner: owner, Progress: progressFor("restoring sandbox"), Log: a.log,
-		// Paused: a standby never ends recovery for want of WAL (it waits), so it
-		// cannot become writable by running out of WAL before the target.
-		Standby: t.Action != restore.ActionPromote, Guard: guard,
-	})
-	if err != nil {
-		cleanup()
-		return cliErr(err)
-	}
-	if err := restore.WriteSandboxHBA(st.DataDir, owner); err != nil {
-		cleanup()
-		return fmt.Errorf("sandbox of %s: pg_hba.conf: %w", srv.Name, err)
-	}
-	if err := restore.StartSandbox(ctx, st, owner, ownerHome, c.Timeout); err != nil {
-		cleanup()
-		return fmt.Errorf("sandbox of %s: %w", srv.Name, err)
-	}
-	lsn, xact, _ := restore.ReplayPosition(ctx, st)
-	var locked []string
-	if t.Action == restore.ActionPause {
-		locked, _ = restore.LockedRelations(ctx, st)
 	}
 	if a.g.JSON {
-		return a.printJSON(map[string]any{"sandbox": st, "conninfo": st.Conninfo("postgres"), "replay_lsn": lsn, "last_transaction": xact,
-			"locked_relations": locked, "restore": res})
+		return a.printJSON(map[string]any{"sandbox": sb.State, "conninfo": sb.State.Conninfo("postgres"), "replay_lsn": sb.ReplayLSN,
+			"last_transaction": sb.LastTransaction, "locked_relations": sb.Locked, "restore": sb.Restore})
 	}
-	how := "paused at"
-	if t.Action == restore.ActionPromote {
-		how = "recovered to (recovery ended there, then restarted as a read-only standby)"
-	}
-	fmt.Fprintf(a.out, "sandbox of %s: backup %s restored into %s, PostgreSQL %s %s (timeline %d)\n", srv.Name, res.BackupID, st.DataDir, how, st.Target, st.Timeline)
-	fmt.Fprintf(a.out, "replayed to %s, last transaction %s\n", lsn, xact)
-	for _, l := range locked {
-		fmt.Fprintf(a.out, "warning: %s is locked by a transaction in flight at the target (e.g. the DROP itself): queries on it wait; use --target-action promote to end recovery there and release it\n", l)
-	}
-	fmt.Fprintf(a.out, "connect (read-only): psql \"%s\"\n", st.Conninfo("postgres"))
-	fmt.Fprintf(a.out, "stop and remove it:  walkeeper sandbox stop %s\n", srv.Name)
+	sb.WriteText(a.out)
 	return nil
-}
-
-// jobsFor is the server's parallel_jobs, else every core.
-func jobsFor(srv *config.Server) int {
-	if srv.ParallelJobs > 0 {
-		return srv.ParallelJobs
-	}
-	return runtime.NumCPU()
-}
-
-// connUser is the user name of a conninfo (the sandbox has the same roles).
-func connUser(conninfo string) string {
-	cfg, err := pgx.ParseConfig(conninfo)
-	if err != nil || cfg.User == "" {
-		return "postgres"
-	}
-	if os.Geteuid() == 0 && cfg.User == "root" {
-		return "postgres"
-	}
-	return cfg.User
 }
 
 // SandboxStopCmd stops a sandbox.
@@ -576,43 +279,17 @@ func (c *SandboxStopCmd) Run(a *App) error {
 	if err != nil {
 		return err
 	}
-	st, err := restore.LoadSandbox(srv.Dir())
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%s has no sandbox", srv.Name)
-	}
+	st, err := restore.StopSandboxOf(context.Background(), srv.Dir(), srv.Name)
 	if err != nil {
 		return err
 	}
-	owner, home, err := restore.PostgresOwner()
-	if err != nil {
-		return err
-	}
-	if err := restore.StopSandbox(context.Background(), st, owner, home); err != nil {
-		return fmt.Errorf("sandbox of %s: %w", srv.Name, err)
-	}
-	if err := os.Remove(restore.SandboxStateFile(srv.Dir())); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if a.g.JSON {
-		return a.printJSON(map[string]any{"server": srv.Name, "stopped": true, "removed": st.Root})
-	}
-	fmt.Fprintf(a.out, "sandbox of %s stopped, %s removed\n", srv.Name, st.Root)
-	return nil
+	return a.output(map[string]any{"server": srv.Name, "stopped": true, "removed": st.Root},
+		func(w io.Writer) { fmt.Fprintf(w, "sandbox of %s stopped, %s removed\n", srv.Name, st.Root) })
 }
 
 // SandboxStatusCmd lists sandboxes.
 type SandboxStatusCmd struct {
 	Servers []string `arg:"" optional:"" help:"Servers (default: all)."`
-}
-
-type sandboxStatus struct {
-	restore.SandboxState
-	Running    bool   `json:"running"`
-	Replay     string `json:"replay_state,omitempty"`
-	ReplayLSN  string `json:"replay_lsn,omitempty"`
-	LastXact   string `json:"last_transaction,omitempty"`
-	Conninfo   string `json:"conninfo"`
-	StatusNote string `json:"note,omitempty"`
 }
 
 // Run implements the command.
@@ -625,46 +302,17 @@ func (c *SandboxStatusCmd) Run(a *App) error {
 	if len(names) == 0 {
 		names = cfg.ServerNames()
 	}
-	out := []sandboxStatus{}
+	var dirs []string
 	for _, n := range names {
 		srv, err := cfg.Server(n)
 		if err != nil {
 			return err
 		}
-		st, err := restore.LoadSandbox(srv.Dir())
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		s := sandboxStatus{SandboxState: st, Running: st.Running(), Conninfo: st.Conninfo("postgres")}
-		if s.Running {
-			if s.Replay, err = restore.PauseState(context.Background(), st); err != nil {
-				s.StatusNote = err.Error()
-			}
-			s.ReplayLSN, s.LastXact, _ = restore.ReplayPosition(context.Background(), st)
-		}
-		out = append(out, s)
+		dirs = append(dirs, srv.Dir())
 	}
-	if a.g.JSON {
-		return a.printJSON(out)
+	out, err := restore.ReadSandboxStatuses(context.Background(), dirs)
+	if err != nil {
+		return err
 	}
-	if len(out) == 0 {
-		fmt.Fprintln(a.out, "no sandbox")
-		return nil
-	}
-	var rows [][]string
-	for _, s := range out {
-		state := "stopped"
-		if s.Running {
-			state = "running, " + s.Replay
-			if s.Action == restore.ActionPromote && s.Replay == "not paused" {
-				state = "running, recovered to the target (read-only standby)"
-			}
-		}
-		rows = append(rows, []string{s.Server, s.BackupID, s.Target, state, s.ReplayLSN, fmt.Sprint(s.Port), s.Root})
-	}
-	a.table([]string{"SERVER", "BACKUP", "TARGET", "STATE", "REPLAY LSN", "PORT", "DIR"}, rows)
-	return nil
+	return a.output(out, func(w io.Writer) { restore.WriteSandboxTable(w, out) })
 }

@@ -2,46 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
-	"github.com/walkeeper/walkeeper/internal/daemon"
-	"github.com/walkeeper/walkeeper/internal/index"
 	"github.com/walkeeper/walkeeper/internal/ingest"
-	"github.com/walkeeper/walkeeper/internal/pgutil"
-	"github.com/walkeeper/walkeeper/internal/storage"
+	"github.com/walkeeper/walkeeper/internal/supervisor"
 )
-
-// daemonService is a long-running part of the daemon besides ingest: streaming
-// receivers, the retention schedule. Each file that adds one registers it in init(), so
-// the daemon's wiring stays in one loop.
-type daemonService struct {
-	name string
-	run  func(ctx context.Context, env *daemonEnv) error
-}
-
-var daemonServices []daemonService
-
-// daemonEnv is what a daemon service gets: the configuration, the servers this daemon
-// watches, the index it owns, the archive, its logger and the state it reports.
-type daemonEnv struct {
-	cfg     *config.Config
-	servers []*config.Server
-	idx     index.Index
-	store   *storage.Local
-	log     *slog.Logger
-	state   *daemonState
-	api     *daemon.Server
-}
 
 // WatchCmd is the daemon.
 type WatchCmd struct {
@@ -64,230 +36,94 @@ func (c *WatchCmd) Run(a *App) error {
 	if err != nil {
 		return err
 	}
-	log := daemonLogger(cfg, a.g.Verbose)
-	servers, err := selectServers(cfg, c.Servers)
+	servers, err := supervisor.SelectServers(cfg, c.Servers)
 	if err != nil {
 		return err
 	}
-	if err := daemon.PrepareHome(cfg.Home); err != nil {
-		return err
-	}
-	lock, err := daemon.Lock(cfg.Home)
-	if err != nil {
-		return err
-	}
-	defer lock.Close()
-
-	// A damaged index is moved aside here; the empty one is then rebuilt below.
-	idx, _, err := daemon.OpenLocalIndexRepairing(cfg.Home, log, 15*time.Second)
-	if err != nil {
-		return err
-	}
-	store := storage.NewLocal(cfg.Home)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	return supervisor.Run(ctx, supervisor.Options{Config: cfg, Servers: servers, Version: buildVersion(), Log: daemonLogger(cfg, a.g.Verbose),
+		Services: []supervisor.Service{supervisor.Receivers, supervisor.Retention}})
+}
 
-	// Invariant 4: a lost index is rebuilt from the archive before anything else; one
-	// that opened but cannot be read is moved aside and rebuilt whole.
-	if err := rebuildLost(ctx, cfg, idx, store, log); errors.Is(err, index.ErrDamaged) {
-		_ = idx.Close()
-		moved, merr := index.MoveAside(daemon.IndexDir(cfg.Home))
-		if merr != nil {
-			return merr
-		}
-		log.Error("the index is damaged: moved it aside, rebuilding it from the archive", "cause", err, "moved_to", moved)
-		if idx, err = daemon.OpenLocalIndex(cfg.Home, log, 15*time.Second); err != nil {
-			return err
-		}
-		if err := rebuildLost(ctx, cfg, idx, store, log); err != nil {
-			_ = idx.Close()
-			return err
-		}
-	} else if err != nil {
-		_ = idx.Close()
-		return err
-	}
-	defer func() {
-		// Every index write is already synced (SyncWrites); a close that hangs (its
-		// directory removed under it) must not keep the daemon from exiting.
-		done := make(chan struct{})
-		go func() { _ = idx.Close(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			log.Error("index close did not finish in 15s; exiting anyway")
-		}
-	}()
+// ReceiveWALCmd runs one server's streaming receiver in the foreground (Barman's
+// receive-wal), or manages its replication slot.
+type ReceiveWALCmd struct {
+	Server     string `arg:"" help:"Server name."`
+	CreateSlot bool   `name:"create-slot" help:"Create the server's physical replication slot (slot_name) and exit."`
+	DropSlot   bool   `name:"drop-slot" help:"Drop the server's replication slot and exit."`
+	Reset      bool   `help:"Discard the streaming state (streaming/*.partial) and start at the server's current position."`
+}
 
-	// Temporary files of writers killed before their rename (the daemon's own, in
-	// wals/, and old ones of archive-wal in incoming/) are never renamed by anyone.
-	for _, s := range servers {
-		ingest.RemoveStaleTemps(s.Name, s.IncomingDir(), store, log)
-	}
-
-	st := &daemonState{info: daemon.Info{PID: os.Getpid(), Version: buildVersion(), StartedAt: time.Now().UTC(), Servers: map[string]daemon.ServerState{}}}
-	api, err := daemon.Listen(cfg.Home, idx, st.snapshot)
+// Run implements the command.
+func (c *ReceiveWALCmd) Run(a *App) error {
+	srv, err := a.Server(c.Server)
 	if err != nil {
 		return err
 	}
-	go func() {
-		if err := api.Serve(); err != nil {
-			log.Error("local API", "err", err)
+	if btoi(c.CreateSlot)+btoi(c.DropSlot)+btoi(c.Reset) > 1 {
+		return usageErr("receive-wal: --create-slot, --drop-slot and --reset exclude each other")
+	}
+	if err := ingest.ValidSlotName(srv.SlotName); err != nil {
+		return fmt.Errorf("server %s: %w", srv.Name, err)
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	if c.CreateSlot || c.DropSlot {
+		return c.slot(ctx, a, srv)
+	}
+	cfg, err := a.Config()
+	if err != nil {
+		return err
+	}
+	log := daemonLogger(cfg, a.g.Verbose)
+	rc := supervisor.ReceiverConfig(srv, log)
+	rc.Reset = c.Reset
+	store := a.Store()
+	rc.SystemID = supervisor.SystemIDFromStore(store, srv.Name)
+	if d := a.Daemon(); d != nil {
+		info, err := d.Info(ctx)
+		if err == nil {
+			if ss, ok := info.Servers[srv.Name]; ok && ss.Receiver != nil {
+				return fmt.Errorf("%s: walkeeper watch (pid %d) already streams this server (streaming_archiver = on); stop it first", srv.Name, info.PID)
+			}
 		}
-	}()
+		rc.ArchivedEnd = supervisor.ArchivedEndFromIndex(d.Index(), srv.Name)
+	} else {
+		rc.ArchivedEnd = func(ctx context.Context) (string, error) { return archive.NewestSegment(ctx, store, srv.Name) }
+		log.Warn("no walkeeper watch is running: streamed segments wait in incoming/ until it starts", "server", srv.Name)
+	}
+	rcv, err := ingest.NewReceiver(rc)
+	if err != nil {
+		return err
+	}
+	log.Info("receive-wal started; stop with SIGINT or SIGTERM", "server", srv.Name, "slot", srv.SlotName,
+		"conninfo", config.RedactConninfo(srv.StreamingConninfo))
+	return rcv.Run(ctx)
+}
 
-	var wg sync.WaitGroup
-	errs := make(chan error, len(servers))
-	for _, s := range servers {
-		p, err := ingest.NewPipeline(ingest.Server{
-			Name:             s.Name,
-			IncomingDir:      s.IncomingDir(),
-			ErrorsDir:        s.ErrorsDir(),
-			Compression:      s.Compression,
-			CompressionLevel: s.CompressionLevel,
-			Workers:          s.ParallelJobs,
-			LearnIdentity: func(ctx context.Context) (catalog.Identity, error) {
-				ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				defer cancel()
-				return pgutil.Identity(ctx, s.Conninfo)
-			},
-		}, store, idx, log)
-		if err != nil {
-			return err
-		}
-		st.update(s.Name, func(ss *daemon.ServerState) { ss.Watching = true })
-		wg.Add(1)
-		go func(name string) {
-			defer wg.Done()
-			// Ask the server who it is before the first file is judged; files wait in
-			// incoming/ meanwhile, and other servers are not held up.
-			p.EnsureIdentity(ctx)
-			err := p.Run(ctx, func(r ingest.Result) { st.record(name, r) })
-			st.update(name, func(ss *daemon.ServerState) { ss.Watching = false })
-			if err != nil {
-				log.Error("watcher stopped", "server", name, "err", err)
-				errs <- fmt.Errorf("%s: %w", name, err)
-			}
-		}(s.Name)
-	}
-	env := &daemonEnv{cfg: cfg, servers: servers, idx: idx, store: store, log: log, state: st, api: api}
-	for _, svc := range daemonServices {
-		wg.Add(1)
-		go func(svc daemonService) {
-			defer wg.Done()
-			if err := svc.run(ctx, env); err != nil && ctx.Err() == nil {
-				log.Error("daemon service stopped", "service", svc.name, "err", err)
-			}
-		}(svc)
-	}
-	log.Info("walkeeper watch started", "home", cfg.Home, "servers", len(servers), "pid", os.Getpid())
-	<-ctx.Done()
-	log.Info("stopping: finishing files in flight")
-	wg.Wait()
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+// slot creates or drops the server's replication slot.
+func (c *ReceiveWALCmd) slot(ctx context.Context, a *App, srv *config.Server) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	_ = api.Shutdown(sctx)
-	close(errs)
-	for err := range errs {
-		return err
+	op, done, notDone := ingest.CreateSlot, "created", "already exists"
+	if c.DropSlot {
+		op, done, notDone = ingest.DropSlot, "dropped", "does not exist"
 	}
-	log.Info("walkeeper watch stopped")
-	return nil
-}
-
-// rebuildLost rebuilds the index of every server whose records are missing.
-func rebuildLost(ctx context.Context, cfg *config.Config, idx index.Index, store storage.Store, log *slog.Logger) error {
-	for _, s := range cfg.Servers {
-		lost, err := indexLost(ctx, idx, store, s.Name)
-		if err != nil {
-			return err
-		}
-		if lost {
-			log.Warn("the index holds nothing for a server whose archive is not empty: rebuilding it", "server", s.Name)
-			if err := rebuildServer(ctx, idx, store, s.Name, log); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// errStop ends a scan early.
-var errStop = errors.New("stop")
-
-// indexLost reports whether the index has no WAL record of a server whose archive holds
-// files: the index was deleted, or recreated empty by a command run without the daemon.
-func indexLost(ctx context.Context, idx index.Index, store storage.Store, server string) (bool, error) {
-	err := idx.ScanWAL(ctx, server, index.WALRange{}, func(catalog.WALFile) error { return errStop })
-	if errors.Is(err, errStop) {
-		return false, nil
-	}
+	changed, err := op(ctx, srv.StreamingConninfo, srv.SlotName)
 	if err != nil {
-		return false, err
+		return fmt.Errorf("%s: %w", srv.Name, err)
 	}
-	return archive.HasWAL(ctx, store, server)
-}
-
-func selectServers(cfg *config.Config, names []string) ([]*config.Server, error) {
-	if len(names) == 0 {
-		var out []*config.Server
-		for _, s := range cfg.Servers {
-			if s.Active {
-				out = append(out, s)
-			}
-		}
-		if len(out) == 0 {
-			return nil, fmt.Errorf("%s: no active server configured", cfg.File)
-		}
-		return out, nil
+	if !changed {
+		done = notDone
 	}
-	var out []*config.Server
-	for _, n := range names {
-		s, err := cfg.Server(n)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
+	fmt.Fprintf(a.out, "Replication slot %s %s on %s.\n", srv.SlotName, done, srv.Name)
+	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
 	}
-	return out, nil
-}
-
-// daemonState is the daemon's own counters, served at /v1/info.
-type daemonState struct {
-	mu   sync.Mutex
-	info daemon.Info
-}
-
-func (d *daemonState) snapshot() daemon.Info {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := d.info
-	out.Servers = make(map[string]daemon.ServerState, len(d.info.Servers))
-	for k, v := range d.info.Servers {
-		out.Servers[k] = v
-	}
-	return out
-}
-
-func (d *daemonState) update(server string, f func(*daemon.ServerState)) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s := d.info.Servers[server]
-	f(&s)
-	d.info.Servers[server] = s
-}
-
-func (d *daemonState) record(server string, r ingest.Result) {
-	d.update(server, func(s *daemon.ServerState) {
-		switch r.Outcome {
-		case ingest.Archived:
-			s.Archived++
-		case ingest.Duplicate:
-			s.Duplicates++
-		case ingest.Quarantined:
-			s.Quarantined++
-			s.LastError = r.Name + ": " + r.Reason
-			s.LastErrorAt = time.Now().UTC()
-		}
-	})
+	return 0
 }

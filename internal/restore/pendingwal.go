@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/dustin/go-humanize"
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/segments"
@@ -149,4 +150,28 @@ func IncomingBacklog(incomingDir string) (files int, bytes int64) {
 		}
 	}
 	return files, bytes
+}
+
+// ArchiveLagWarning is the one line a restore that replays past the backup's end
+// prints when the daemon is down or behind ("" when there is nothing to say): WAL
+// waiting in incoming/ is served to recovery from there (invariant 9), but it is not in
+// the archive proper until the daemon runs.
+func ArchiveLagWarning(server, incomingDir string, daemonRunning func() bool, t Target) string {
+	if t.Immediate {
+		return "" // recovery stops at the backup's end: the backlog does not matter
+	}
+	n, size := IncomingBacklog(incomingDir)
+	running := daemonRunning()
+	switch {
+	case !running && n > 0:
+		return fmt.Sprintf("warning: %s: the walkeeper daemon is not running and %d WAL files (%s) wait in %s: recovery reads them from there; start `walkeeper watch` to archive them",
+			server, n, humanize.IBytes(uint64(size)), incomingDir)
+	case !running:
+		return fmt.Sprintf("warning: %s: the walkeeper daemon is not running: WAL archived from now on waits in %s (recovery still reads it there); start `walkeeper watch`",
+			server, incomingDir)
+	case n > 0:
+		return fmt.Sprintf("warning: %s: %d WAL files (%s) wait in %s, not yet archived by the daemon: recovery reads them from there",
+			server, n, humanize.IBytes(uint64(size)), incomingDir)
+	}
+	return ""
 }

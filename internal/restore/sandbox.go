@@ -88,7 +88,7 @@ func (s SandboxState) socketConninfo() string {
 // in recovery, no SSL files of the original, and its own local-only pg_hba.conf
 // (WriteSandboxHBA) whatever hba_file production's postgresql.conf names. Archiving
 // is off as in every restore without --archive (ArchiveSettings). With promote,
-// the first start listens on the private socket only (see StartSandbox).
+// the first start listens on the private socket only (see startPostgres).
 func SandboxSettings(port int, socketDir, dataDir, action string) []Setting {
 	listen := "127.0.0.1"
 	if action == ActionPromote {
@@ -245,13 +245,13 @@ func runAs(ctx context.Context, o *Owner, home string, name string, args ...stri
 	return out.String(), err
 }
 
-// StartSandbox starts PostgreSQL on the restored directory (pg_ctl start -w) and
+// startPostgres starts PostgreSQL on the restored directory (pg_ctl start -w) and
 // waits until it is a read-only hot standby at the target. Paused (the default):
 // restored with standby.signal, replay pauses at the target and stays in recovery.
 // Promote: recovery ends at the target (on the private socket only), then the
 // cluster is stopped and comes back as a standby with nothing to replay (see
 // sandboxStandbySettings). On failure the server log's tail is part of the error.
-func StartSandbox(ctx context.Context, st SandboxState, o *Owner, home string, timeout time.Duration) error {
+func startPostgres(ctx context.Context, st SandboxState, o *Owner, home string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	if st.Action == ActionPromote {
 		if err := pgStart(ctx, st, o, home, timeout); err != nil {

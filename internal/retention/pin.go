@@ -1,0 +1,46 @@
+package retention
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+// LockServerWait is LockServer waiting at most LockWait for another run.
+func LockServerWait(ctx context.Context, serverDir string) (*Lock, error) {
+	lctx, cancel := context.WithTimeout(ctx, LockWait)
+	defer cancel()
+	return LockServer(lctx, serverDir)
+}
+
+// Keep pins backup id of server (or, with keep false, releases the pin) under the
+// server's retention lock, so that no run in progress deletes what is being pinned.
+// Errors name the server.
+func Keep(ctx context.Context, idx index.Index, store storage.Store, serverDir, server, id string, keep bool) (catalog.Backup, error) {
+	lock, err := LockServerWait(ctx, serverDir)
+	if err != nil {
+		return catalog.Backup{}, err
+	}
+	defer lock.Unlock()
+	info, err := SetKeep(ctx, idx, store, server, id, keep)
+	if err != nil {
+		return info, fmt.Errorf("%s: %w", server, err)
+	}
+	return info, nil
+}
+
+// WriteKeepText tells a DBA what pinning (or releasing) backup info of server did.
+func WriteKeepText(w io.Writer, server string, info catalog.Backup) {
+	if info.Keep {
+		fmt.Fprintf(w, "%s: backup %s pinned: retention keeps it and the WAL it needs to reach consistency\n", server, info.ID)
+	} else {
+		fmt.Fprintf(w, "%s: backup %s released: the retention policy applies to it again\n", server, info.ID)
+	}
+	if info.Status != catalog.StatusDone {
+		fmt.Fprintf(w, "note: backup %s is %s, not DONE: it cannot be restored\n", info.ID, info.Status)
+	}
+}
