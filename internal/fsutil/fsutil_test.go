@@ -69,3 +69,16 @@ func TestRemoveStaleTemps(t *testing.T) {
 		t.Fatalf("minAge 0 removed %v, want the fresh temp file", removed)
 	}
 }
+
+func TestExecutable(t *testing.T) {
+	p, err := Executable()
+	if err != nil || !filepath.IsAbs(p) {
+		t.Fatalf("Executable = %q, %v", p, err)
+	}
+	if r, err := filepath.EvalSymlinks(p); err != nil || r != p {
+		t.Errorf("Executable = %q, resolves to %q (%v)", p, r, err)
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Mode()&0o111 == 0 {
+		t.Errorf("Executable %q is not an executable file: %v", p, err)
+	}
+}
