@@ -118,3 +118,21 @@ func HandOver(incomingDir, name, src string) error {
 		}
 	}
 }
+
+// sameContent reports whether both files exist and hold the same bytes.
+func sameContent(a, b string) bool {
+	fb, err := os.Stat(b)
+	if err != nil {
+		return false
+	}
+	fa, err := os.Stat(a)
+	if err != nil || fa.Size() != fb.Size() {
+		return false
+	}
+	x, err := os.ReadFile(a)
+	if err != nil {
+		return false
+	}
+	y, err := os.ReadFile(b)
+	return err == nil && bytes.Equal(x, y)
+}
