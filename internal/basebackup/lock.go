@@ -3,12 +3,7 @@ package basebackup
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
@@ -21,7 +16,7 @@ const LockName = "backup.lock"
 var ErrBackupRunning = errors.New("another backup of this server is running")
 
 // Lock is a held per-server backup lock.
-type Lock struct{ f *os.File }
+type Lock struct{ l *fsutil.Lock }
 
 // TryLock takes the backup lock of a server directory without waiting: one backup per
 // server at a time, while different servers back up in parallel. The kernel drops the
@@ -31,73 +26,44 @@ func TryLock(serverDir string) (*Lock, error) {
 		return nil, err
 	}
 	p := filepath.Join(serverDir, LockName)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	l, err := fsutil.TryLock(p)
+	var held *fsutil.HeldError
+	if errors.As(err, &held) {
+		return nil, fmt.Errorf("%w (%s holds %s)", ErrBackupRunning, holderText(held.Holder), p)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("backup lock %s: %w", p, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		b := make([]byte, 32)
-		n, _ := f.ReadAt(b, 0)
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			holder := strings.TrimSpace(string(b[:n]))
-			if holder == "" {
-				holder = "unknown"
-			}
-			return nil, fmt.Errorf("%w (pid %s holds %s)", ErrBackupRunning, holder, p)
-		}
-		return nil, fmt.Errorf("backup lock %s: %w", p, err)
+	return &Lock{l: l}, nil
+}
+
+// holderText is "pid 1234" followed by the holder's command line when it wrote one, so
+// a DBA sees whether a `walkeeper backup` or the daemon's schedule holds the lock.
+func holderText(h fsutil.Holder) string {
+	if h.Command == "" {
+		return "pid " + h.PIDText()
 	}
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return &Lock{f: f}, nil
+	return "pid " + h.PIDText() + ", `" + h.Command + "`,"
 }
 
 // Unlock releases the lock.
 func (l *Lock) Unlock() {
-	if l == nil || l.f == nil {
+	if l == nil {
 		return
 	}
-	_ = l.f.Truncate(0)
-	_ = l.f.Close()
-	l.f = nil
+	l.l.Unlock()
 }
 
 // LockHeld reports whether a process holds the server's backup lock, without taking
-// it (a backup starting at this moment must not find it taken by a reader): it looks
-// the lock file's inode up in /proc/locks. Without /proc/locks it falls back to the
-// pid the holder wrote into the file, alive or not. A missing lock file is not held.
+// it (a backup starting at this moment must not find it taken by a reader; see
+// fsutil.LockHeld). A missing lock file is not held.
 func LockHeld(serverDir string) (bool, error) {
 	p := filepath.Join(serverDir, LockName)
-	var st unix.Stat_t
-	if err := unix.Stat(p, &st); err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return false, nil
-		}
-		return false, fmt.Errorf("backup lock %s: %w", p, err)
-	}
-	if locks, err := os.ReadFile("/proc/locks"); err == nil {
-		// "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF": device major:minor in hex,
-		// then the inode in decimal.
-		want := fmt.Sprintf("%02x:%02x:%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
-		for _, l := range strings.Split(string(locks), "\n") {
-			f := strings.Fields(l)
-			if len(f) >= 6 && f[1] == "FLOCK" && f[5] == want {
-				return true, nil
-			}
-		}
-		return false, nil
-	}
-	b, err := os.ReadFile(p)
+	held, err := fsutil.LockHeld(p)
 	if err != nil {
 		return false, fmt.Errorf("backup lock %s: %w", p, err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return false, nil
-	}
-	err = unix.Kill(pid, 0)
-	return err == nil || errors.Is(err, unix.EPERM), nil
+	return held, nil
 }
 
 // InterruptedError is the error shown for a backup left in progress by a process that

@@ -14,8 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -58,26 +56,18 @@ func PrepareHome(home string) error {
 }
 
 // Lock takes the daemon lock of home; a second daemon gets an error naming the holder.
-// The lock is released when the returned file is closed or the process dies.
-func Lock(home string) (*os.File, error) {
+// The lock is released when the returned lock is closed or the process dies.
+func Lock(home string) (*fsutil.Lock, error) {
 	p := filepath.Join(home, LockName)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	l, err := fsutil.TryLock(p)
+	var held *fsutil.HeldError
+	if errors.As(err, &held) {
+		return nil, fmt.Errorf("another walkeeper watch (pid %s) is running on %s", held.Holder.PIDText(), home)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		b := make([]byte, 32)
-		n, _ := f.ReadAt(b, 0)
-		f.Close()
-		holder := strings.TrimSpace(string(b[:n]))
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("another walkeeper watch (pid %s) is running on %s", holder, home)
-		}
-		return nil, fmt.Errorf("lock %s: %w", p, err)
-	}
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return f, nil
+	return l, nil
 }
 
 // Info is the daemon's own state, served at /v1/info.

@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/segments"
@@ -157,12 +155,7 @@ func ReadReceiverState(streamingDir string) (ReceiverState, bool, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return s, false, fmt.Errorf("%s: %w", filepath.Join(streamingDir, ReceiverStateFile), err)
 	}
-	if f, err := os.Open(filepath.Join(streamingDir, ReceiverLockFile)); err == nil {
-		if unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) == nil {
-			s.Running, s.Connected = false, false
-		}
-		f.Close()
-	} else {
+	if !receiverRunning(streamingDir) {
 		s.Running, s.Connected = false, false
 	}
 	return s, true, nil

@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/segments"
@@ -82,18 +80,12 @@ func prepareSpool(spool string) error {
 	return nil
 }
 
-// prefetcherRunning reports whether a prefetcher holds the spool's lock.
+// prefetcherRunning reports whether a prefetcher holds the spool's lock, without
+// taking it: a prefetcher starting at that moment would otherwise find the lock taken
+// and leave, while this get-wal believed one runs.
 func prefetcherRunning(spool string) bool {
-	f, err := os.OpenFile(filepath.Join(spool, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return true
-	}
-	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
-	return false
+	held, err := fsutil.LockHeld(filepath.Join(spool, lockFile))
+	return err == nil && held
 }
 
 // readWanted reads .wanted; n is -1 when the line names the segment only (written by
@@ -174,14 +166,15 @@ type PrefetchStats struct {
 // spool disappears (recovery ended).
 func Prefetch(ctx context.Context, store storage.Store, server, spool string, jobs int) (PrefetchStats, error) {
 	var st PrefetchStats
-	lf, err := os.OpenFile(filepath.Join(spool, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	lockPath := filepath.Join(spool, lockFile)
+	lock, err := fsutil.TryLock(lockPath)
+	if errors.Is(err, fsutil.ErrLockHeld) {
+		return st, nil // another prefetcher serves this spool
+	}
 	if err != nil {
 		return st, fmt.Errorf("prefetch: %w", err)
 	}
-	defer lf.Close()
-	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return st, nil // another prefetcher serves this spool
-	}
+	defer func() { lock.Unlock() }()
 	id, err := archive.LoadIdentity(ctx, store, server)
 	if err != nil {
 		return st, fmt.Errorf("prefetch: %w", err)
@@ -216,8 +209,11 @@ func Prefetch(ctx context.Context, store storage.Store, server, spool string, jo
 		if time.Since(idleSince) > PrefetchIdle {
 			// Give up the lock, then look once more so a request that arrived while a
 			// get-wal saw us running is not left without a prefetcher.
-			_ = unix.Flock(int(lf.Fd()), unix.LOCK_UN)
-			if w2, _, _ := readWanted(spool); w2 == last || unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+			lock.Unlock()
+			if w2, _, _ := readWanted(spool); w2 == last {
+				return st, nil
+			}
+			if lock, err = fsutil.TryLock(lockPath); err != nil {
 				return st, nil
 			}
 			idleSince = time.Now()

@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
@@ -30,8 +29,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
@@ -563,7 +560,7 @@ func (a *Applier) deleteWALObject(ctx context.Context, name, key string) error {
 }
 
 // Lock is a held per-server retention lock.
-type Lock struct{ f *os.File }
+type Lock struct{ l *fsutil.Lock }
 
 // LockName is the retention lock file in <home>/<server>/.
 const LockName = "retention.lock"
@@ -577,33 +574,21 @@ func LockServer(ctx context.Context, serverDir string) (*Lock, error) {
 		return nil, err
 	}
 	p := filepath.Join(serverDir, LockName)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	l, err := fsutil.WaitLock(ctx, p)
+	var held *fsutil.HeldError
+	if errors.As(err, &held) {
+		return nil, fmt.Errorf("retention lock %s: another retention run, keep or delete holds it (%s): %w", p, held.Holder, ctx.Err())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("retention lock %s: %w", p, err)
 	}
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return &Lock{f: f}, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("retention lock %s: %w", p, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("retention lock %s: another retention run, keep or delete holds it: %w", p, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return &Lock{l: l}, nil
 }
 
 // Unlock releases the lock.
 func (l *Lock) Unlock() {
-	if l != nil && l.f != nil {
-		_ = l.f.Close()
-		l.f = nil
+	if l != nil {
+		l.l.Unlock()
 	}
 }
 
