@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/walkeeper/walkeeper/internal/fsutil"
+	"github.com/walkeeper/walkeeper/internal/progress"
 )
 
 // localSink writes items on this host with a pool of workers and no per-file fsync:
@@ -183,20 +184,8 @@ func (s *localSink) write(ctx context.Context, items []item, jobs []job, workers
 	})
 }
 
-// progressWriter reports every chunk written.
-type progressWriter struct {
-	w  io.Writer
-	fn func(int64)
-}
-
-func (p progressWriter) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	p.fn(int64(n))
-	return n, err
-}
-
 // writeFile writes one file from r under the root open as rootfd.
-func (s *localSink) writeFile(it item, rootfd int, r io.Reader, buf []byte, progress func(int64)) error {
+func (s *localSink) writeFile(it item, rootfd int, r io.Reader, buf []byte, progressFn func(int64)) error {
 	if it.transform != nil {
 		orig, err := io.ReadAll(r)
 		if err != nil {
@@ -212,7 +201,7 @@ func (s *localSink) writeFile(it item, rootfd int, r io.Reader, buf []byte, prog
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	n, err := io.CopyBuffer(progressWriter{f, progress}, r, buf)
+	n, err := io.CopyBuffer(progress.Writer{W: f, Fn: progressFn}, r, buf)
 	if err == nil && it.size >= 0 && n != it.size {
 		err = fmt.Errorf("got %d bytes, backup says %d", n, it.size)
 	}

@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+
+	"github.com/walkeeper/walkeeper/internal/progress"
 )
 
 // SplitCommand splits a --remote-ssh-command value ("ssh -p 2222 postgres@db2") into
@@ -253,7 +255,7 @@ func (s *sshSink) startTar(ctx context.Context, root string) *remoteTar {
 const streamAbove = 32 << 20
 
 // file adds one file read from r.
-func (t *remoteTar) file(it item, r io.Reader, progress func(int64)) error {
+func (t *remoteTar) file(it item, r io.Reader, progressFn func(int64)) error {
 	hdr := &tar.Header{Name: it.rel, Mode: int64(it.mode), ModTime: it.mtime, Format: tar.FormatPAX, Typeflag: tar.TypeReg}
 	if it.transform == nil && it.size > streamAbove {
 		hdr.Size = it.size
@@ -262,7 +264,7 @@ func (t *remoteTar) file(it item, r io.Reader, progress func(int64)) error {
 		if err := t.tw.WriteHeader(hdr); err != nil {
 			return err
 		}
-		n, err := io.Copy(progressWriter{t.tw, progress}, r)
+		n, err := io.Copy(progress.Writer{W: t.tw, Fn: progressFn}, r)
 		if err == nil && n != it.size {
 			err = fmt.Errorf("got %d bytes, backup says %d", n, it.size)
 		}
@@ -289,7 +291,7 @@ func (t *remoteTar) file(it item, r io.Reader, progress func(int64)) error {
 	if _, err := t.tw.Write(data); err != nil {
 		return err
 	}
-	progress(int64(len(data)))
+	progressFn(int64(len(data)))
 	return nil
 }
 

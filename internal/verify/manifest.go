@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/walkeeper/walkeeper/internal/progress"
 )
 
 // Manifest is PostgreSQL's backup_manifest (format version 1 of PG 13-16, 2 of PG 17).
@@ -292,14 +293,14 @@ func checkFile(ctx context.Context, src Source, f File, mf *ManifestFile, progre
 }
 
 // checkContent reads one file's content and compares it with its manifest entry.
-func checkContent(f File, mf *ManifestFile, r io.Reader, progress func(int64)) (*FileProblem, int64) {
+func checkContent(f File, mf *ManifestFile, r io.Reader, progressFn func(int64)) (*FileProblem, int64) {
 	h, _ := newChecksum(mf.ChecksumAlgorithm) // validated by ParseManifest
 	var w io.Writer = io.Discard
 	if h != nil {
 		w = h
 	}
-	if progress != nil {
-		w = progressWriter{w, progress}
+	if progressFn != nil {
+		w = progress.Writer{W: w, Fn: progressFn}
 	}
 	n, err := io.Copy(w, r)
 	if err != nil {
@@ -316,15 +317,4 @@ func checkContent(f File, mf *ManifestFile, r io.Reader, progress func(int64)) (
 		}
 	}
 	return nil, n
-}
-
-type progressWriter struct {
-	w  io.Writer
-	fn func(int64)
-}
-
-func (p progressWriter) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	p.fn(int64(n))
-	return n, err
 }
