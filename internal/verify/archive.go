@@ -94,34 +94,11 @@ func (a *Archive) ChainFor(b catalog.Backup, segSize uint64) (Chain, error) {
 	return ch, nil
 }
 
-// WALProblem is an archived file whose content does not match its index record, or a
-// record without a file.
-type WALProblem struct {
-	Name     string `json:"name"`
-	Problem  string `json:"problem"` // checksum|unreadable|not-stored|not-indexed
-	Expected string `json:"expected,omitempty"`
-	Got      string `json:"got,omitempty"`
-	Detail   string `json:"detail,omitempty"`
-}
-
-// String is the one line a DBA reads.
-func (p WALProblem) String() string {
-	switch p.Problem {
-	case "checksum":
-		return fmt.Sprintf("WAL %s: content does not match the index: sha256 %s recorded, %s stored", p.Name, p.Expected, p.Got)
-	case "not-stored":
-		return fmt.Sprintf("WAL %s: in the index but not in the archive", p.Name)
-	case "not-indexed":
-		return fmt.Sprintf("WAL %s: in the archive but not in the index (run `walkeeper index rebuild`)", p.Name)
-	}
-	return fmt.Sprintf("WAL %s: %s: %s", p.Name, p.Problem, p.Detail)
-}
-
 // WALReport is the outcome of VerifyWAL.
 type WALReport struct {
-	Files    int          `json:"files"`
-	Bytes    int64        `json:"bytes"`
-	Problems []WALProblem `json:"problems,omitempty"`
+	Files    int       `json:"files"`
+	Bytes    int64     `json:"bytes"`
+	Problems []Problem `json:"problems,omitempty"`
 }
 
 // VerifyWAL reads every archived file of the server (decompressing it) with workers
@@ -137,7 +114,7 @@ func VerifyWAL(ctx context.Context, store storage.Store, idx index.Index, server
 			// It may have arrived since the archive was listed: look again.
 			info, err := store.Stat(ctx, f.Key)
 			if err != nil || f.Key == "" {
-				rep.Problems = append(rep.Problems, WALProblem{Name: f.Name, Problem: "not-stored"})
+				rep.Problems = append(rep.Problems, Problem{Name: f.Name, Problem: "not-stored"})
 				return nil
 			}
 			a.Objects[f.Name] = info
@@ -156,21 +133,21 @@ func VerifyWAL(ctx context.Context, store storage.Store, idx index.Index, server
 		if _, err := idx.GetWAL(ctx, server, name); err == nil {
 			continue
 		}
-		rep.Problems = append(rep.Problems, WALProblem{Name: name, Problem: "not-indexed"})
+		rep.Problems = append(rep.Problems, Problem{Name: name, Problem: "not-indexed"})
 	}
-	problems, n := parallel(ctx, workers, len(recs), func(i int) (*WALProblem, int64) {
+	problems, n := parallel(ctx, workers, len(recs), func(i int) (*Problem, int64) {
 		f := recs[i]
 		obj := a.Objects[f.Name]
 		data, err := archive.Read(ctx, store, obj.Key, archive.CodecOf(obj.Key))
 		if err != nil {
-			return &WALProblem{Name: f.Name, Problem: "unreadable", Detail: err.Error()}, 0
+			return &Problem{Name: f.Name, Problem: "unreadable", Detail: err.Error()}, 0
 		}
 		if progress != nil {
 			progress(int64(len(data)))
 		}
 		sum := sha256.Sum256(data)
 		if got := hex.EncodeToString(sum[:]); got != f.SHA256 {
-			return &WALProblem{Name: f.Name, Problem: "checksum", Expected: f.SHA256, Got: got}, int64(len(data))
+			return &Problem{Name: f.Name, Problem: "checksum", Expected: f.SHA256, Got: got}, int64(len(data))
 		}
 		return nil, int64(len(data))
 	})

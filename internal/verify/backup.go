@@ -93,12 +93,12 @@ func ManifestPath(tablespace uint32, p string) string {
 
 // BackupReport is the verification of one stored backup's files.
 type BackupReport struct {
-	ID       string        `json:"id"`
-	Status   string        `json:"status"`
-	Manifest string        `json:"manifest,omitempty"` // a problem with the manifest itself
-	Files    int           `json:"files"`
-	Bytes    int64         `json:"bytes"`
-	Problems []FileProblem `json:"problems,omitempty"`
+	ID       string    `json:"id"`
+	Status   string    `json:"status"`
+	Manifest string    `json:"manifest,omitempty"` // a problem with the manifest itself
+	Files    int       `json:"files"`
+	Bytes    int64     `json:"bytes"`
+	Problems []Problem `json:"problems,omitempty"`
 	// WALRanges is the manifest's account of the WAL the backup needs.
 	WALRanges []ManifestWAL `json:"wal_ranges,omitempty"`
 	// Mismatch says how backup.info's WAL positions differ from WALRanges.

@@ -165,33 +165,11 @@ type UnitSource interface {
 	Units(files []File) []FileUnit
 }
 
-// FileProblem is one failure of a stored file; Expected and Got say what differed.
-type FileProblem struct {
-	Path     string `json:"path"`
-	Problem  string `json:"problem"` // checksum|size|missing|extra|unreadable
-	Expected string `json:"expected,omitempty"`
-	Got      string `json:"got,omitempty"`
-	Detail   string `json:"detail,omitempty"`
-}
-
-// String is the one line a DBA reads.
-func (p FileProblem) String() string {
-	switch p.Problem {
-	case "checksum", "size":
-		return fmt.Sprintf("%s: %s mismatch: manifest %s, stored file %s", p.Path, p.Problem, p.Expected, p.Got)
-	case "missing":
-		return fmt.Sprintf("%s: in the manifest but not stored", p.Path)
-	case "extra":
-		return fmt.Sprintf("%s: stored but not in the manifest", p.Path)
-	}
-	return fmt.Sprintf("%s: %s: %s", p.Path, p.Problem, p.Detail)
-}
-
 // FilesReport is the outcome of VerifyFiles.
 type FilesReport struct {
-	Files    int           `json:"files"`
-	Bytes    int64         `json:"bytes"`
-	Problems []FileProblem `json:"problems,omitempty"`
+	Files    int       `json:"files"`
+	Bytes    int64     `json:"bytes"`
+	Problems []Problem `json:"problems,omitempty"`
 }
 
 // Files that are in a backup but not in its manifest by design.
@@ -221,7 +199,7 @@ func VerifyFiles(ctx context.Context, m *Manifest, src Source, workers int, prog
 		mf, ok := want[f.Path]
 		if !ok {
 			if !notInManifest[f.Path] {
-				rep.Problems = append(rep.Problems, FileProblem{Path: f.Path, Problem: "extra"})
+				rep.Problems = append(rep.Problems, Problem{Path: f.Path, Problem: "extra"})
 			}
 			continue
 		}
@@ -232,10 +210,10 @@ func VerifyFiles(ctx context.Context, m *Manifest, src Source, workers int, prog
 	}
 	for _, mf := range m.Files {
 		if !have[mf.Path] {
-			rep.Problems = append(rep.Problems, FileProblem{Path: mf.Path, Problem: "missing", Expected: fmt.Sprintf("%d bytes", mf.Size)})
+			rep.Problems = append(rep.Problems, Problem{Path: mf.Path, Problem: "missing", Expected: fmt.Sprintf("%d bytes", mf.Size)})
 		}
 	}
-	var problems []FileProblem
+	var problems []Problem
 	var n int64
 	if us, ok := src.(UnitSource); ok {
 		files := make([]File, len(jobs))
@@ -243,9 +221,9 @@ func VerifyFiles(ctx context.Context, m *Manifest, src Source, workers int, prog
 			files[i] = j.f
 		}
 		units := us.Units(files)
-		var perUnit [][]FileProblem
-		perUnit, n = parallel(ctx, workers, len(units), func(u int) (*[]FileProblem, int64) {
-			var ps []FileProblem
+		var perUnit [][]Problem
+		perUnit, n = parallel(ctx, workers, len(units), func(u int) (*[]Problem, int64) {
+			var ps []Problem
 			var read int64
 			err := units[u].Read(ctx, func(i int, r io.Reader) error {
 				p, b := checkContent(jobs[i].f, jobs[i].m, r, progress)
@@ -257,7 +235,7 @@ func VerifyFiles(ctx context.Context, m *Manifest, src Source, workers int, prog
 			})
 			if err != nil && ctx.Err() == nil {
 				for _, i := range units[u].Files {
-					ps = append(ps, FileProblem{Path: jobs[i].f.Path, Problem: "unreadable", Detail: err.Error()})
+					ps = append(ps, Problem{Path: jobs[i].f.Path, Problem: "unreadable", Detail: err.Error()})
 				}
 			}
 			if len(ps) == 0 {
@@ -269,7 +247,7 @@ func VerifyFiles(ctx context.Context, m *Manifest, src Source, workers int, prog
 			problems = append(problems, ps...)
 		}
 	} else {
-		problems, n = parallel(ctx, workers, len(jobs), func(i int) (*FileProblem, int64) {
+		problems, n = parallel(ctx, workers, len(jobs), func(i int) (*Problem, int64) {
 			return checkFile(ctx, src, jobs[i].f, jobs[i].m, progress)
 		})
 	}
@@ -283,17 +261,17 @@ func VerifyFiles(ctx context.Context, m *Manifest, src Source, workers int, prog
 }
 
 // checkFile reads one file and compares it with its manifest entry.
-func checkFile(ctx context.Context, src Source, f File, mf *ManifestFile, progress func(int64)) (*FileProblem, int64) {
+func checkFile(ctx context.Context, src Source, f File, mf *ManifestFile, progress func(int64)) (*Problem, int64) {
 	r, err := src.Open(ctx, f)
 	if err != nil {
-		return &FileProblem{Path: f.Path, Problem: "unreadable", Detail: err.Error()}, 0
+		return &Problem{Path: f.Path, Problem: "unreadable", Detail: err.Error()}, 0
 	}
 	defer r.Close()
 	return checkContent(f, mf, r, progress)
 }
 
 // checkContent reads one file's content and compares it with its manifest entry.
-func checkContent(f File, mf *ManifestFile, r io.Reader, progressFn func(int64)) (*FileProblem, int64) {
+func checkContent(f File, mf *ManifestFile, r io.Reader, progressFn func(int64)) (*Problem, int64) {
 	h, _ := newChecksum(mf.ChecksumAlgorithm) // validated by ParseManifest
 	var w io.Writer = io.Discard
 	if h != nil {
@@ -304,16 +282,16 @@ func checkContent(f File, mf *ManifestFile, r io.Reader, progressFn func(int64))
 	}
 	n, err := io.Copy(w, r)
 	if err != nil {
-		return &FileProblem{Path: f.Path, Problem: "unreadable", Detail: fmt.Sprintf("after %d bytes: %v", n, err)}, n
+		return &Problem{Path: f.Path, Problem: "unreadable", Detail: fmt.Sprintf("after %d bytes: %v", n, err)}, n
 	}
 	if n != mf.Size {
-		return &FileProblem{Path: f.Path, Problem: "size", Expected: fmt.Sprintf("%d bytes", mf.Size), Got: fmt.Sprintf("%d bytes", n)}, n
+		return &Problem{Path: f.Path, Problem: "size", Expected: fmt.Sprintf("%d bytes", mf.Size), Got: fmt.Sprintf("%d bytes", n)}, n
 	}
 	if h != nil {
 		got := hex.EncodeToString(h.Sum(nil))
 		if !strings.EqualFold(got, mf.Checksum) {
 			alg := strings.ToUpper(mf.ChecksumAlgorithm)
-			return &FileProblem{Path: f.Path, Problem: "checksum", Expected: alg + " " + strings.ToLower(mf.Checksum), Got: alg + " " + got}, n
+			return &Problem{Path: f.Path, Problem: "checksum", Expected: alg + " " + strings.ToLower(mf.Checksum), Got: alg + " " + got}, n
 		}
 	}
 	return nil, n

@@ -120,7 +120,7 @@ func TestVerifyFilesAgainstPostgres(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := map[string]FileProblem{}
+			got := map[string]Problem{}
 			for _, pr := range rep.Problems {
 				got[pr.Path] = pr
 			}
