@@ -544,17 +544,7 @@ type Cluster struct {
 // again is harmless. Cleanup stops the server (immediate) and removes everything.
 func New(t testing.TB, name string, opts Options) *Cluster {
 	t.Helper()
-	Require(t)
-	root := TempDir(t)
-	c := &Cluster{
-		Name:      name,
-		Root:      root,
-		Dir:       filepath.Join(root, "data"),
-		SocketDir: mkdirPG(t, filepath.Join(root, "sock")),
-		LogFile:   filepath.Join(root, "server.log"),
-		Host:      "127.0.0.1",
-		Port:      FreePort(t),
-	}
+	c := newCluster(t, name)
 	c.registerCleanup(t)
 	seg := opts.WalSegSizeMB
 	if seg == 0 {
@@ -569,27 +559,19 @@ func New(t testing.TB, name string, opts Options) *Cluster {
 		t.Fatalf("pgtest: initdb for %s: %v\n%s%s", name, err, out, errOut)
 	}
 	conf := map[string]string{
-		"listen_addresses":        "127.0.0.1",
-		"port":                    strconv.Itoa(c.Port),
-		"unix_socket_directories": c.SocketDir,
-		"wal_level":               "replica",
-		"max_wal_senders":         "10",
-		"max_replication_slots":   "10",
-		"shared_buffers":          "32MB",
-		"max_connections":         "30",
-		"logging_collector":       "off",
-		"log_line_prefix":         "%m [%p] ",
-		"log_min_messages":        "info",
-		"hot_standby":             "on",
+		"wal_level":             "replica",
+		"max_wal_senders":       "10",
+		"max_replication_slots": "10",
+		"shared_buffers":        "32MB",
+		"max_connections":       "30",
+		"logging_collector":     "off",
+		"log_line_prefix":       "%m [%p] ",
+		"log_min_messages":      "info",
 	}
 	if opts.ArchiveCommand != "" {
 		conf["archive_mode"] = "on"
 		conf["archive_command"] = opts.ArchiveCommand
 	}
-	for k, v := range opts.Conf {
-		conf[k] = v
-	}
-	c.appendConf(t, conf)
 	hba := "local all all trust\nlocal replication all trust\n" +
 		"host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n" +
 		"host all all ::1/128 trust\nhost replication all ::1/128 trust\n"
@@ -597,9 +579,47 @@ func New(t testing.TB, name string, opts Options) *Cluster {
 		t.Fatalf("pgtest: %v", err)
 	}
 	_ = Chown(filepath.Join(c.Dir, "pg_hba.conf"))
+	c.configureAndStart(t, conf, opts.Conf)
+	return c
+}
+
+// newCluster allocates what every cluster made here has of its own: a private Root
+// (socket dir, server log), a free port, and Dir = Root/data. The caller registers the
+// cleanup, after anything that must run after the server stops.
+func newCluster(t testing.TB, name string) *Cluster {
+	t.Helper()
+	Require(t)
+	root := TempDir(t)
+	return &Cluster{
+		Name:      name,
+		Root:      root,
+		Dir:       filepath.Join(root, "data"),
+		SocketDir: mkdirPG(t, filepath.Join(root, "sock")),
+		LogFile:   filepath.Join(root, "server.log"),
+		Host:      "127.0.0.1",
+		Port:      FreePort(t),
+	}
+}
+
+// configureAndStart appends to postgresql.conf the cluster's own address, port and
+// socket dir with hot_standby on, then each of layers in order (a later layer wins),
+// reads the system identifier and starts the server.
+func (c *Cluster) configureAndStart(t testing.TB, layers ...map[string]string) {
+	t.Helper()
+	conf := map[string]string{
+		"listen_addresses":        "127.0.0.1",
+		"port":                    strconv.Itoa(c.Port),
+		"unix_socket_directories": c.SocketDir,
+		"hot_standby":             "on",
+	}
+	for _, l := range layers {
+		for k, v := range l {
+			conf[k] = v
+		}
+	}
+	c.appendConf(t, conf)
 	c.readSystemID(t)
 	c.Start(t)
-	return c
 }
 
 // FromDataDir adopts an existing data directory (e.g. one restored by walkeeper) like Adopt
@@ -619,22 +639,12 @@ func FromDataDir(t testing.TB, name, dir string) *Cluster {
 // postgresql.auto.conf untouched. Cleanup stops the server and removes dir.
 func Adopt(t testing.TB, name, dir string) *Cluster {
 	t.Helper()
-	Require(t)
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
-	root := TempDir(t)
-	c := &Cluster{
-		Name:      name,
-		Root:      root,
-		Dir:       abs,
-		SocketDir: mkdirPG(t, filepath.Join(root, "sock")),
-		LogFile:   filepath.Join(root, "server.log"),
-		Host:      "127.0.0.1",
-		Port:      FreePort(t),
-		adopted:   true,
-	}
+	c := newCluster(t, name)
+	c.Dir, c.adopted = abs, true
 	// Cleanups run last-registered-first: register the removal before the stop.
 	t.Cleanup(func() { _ = os.RemoveAll(abs) })
 	c.registerCleanup(t)
@@ -966,41 +976,20 @@ func (c *Cluster) WaitFor(t testing.TB, sql, want string, timeout time.Duration)
 // extraConf, and starts it as a hot standby streaming from primary.
 func NewStandby(t testing.TB, name string, primary *Cluster, extraConf map[string]string) *Cluster {
 	t.Helper()
-	Require(t)
-	root := TempDir(t)
-	c := &Cluster{
-		Name:      name,
-		Root:      root,
-		Dir:       filepath.Join(root, "data"),
-		SocketDir: mkdirPG(t, filepath.Join(root, "sock")),
-		LogFile:   filepath.Join(root, "server.log"),
-		Host:      "127.0.0.1",
-		Port:      FreePort(t),
-	}
+	c := newCluster(t, name)
 	c.registerCleanup(t)
 	args := []string{"-D", c.Dir, "-R", "-X", "stream", "-c", "fast", "--no-sync",
 		"-d", primary.ConnString("postgres")}
 	if locs, err := primary.PsqlErr("SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname NOT IN ('pg_default','pg_global')"); err == nil && locs != "" {
 		for i, loc := range strings.Split(locs, "\n") {
-			nd := mkdirPG(t, filepath.Join(root, fmt.Sprintf("ts%d", i)))
+			nd := mkdirPG(t, filepath.Join(c.Root, fmt.Sprintf("ts%d", i)))
 			args = append(args, "--tablespace-mapping="+loc+"="+nd)
 		}
 	}
 	if out, errOut, err := runPG("", "pg_basebackup", args...); err != nil {
 		t.Fatalf("pgtest: pg_basebackup for standby %s: %v\n%s%s\n--- primary log tail ---\n%s", name, err, out, errOut, primary.LogTail(20))
 	}
-	conf := map[string]string{
-		"listen_addresses":        "127.0.0.1",
-		"port":                    strconv.Itoa(c.Port),
-		"unix_socket_directories": c.SocketDir,
-		"hot_standby":             "on",
-	}
-	for k, v := range extraConf {
-		conf[k] = v
-	}
-	c.appendConf(t, conf)
-	c.readSystemID(t)
-	c.Start(t)
+	c.configureAndStart(t, extraConf)
 	return c
 }
 
