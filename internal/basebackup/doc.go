@@ -1,6 +1,6 @@
 // Package basebackup takes physical base backups over the replication protocol and owns
-// their on-disk format, backup.info and the catalog operations on them (resolve, list
-// figures, delete). Restore and verify read backups only through Contents, PlanReads
+// their on-disk format, backup.info and the operations on the set of a server's backups
+// (resolve, list figures, delete). Restore and verify read backups only through Contents, PlanReads
 // and OpenEntry.
 //
 // # Taking a backup

@@ -34,7 +34,7 @@ type Deps struct {
 	ConfigFile string
 	Binary     string
 	Store      storage.Store
-	// Index is the catalog (the daemon's or opened directly); IndexErr says why it could
+	// Index is the index of archived WAL and backups (the daemon's or opened directly); IndexErr says why it could
 	// not be opened when it is nil.
 	Index    index.Index
 	IndexErr error

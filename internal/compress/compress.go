@@ -16,7 +16,7 @@ import (
 	"github.com/walkeeper/walkeeper/internal/bufpool"
 )
 
-// Codec names as written in the configuration and in the catalog.
+// Codec names as written in the configuration and in the index records.
 const (
 	Zstd = "zstd"
 	Gzip = "gzip"

@@ -1,4 +1,4 @@
-// Package index is walkeeper's badger catalog of archived WAL files and base backups:
+// Package index is walkeeper's badger index of archived WAL files and base backups:
 // keys, records, range queries and the linkage of WAL to timelines and backups. It is
 // derived data: Rebuild recreates it from the archive and each backup's backup.info.
 package index
@@ -44,7 +44,7 @@ type TimelineSpan struct {
 	History  bool   `json:"history,omitempty"`
 }
 
-// Index is the catalog interface. The daemon holds the badger database; other processes
+// Index is the index's interface. The daemon holds the badger database; other processes
 // reach the same methods over its unix socket (see Open).
 type Index interface {
 	// PutWAL records an archived file (insert or replace by name).

@@ -51,7 +51,7 @@ type DeleteOptions struct {
 
 // DeleteBackup deletes one backup by hand under the server's retention lock (taken
 // within ctx's deadline), so that it never interleaves with a retention run or a
-// `keep`: the catalog is read again once the lock is held and CheckDelete decides on
+// `keep`: the backup's index record is read again once the lock is held and CheckDelete decides on
 // what is true then.
 func DeleteBackup(ctx context.Context, lockCtx context.Context, o DeleteOptions) (catalog.Backup, error) {
 	lock, err := LockServer(lockCtx, o.ServerDir)

@@ -15,7 +15,7 @@ const (
 	StatusWaitingWAL = "WAITING_WAL"
 )
 
-// Backup is one backup of the catalog snapshot.
+// Backup is one backup of the index snapshot.
 type Backup struct {
 	ID       string
 	Status   string // StatusDone, StatusFailed, StatusStarted, StatusWaitingWAL
@@ -39,7 +39,7 @@ type Timeline struct {
 	HasSegments bool   // false: no segment archived on this timeline (only a history file)
 }
 
-// Input is the catalog snapshot and configuration Evaluate works on.
+// Input is the index snapshot and configuration Evaluate works on.
 type Input struct {
 	Now               time.Time
 	Policy            Policy // backup policy (Kind None, Redundancy or Window)

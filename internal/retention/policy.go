@@ -1,5 +1,5 @@
 // Package retention evaluates backup and WAL retention policies as a pure
-// function of a catalog snapshot and a clock; it does no I/O.
+// function of a snapshot of the index (backups, WAL ranges) and a clock; it does no I/O.
 //
 // Applying a Plan (deleting backups and WAL through the index and storage)
 // is done elsewhere.
