@@ -327,7 +327,8 @@ func TestOpenEntryBundleV1(t *testing.T) {
 }
 
 // TestPlanReads: file entries are grouped by the object storing them, a bundle's
-// members in offset order, units largest first; other entries are left out.
+// members in offset order, units largest first, each entry with its position in the
+// input; other entries are left out.
 func TestPlanReads(t *testing.T) {
 	es := []Entry{
 		{Path: "d", Type: TypeDir},
@@ -343,8 +344,11 @@ func TestPlanReads(t *testing.T) {
 	var got []string
 	for _, u := range PlanReads(es) {
 		var names []string
-		for _, e := range u.Entries {
+		for j, e := range u.Entries {
 			names = append(names, e.Path)
+			if es[u.Positions[j]].Path != e.Path {
+				t.Fatalf("unit %s: entry %s at position %d, which holds %s", u.Key, e.Path, u.Positions[j], es[u.Positions[j]].Path)
+			}
 		}
 		got = append(got, u.Key+":"+strings.Join(names, ",")+":"+strconv.FormatInt(u.Size, 10))
 	}

@@ -24,6 +24,9 @@ type ReadUnit struct {
 	Key string
 	// Entries are the unit's file entries, in the order Read passes them.
 	Entries []Entry
+	// Positions are the entries' indexes in the slice given to PlanReads, in Entries
+	// order: callers map the unit back to their own records without a lookup by path.
+	Positions []int
 	// Size is the decompressed bytes of the entries: the work the unit costs.
 	Size int64
 }
@@ -59,7 +62,7 @@ func PlanReads(entries []Entry) []ReadUnit {
 		}
 		// A file's own object, a version 1 bundle member (a frame of its own at a
 		// stored offset: nothing to share) or an empty file.
-		units = append(units, ReadUnit{Key: e.Key, Entries: []Entry{e}, Size: e.Size})
+		units = append(units, ReadUnit{Key: e.Key, Entries: []Entry{e}, Positions: []int{i}, Size: e.Size})
 		members = append(members, nil)
 	}
 	for u, m := range members {
@@ -71,7 +74,7 @@ func PlanReads(entries []Entry) []ReadUnit {
 		for k, i := range m {
 			es[k] = entries[i]
 		}
-		units[u].Entries = es
+		units[u].Entries, units[u].Positions = es, m
 	}
 	slices.SortStableFunc(units, func(a, b ReadUnit) int { return cmp.Compare(b.Size, a.Size) })
 	return units

@@ -12,11 +12,9 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
-	"sort"
 	"strings"
 
 	jsonv2 "github.com/go-json-experiment/json"
-	"github.com/walkeeper/walkeeper/internal/progress"
 )
 
 // Manifest is PostgreSQL's backup_manifest (format version 1 of PG 13-16, 2 of PG 17).
@@ -174,125 +172,3 @@ type FilesReport struct {
 
 // Files that are in a backup but not in its manifest by design.
 var notInManifest = map[string]bool{"backup_manifest": true}
-
-// VerifyFiles reads every stored file with workers goroutines and compares it with the
-// manifest: size and checksum of each, files missing from the store and files the
-// manifest does not list. progress, if set, receives bytes read (from several
-// goroutines). Problems are sorted by path.
-func VerifyFiles(ctx context.Context, m *Manifest, src Source, workers int, progress func(int64)) (FilesReport, error) {
-	var rep FilesReport
-	stored, err := src.Files(ctx)
-	if err != nil {
-		return rep, err
-	}
-	want := make(map[string]*ManifestFile, len(m.Files))
-	for i := range m.Files {
-		want[m.Files[i].Path] = &m.Files[i]
-	}
-	var jobs []struct {
-		f File
-		m *ManifestFile
-	}
-	have := map[string]bool{}
-	for _, f := range stored {
-		have[f.Path] = true
-		mf, ok := want[f.Path]
-		if !ok {
-			if !notInManifest[f.Path] {
-				rep.Problems = append(rep.Problems, Problem{Path: f.Path, Problem: "extra"})
-			}
-			continue
-		}
-		jobs = append(jobs, struct {
-			f File
-			m *ManifestFile
-		}{f, mf})
-	}
-	for _, mf := range m.Files {
-		if !have[mf.Path] {
-			rep.Problems = append(rep.Problems, Problem{Path: mf.Path, Problem: "missing", Expected: fmt.Sprintf("%d bytes", mf.Size)})
-		}
-	}
-	var problems []Problem
-	var n int64
-	if us, ok := src.(UnitSource); ok {
-		files := make([]File, len(jobs))
-		for i, j := range jobs {
-			files[i] = j.f
-		}
-		units := us.Units(files)
-		var perUnit [][]Problem
-		perUnit, n = parallel(ctx, workers, len(units), func(u int) (*[]Problem, int64) {
-			var ps []Problem
-			var read int64
-			err := units[u].Read(ctx, func(i int, r io.Reader) error {
-				p, b := checkContent(jobs[i].f, jobs[i].m, r, progress)
-				read += b
-				if p != nil {
-					ps = append(ps, *p)
-				}
-				return nil
-			})
-			if err != nil && ctx.Err() == nil {
-				for _, i := range units[u].Files {
-					ps = append(ps, Problem{Path: jobs[i].f.Path, Problem: "unreadable", Detail: err.Error()})
-				}
-			}
-			if len(ps) == 0 {
-				return nil, read
-			}
-			return &ps, read
-		})
-		for _, ps := range perUnit {
-			problems = append(problems, ps...)
-		}
-	} else {
-		problems, n = parallel(ctx, workers, len(jobs), func(i int) (*Problem, int64) {
-			return checkFile(ctx, src, jobs[i].f, jobs[i].m, progress)
-		})
-	}
-	if err := ctx.Err(); err != nil {
-		return rep, err
-	}
-	rep.Problems = append(rep.Problems, problems...)
-	rep.Files, rep.Bytes = len(jobs), n
-	sort.SliceStable(rep.Problems, func(i, j int) bool { return rep.Problems[i].Path < rep.Problems[j].Path })
-	return rep, nil
-}
-
-// checkFile reads one file and compares it with its manifest entry.
-func checkFile(ctx context.Context, src Source, f File, mf *ManifestFile, progress func(int64)) (*Problem, int64) {
-	r, err := src.Open(ctx, f)
-	if err != nil {
-		return &Problem{Path: f.Path, Problem: "unreadable", Detail: err.Error()}, 0
-	}
-	defer r.Close()
-	return checkContent(f, mf, r, progress)
-}
-
-// checkContent reads one file's content and compares it with its manifest entry.
-func checkContent(f File, mf *ManifestFile, r io.Reader, progressFn func(int64)) (*Problem, int64) {
-	h, _ := newChecksum(mf.ChecksumAlgorithm) // validated by ParseManifest
-	var w io.Writer = io.Discard
-	if h != nil {
-		w = h
-	}
-	if progressFn != nil {
-		w = progress.Writer{W: w, Fn: progressFn}
-	}
-	n, err := io.Copy(w, r)
-	if err != nil {
-		return &Problem{Path: f.Path, Problem: "unreadable", Detail: fmt.Sprintf("after %d bytes: %v", n, err)}, n
-	}
-	if n != mf.Size {
-		return &Problem{Path: f.Path, Problem: "size", Expected: fmt.Sprintf("%d bytes", mf.Size), Got: fmt.Sprintf("%d bytes", n)}, n
-	}
-	if h != nil {
-		got := hex.EncodeToString(h.Sum(nil))
-		if !strings.EqualFold(got, mf.Checksum) {
-			alg := strings.ToUpper(mf.ChecksumAlgorithm)
-			return &Problem{Path: f.Path, Problem: "checksum", Expected: alg + " " + strings.ToLower(mf.Checksum), Got: alg + " " + got}, n
-		}
-	}
-	return nil, n
-}
