@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # Go's own install directory, when go is not on PATH already (CI, a fresh machine).
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build setup test lint demo bench fuzz clean
+.PHONY: build setup test lint demo bench fuzz clean pg-majors
 
 build:
 	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/walkeeper
@@ -20,6 +20,11 @@ setup:
 # The whole suite, against real PostgreSQL 15 (run as the postgres OS user when root).
 test: setup
 	$(GO) test -count=1 -timeout 25m ./...
+
+# The server binaries of the other PostgreSQL majors (13, 14, 16, 17, 18), fetched once and
+# cached (scripts/pg-majors.sh says where); prints "MAJOR BINDIR" per major.
+pg-majors:
+	@bash scripts/pg-majors.sh --check
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
