@@ -20,6 +20,7 @@ type Options struct {
 	ArchiveCommand string            // if set: archive_mode=on, archive_command=this
 	Conf           map[string]string // extra postgresql.conf settings (values are quoted for you)
 	NoChecksums    bool              // data checksums are ON by default (initdb -k)
+	Major          int               // server binaries of this major (0: BinDir's); see RequireMajor
 }
 
 // Cluster is one throw-away PostgreSQL server.
@@ -32,6 +33,8 @@ type Cluster struct {
 	Host      string // "127.0.0.1"
 	LogFile   string // server log (outside the data dir)
 	Root      string // private dir holding socket dir, log and tablespaces (not the data dir for FromDataDir)
+	BinDir    string // server binaries (postgres, initdb, pg_ctl) of the data dir's major
+	Major     int    // the data dir's PostgreSQL major (PG_VERSION)
 
 	adopted bool // FromDataDir: port/socket passed on the command line
 	mu      sync.Mutex
@@ -44,6 +47,13 @@ type Cluster struct {
 func New(t testing.TB, name string, opts Options) *Cluster {
 	t.Helper()
 	c := newCluster(t, name)
+	if opts.Major != 0 {
+		d, err := MajorBinDir(opts.Major)
+		if err != nil {
+			t.Fatalf("pgtest: %s: %v", name, err)
+		}
+		c.BinDir = d
+	}
 	c.registerCleanup(t)
 	seg := opts.WalSegSizeMB
 	if seg == 0 {
@@ -54,9 +64,10 @@ func New(t testing.TB, name string, opts Options) *Cluster {
 	if !opts.NoChecksums {
 		args = append(args, "-k")
 	}
-	if out, errOut, err := runPG("", "initdb", args...); err != nil {
+	if out, errOut, err := c.run("", "initdb", args...); err != nil {
 		t.Fatalf("pgtest: initdb for %s: %v\n%s%s", name, err, out, errOut)
 	}
+	c.readMajor(t)
 	conf := map[string]string{
 		"wal_level":             "replica",
 		"max_wal_senders":       "10",
@@ -95,6 +106,7 @@ func newCluster(t testing.TB, name string) *Cluster {
 		Dir:       filepath.Join(root, "data"),
 		SocketDir: mkdirPG(t, filepath.Join(root, "sock")),
 		LogFile:   filepath.Join(root, "server.log"),
+		BinDir:    BinDir(),
 		Host:      "127.0.0.1",
 		Port:      FreePort(t),
 	}
@@ -166,16 +178,31 @@ func Adopt(t testing.TB, name, dir string) *Cluster {
 			}
 		}
 	}
+	c.readMajor(t)
+	d, err := MajorBinDir(c.Major)
+	if err != nil {
+		t.Fatalf("pgtest: adopting %s, a PostgreSQL %d data dir: %v", abs, c.Major, err)
+	}
+	c.BinDir = d
 	c.readSystemID(t)
 	return c
 }
 
+// readMajor sets c.Major from the data dir's PG_VERSION.
+func (c *Cluster) readMajor(t testing.TB) {
+	t.Helper()
+	m, err := dataDirMajor(c.Dir)
+	if err != nil {
+		t.Fatalf("pgtest: %s: %v", c.Name, err)
+	}
+	c.Major = m
+}
+
 func (c *Cluster) readSystemID(t testing.TB) {
 	t.Helper()
-	cd := Controldata(t, c.Dir)
-	id, err := strconv.ParseUint(cd["Database system identifier"], 10, 64)
+	id, err := systemIdentifier(c.Dir)
 	if err != nil {
-		t.Fatalf("pgtest: parsing system identifier from pg_controldata: %v", err)
+		t.Fatalf("pgtest: system identifier of %s: %v", c.Name, err)
 	}
 	c.SystemID = id
 }
@@ -183,7 +210,7 @@ func (c *Cluster) readSystemID(t testing.TB) {
 func (c *Cluster) registerCleanup(t testing.TB) {
 	t.Cleanup(func() {
 		if c.Running() {
-			if _, errOut, err := runPG("", "pg_ctl", "stop", "-D", c.Dir, "-m", "immediate", "-w", "-t", "60"); err != nil {
+			if _, errOut, err := c.run("", "pg_ctl", "stop", "-D", c.Dir, "-m", "immediate", "-w", "-t", "60"); err != nil {
 				t.Logf("pgtest: stopping %s at cleanup: %v %s", c.Name, err, errOut)
 				if pid := c.postmasterPID(); pid > 0 {
 					_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -243,7 +270,7 @@ func (c *Cluster) SetConf(t testing.TB, settings map[string]string) {
 	t.Helper()
 	c.appendConf(t, settings)
 	if c.Running() {
-		if out, errOut, err := runPG("", "pg_ctl", "reload", "-D", c.Dir); err != nil {
+		if out, errOut, err := c.run("", "pg_ctl", "reload", "-D", c.Dir); err != nil {
 			t.Fatalf("pgtest: reload %s: %v\n%s%s", c.Name, err, out, errOut)
 		}
 		// pg_ctl reload only sends SIGHUP; give the postmaster a moment to read the file.
@@ -274,7 +301,7 @@ func (c *Cluster) Start(t testing.TB) {
 			args = append(args, "-o", o)
 		}
 		logStart := c.logSize()
-		out, errOut, err := runPG("", "pg_ctl", args...)
+		out, errOut, err := c.run("", "pg_ctl", args...)
 		if err == nil {
 			c.pid = c.postmasterPID()
 			return
@@ -303,7 +330,7 @@ func (c *Cluster) Stop(t testing.TB, mode string) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if out, errOut, err := runPG("", "pg_ctl", "stop", "-D", c.Dir, "-m", mode, "-w", "-t", "120"); err != nil {
+	if out, errOut, err := c.run("", "pg_ctl", "stop", "-D", c.Dir, "-m", mode, "-w", "-t", "120"); err != nil {
 		t.Fatalf("pgtest: stopping %s (-m %s): %v\n%s%s\n--- server log tail ---\n%s", c.Name, mode, err, out, errOut, c.LogTail(40))
 	}
 }
@@ -358,10 +385,15 @@ func (c *Cluster) Running() bool {
 
 // NewStandby takes pg_basebackup -R -X stream -c fast from primary into a new cluster with its
 // own port and socket dir (tablespaces are remapped into the standby's Root), applies
-// extraConf, and starts it as a hot standby streaming from primary.
+// extraConf, and starts it as a hot standby streaming from primary. pg_basebackup refuses a
+// server newer than itself: with a primary newer than the client tools the test is skipped.
 func NewStandby(t testing.TB, name string, primary *Cluster, extraConf map[string]string) *Cluster {
 	t.Helper()
+	if cm, err := ServerMajor(ClientBinDir()); err == nil && primary.Major > cm {
+		t.Skipf("pgtest: standby %s: pg_basebackup %d (%s) cannot copy a PostgreSQL %d server", name, cm, ClientBinDir(), primary.Major)
+	}
 	c := newCluster(t, name)
+	c.BinDir, c.Major = primary.BinDir, primary.Major
 	c.registerCleanup(t)
 	args := []string{"-D", c.Dir, "-R", "-X", "stream", "-c", "fast", "--no-sync",
 		"-d", primary.ConnString("postgres")}
@@ -374,6 +406,9 @@ func NewStandby(t testing.TB, name string, primary *Cluster, extraConf map[strin
 	if out, errOut, err := runPG("", "pg_basebackup", args...); err != nil {
 		t.Fatalf("pgtest: pg_basebackup for standby %s: %v\n%s%s\n--- primary log tail ---\n%s", name, err, out, errOut, primary.LogTail(20))
 	}
+	if c.Major < 14 {
+		c.plainPrimaryConninfo(t, primary)
+	}
 	c.configureAndStart(t, extraConf)
 	return c
 }
@@ -381,8 +416,30 @@ func NewStandby(t testing.TB, name string, primary *Cluster, extraConf map[strin
 // Promote promotes a standby (pg_ctl promote -w) and waits until it accepts writes.
 func (c *Cluster) Promote(t testing.TB) {
 	t.Helper()
-	if out, errOut, err := runPG("", "pg_ctl", "promote", "-w", "-t", "120", "-D", c.Dir); err != nil {
+	if out, errOut, err := c.run("", "pg_ctl", "promote", "-w", "-t", "120", "-D", c.Dir); err != nil {
 		t.Fatalf("pgtest: promote %s: %v\n%s%s\n--- server log tail ---\n%s", c.Name, err, out, errOut, c.LogTail(40))
 	}
 	c.WaitFor(t, "SELECT pg_is_in_recovery()", "f", 60*time.Second)
+}
+
+// plainPrimaryConninfo replaces the primary_conninfo that PostgreSQL 15's pg_basebackup -R
+// wrote to postgresql.auto.conf with the primary's plain ConnString: it lists every libpq
+// option of 15's libpq, and 13's walreceiver refuses sslsni (libpq 14+).
+func (c *Cluster) plainPrimaryConninfo(t testing.TB, primary *Cluster) {
+	t.Helper()
+	p := filepath.Join(c.Dir, "postgresql.auto.conf")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	var keep []string
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "primary_conninfo") {
+			keep = append(keep, l)
+		}
+	}
+	keep = append(keep, "primary_conninfo = "+quoteConf(primary.ConnString("postgres")))
+	if err := os.WriteFile(p, []byte(strings.Join(keep, "\n")+"\n"), 0o600); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
 }

@@ -13,8 +13,11 @@
 //     through as a startup parameter; the server reads "database" as logical replication and
 //     any boolean (yes/true/on/1) as physical replication. Use it with pgconn.Connect (and
 //     pglogrepl), not pgx.Connect (pgx runs queries a walsender rejects).
-//   - Environment: WALKEEPER_PGBIN overrides the binary dir; WALKEEPER_NO_PG=1 makes Require
-//     (and thus New) skip the test instead of failing.
+//   - Environment: WALKEEPER_PGBIN overrides the server binary dir (postgres, initdb, pg_ctl:
+//     e.g. another major's, cached by scripts/pg-majors.sh); client tools (psql, pgbench,
+//     pg_basebackup, pg_controldata, ...) come from it when it has them, else from
+//     WALKEEPER_PGCLIENTBIN (default PostgreSQL 15's). WALKEEPER_NO_PG=1 makes Require
+//     (and thus New) skip the test instead of failing. See majors.go for other majors.
 //   - `go test -short` skips every test that needs a real server (Require, RunPG, SkipShort):
 //     the fast pass (`make race`) runs everything else.
 package pgtest
@@ -32,7 +35,7 @@ const DefaultBinDir = "/usr/lib/postgresql/15/bin"
 // PGUser is the OS user (and database superuser) the harness uses.
 const PGUser = "postgres"
 
-// BinDir returns $WALKEEPER_PGBIN or /usr/lib/postgresql/15/bin.
+// BinDir returns the default server binary dir: $WALKEEPER_PGBIN or /usr/lib/postgresql/15/bin.
 func BinDir() string {
 	if d := os.Getenv("WALKEEPER_PGBIN"); d != "" {
 		return d
@@ -40,8 +43,33 @@ func BinDir() string {
 	return DefaultBinDir
 }
 
-// Bin returns the path of a PostgreSQL binary in BinDir.
-func Bin(name string) string { return filepath.Join(BinDir(), name) }
+// ClientBinDir returns where client tools missing from BinDir come from:
+// $WALKEEPER_PGCLIENTBIN or /usr/lib/postgresql/15/bin (the other majors' packages carry
+// server binaries only, and Debian has 15's clients only).
+func ClientBinDir() string {
+	if d := os.Getenv("WALKEEPER_PGCLIENTBIN"); d != "" {
+		return d
+	}
+	return DefaultBinDir
+}
+
+// Bin returns the path of a PostgreSQL binary: from BinDir when it is there, else from
+// ClientBinDir. Server binaries (postgres, initdb, pg_ctl) always come from BinDir.
+func Bin(name string) string { return binIn(BinDir(), name) }
+
+// serverBins are the binaries that must match the data directory's major.
+var serverBins = map[string]bool{"postgres": true, "initdb": true, "pg_ctl": true}
+
+func binIn(serverDir, name string) string {
+	p := filepath.Join(serverDir, name)
+	if serverBins[name] {
+		return p
+	}
+	if st, err := os.Stat(p); err == nil && !st.IsDir() {
+		return p
+	}
+	return filepath.Join(ClientBinDir(), name)
+}
 
 // SkipShort skips the test in -short mode because it needs a real PostgreSQL (or sshd, or
 // the postgres OS user). Tests that need one without going through Require call it first.

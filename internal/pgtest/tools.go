@@ -9,7 +9,12 @@ import (
 )
 
 func runPG(stdin string, name string, args ...string) (stdout, stderr string, err error) {
-	cmd := exec.Command(Bin(name), args...)
+	return runBin(stdin, Bin(name), args...)
+}
+
+// runBin runs the binary at path as the PostgreSQL user, stdin fed from stdin when not "".
+func runBin(stdin string, path string, args ...string) (stdout, stderr string, err error) {
+	cmd := exec.Command(path, args...)
 	RunAs(cmd)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
