@@ -134,6 +134,9 @@ func Take(ctx context.Context, o Options) (catalog.Backup, error) {
 	if err != nil {
 		return catalog.Backup{}, fmt.Errorf("backup of %s: connect (%s): %w", o.Server, config.RedactConninfo(o.Conninfo), err)
 	}
+	if err := pgutil.CheckMajor(id.PGVersion / 10000); err != nil {
+		return catalog.Backup{}, fmt.Errorf("backup of %s: %w", o.Server, err)
+	}
 	if arch, err := archive.LoadIdentity(ctx, o.Store, o.Server); err == nil && arch.SystemID != 0 && arch.SystemID != id.SystemID {
 		return catalog.Backup{}, fmt.Errorf("backup of %s: the server's system identifier is %d but the archive holds WAL of %d (conninfo points at another cluster?)",
 			o.Server, id.SystemID, arch.SystemID)

@@ -20,6 +20,7 @@ import (
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/bufpool"
 	"github.com/walkeeper/walkeeper/internal/compress"
+	"github.com/walkeeper/walkeeper/internal/pgutil"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -68,13 +69,18 @@ type streamOptions struct {
 	onStart        func(startLSN segments.LSN, tli uint32) error
 }
 
-// baseBackupSQL is the PG15 BASE_BACKUP command walkeeper sends. No TABLESPACE_MAP: the
-// pg_tblspc links come through as symlinks, so a relocated restore verifies cleanly. No
-// WAL: walkeeper takes the WAL from its own archive. WAIT false: walkeeper waits for the
+// baseBackupSQL is the BASE_BACKUP command walkeeper sends to a server of the given
+// major: the option list of 15 and later, the old keyword syntax before (13 and 14 reject
+// the list; 15 and later the keywords). No TABLESPACE_MAP: the pg_tblspc links come
+// through as symlinks, so a relocated restore verifies cleanly. No WAL: walkeeper takes
+// the WAL from its own archive. No wait (WAIT false, NOWAIT): walkeeper waits for the
 // archive itself, with a timeout and a cause.
-func baseBackupSQL(label string) string {
-	return fmt.Sprintf("BASE_BACKUP (LABEL '%s', PROGRESS, CHECKPOINT 'fast', WAIT false, WAL false, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C')",
-		strings.ReplaceAll(label, "'", "''"))
+func baseBackupSQL(label string, major int) string {
+	q := strings.ReplaceAll(label, "'", "''")
+	if major < 15 {
+		return fmt.Sprintf("BASE_BACKUP LABEL '%s' PROGRESS FAST NOWAIT MANIFEST 'yes' MANIFEST_CHECKSUMS 'CRC32C'", q)
+	}
+	return fmt.Sprintf("BASE_BACKUP (LABEL '%s', PROGRESS, CHECKPOINT 'fast', WAIT false, WAL false, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C')", q)
 }
 
 // chunk is one compression job and its result. A bundle chunk has members instead of
@@ -448,9 +454,25 @@ func (t *throttle) wait(ctx context.Context, n int) error {
 }
 
 // runBaseBackup sends BASE_BACKUP on a replication connection and stores the stream.
+//
+// Two stream layouts, chosen from the server's major:
+//   - 15 and later: ONE COPY OUT for the whole backup, its CopyData typed by a first byte:
+//     'n' new archive (name, NUL, tablespace path), 'd' data of the current archive,
+//     'p' progress, 'm' the manifest starts (its bytes follow as 'd'). Any other type
+//     fails the backup: data must never be skipped silently.
+//   - 13 and 14: one COPY OUT of plain tar bytes per tablespace, in the order of the
+//     tablespace result set (base last), then one more COPY OUT holding the manifest.
 func runBaseBackup(ctx context.Context, conn *pgconn.PgConn, o streamOptions) (*streamResult, error) {
 	res := &streamResult{tsLocations: map[uint32]string{}}
-	conn.Frontend().SendQuery(&pgproto3.Query{String: baseBackupSQL(o.label)})
+	major, err := pgutil.ServerMajor(conn)
+	if err != nil {
+		return nil, fmt.Errorf("BASE_BACKUP: the server's version: %w", err)
+	}
+	if err := pgutil.CheckMajor(major); err != nil {
+		return nil, err
+	}
+	legacy := major < 15
+	conn.Frontend().SendQuery(&pgproto3.Query{String: baseBackupSQL(o.label, major)})
 	if err := conn.Frontend().Flush(); err != nil {
 		return nil, fmt.Errorf("send BASE_BACKUP: %w", err)
 	}
@@ -466,6 +488,9 @@ func runBaseBackup(ctx context.Context, conn *pgconn.PgConn, o streamOptions) (*
 		total      int64
 		progress   func(int64)
 		th         = throttle{limit: o.bandwidthLimit}
+		tsOrder    []uint32 // legacy: the archives' tablespaces in stream order (0 = base)
+		copies     int      // legacy: COPY OUT streams begun
+		done       int64    // legacy: tar bytes received, for progress
 	)
 	defer func() {
 		if finished {
@@ -486,6 +511,34 @@ func runBaseBackup(ctx context.Context, conn *pgconn.PgConn, o streamOptions) (*
 		err := <-tarDone
 		tarW, tarDone = nil, nil
 		return err
+	}
+	startArchive := func(oid uint32) {
+		pr, pw := io.Pipe()
+		tarW, tarDone = pw, make(chan error, 1)
+		go func() {
+			err := p.archive(pr, oid)
+			if err == nil {
+				// Drain the tar padding so the writer never blocks.
+				_, err = io.Copy(io.Discard, pr)
+			}
+			if err != nil {
+				p.fail(err)
+				pr.CloseWithError(err)
+			}
+			tarDone <- err
+		}()
+	}
+	writeTar := func(b []byte) error {
+		if tarW == nil {
+			return fmt.Errorf("BASE_BACKUP: data before any archive")
+		}
+		if _, err := tarW.Write(b); err != nil {
+			if perr := p.err(); perr != nil {
+				return perr
+			}
+			return err
+		}
+		return nil
 	}
 	for {
 		msg, err := conn.ReceiveMessage(p.ctx)
@@ -522,12 +575,16 @@ func runBaseBackup(ctx context.Context, conn *pgconn.PgConn, o streamOptions) (*
 					res.endLSN, res.endTLI = lsn, uint32(tli)
 				}
 			} else if len(columns) == 3 && columns[0] == "spcoid" {
+				var oid uint32
 				if m.Values[0] != nil {
-					oid, err := strconv.ParseUint(string(m.Values[0]), 10, 32)
-					if err == nil {
-						res.tsLocations[uint32(oid)] = string(m.Values[1])
+					n, err := strconv.ParseUint(string(m.Values[0]), 10, 32)
+					if err != nil || n == 0 {
+						return nil, fmt.Errorf("BASE_BACKUP: tablespace oid %q: not a tablespace oid", m.Values[0])
 					}
+					oid = uint32(n)
+					res.tsLocations[oid] = string(m.Values[1])
 				}
+				tsOrder = append(tsOrder, oid)
 				if m.Values[2] != nil {
 					if kb, err := strconv.ParseInt(string(m.Values[2]), 10, 64); err == nil {
 						total += kb * 1024
@@ -537,8 +594,25 @@ func runBaseBackup(ctx context.Context, conn *pgconn.PgConn, o streamOptions) (*
 		case *pgproto3.CommandComplete:
 			resultSet++
 		case *pgproto3.CopyOutResponse:
-			if o.progress != nil {
+			if o.progress != nil && progress == nil {
 				progress = o.progress(total)
+			}
+			if legacy {
+				switch {
+				case copies < len(tsOrder):
+					if err := endArchive(); err != nil {
+						return nil, err
+					}
+					startArchive(tsOrder[copies])
+				case copies == len(tsOrder):
+					if err := endArchive(); err != nil {
+						return nil, err
+					}
+					inManifest = true
+				default:
+					return nil, fmt.Errorf("BASE_BACKUP: COPY stream %d after %d tablespaces and the manifest", copies+1, len(tsOrder))
+				}
+				copies++
 			}
 		case *pgproto3.CopyData:
 			if len(m.Data) == 0 {
@@ -546,6 +620,19 @@ func runBaseBackup(ctx context.Context, conn *pgconn.PgConn, o streamOptions) (*
 			}
 			if err := th.wait(p.ctx, len(m.Data)); err != nil {
 				return nil, err
+			}
+			if legacy {
+				if inManifest {
+					manifest.Write(m.Data)
+					continue
+				}
+				if err := writeTar(m.Data); err != nil {
+					return nil, err
+				}
+				if done += int64(len(m.Data)); progress != nil {
+					progress(done)
+				}
+				continue
 			}
 			switch m.Data[0] {
 			case 'n':
@@ -566,20 +653,7 @@ func runBaseBackup(ctx context.Context, conn *pgconn.PgConn, o streamOptions) (*
 					oid = uint32(n)
 					res.tsLocations[oid] = loc
 				}
-				pr, pw := io.Pipe()
-				tarW, tarDone = pw, make(chan error, 1)
-				go func() {
-					err := p.archive(pr, oid)
-					if err == nil {
-						// Drain the tar padding so the writer never blocks.
-						_, err = io.Copy(io.Discard, pr)
-					}
-					if err != nil {
-						p.fail(err)
-						pr.CloseWithError(err)
-					}
-					tarDone <- err
-				}()
+				startArchive(oid)
 			case 'm':
 				if err := endArchive(); err != nil {
 					return nil, err
@@ -590,19 +664,15 @@ func runBaseBackup(ctx context.Context, conn *pgconn.PgConn, o streamOptions) (*
 					manifest.Write(m.Data[1:])
 					continue
 				}
-				if tarW == nil {
-					return nil, fmt.Errorf("BASE_BACKUP: data before any archive")
-				}
-				if _, err := tarW.Write(m.Data[1:]); err != nil {
-					if perr := p.err(); perr != nil {
-						return nil, perr
-					}
+				if err := writeTar(m.Data[1:]); err != nil {
 					return nil, err
 				}
 			case 'p':
 				if len(m.Data) >= 9 && progress != nil {
 					progress(int64(binary.BigEndian.Uint64(m.Data[1:9])))
 				}
+			default:
+				return nil, fmt.Errorf("BASE_BACKUP: CopyData of unknown type %q (%d bytes) from a PostgreSQL %d server: refusing to drop it", m.Data[0], len(m.Data), major)
 			}
 		case *pgproto3.CopyDone:
 			if err := endArchive(); err != nil {
