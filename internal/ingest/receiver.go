@@ -294,7 +294,7 @@ func (r *Receiver) session(ctx context.Context) error {
 		return fmt.Errorf("the server's wal_segment_size changed from %d to %d", r.segSize, segSize)
 	}
 	r.segSize = segSize
-	slot, err := ensureSlot(ctx, conn, r.cfg.SlotName, r.cfg.CreateSlot, r.log)
+	slot, err := ensureSlot(ctx, conn, r.cfg.Conninfo, r.cfg.SlotName, r.cfg.CreateSlot, r.log)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -507,8 +508,23 @@ func TestReceiverSIGKILL(t *testing.T) {
 // TestReceiveWALCommand: `walkeeper receive-wal` manages the slot (create_slot = manual
 // by default), streams in the foreground without a daemon (completed segments wait in
 // incoming/), stops cleanly on SIGTERM, and --reset starts at the server's position.
-func TestReceiveWALCommand(t *testing.T) {
-	pg := pgtest.New(t, "primary", pgtest.Options{})
+func TestReceiveWALCommand(t *testing.T) { testReceiveWALCommand(t, 0) }
+
+// TestReceiveWALCommandOldMajors is TestReceiveWALCommand on PostgreSQL 13 and 14, which
+// have no READ_REPLICATION_SLOT (the slot is read from pg_replication_slots over SQL);
+// skipped when their server binaries are not cached (scripts/pg-majors.sh).
+func TestReceiveWALCommandOldMajors(t *testing.T) {
+	for _, m := range []int{13, 14} {
+		t.Run(strconv.Itoa(m), func(t *testing.T) {
+			pgtest.RequireMajor(t, m)
+			testReceiveWALCommand(t, m)
+		})
+	}
+}
+
+// testReceiveWALCommand runs TestReceiveWALCommand on a server of major (0: the default).
+func testReceiveWALCommand(t *testing.T, major int) {
+	pg := pgtest.New(t, "primary", pgtest.Options{Major: major})
 	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{"conninfo": pg.ConnString("")}})
 	slots := "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'walkeeper_pg1'"
 
