@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # Go's own install directory, when go is not on PATH already (CI, a fresh machine).
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build setup test lint demo bench fuzz clean pg-majors
+.PHONY: build setup test lint demo bench fuzz clean pg-majors test-all-pg
 
 build:
 	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/walkeeper
@@ -25,6 +25,11 @@ test: setup
 # cached (scripts/pg-majors.sh says where); prints "MAJOR BINDIR" per major.
 pg-majors:
 	@bash scripts/pg-majors.sh --check
+
+# The real-PostgreSQL test matrix on the other majors (WALKEEPER_PG_MAJORS, default
+# 13,14,16,17,18): a representative subset of the suite per major, see the script.
+test-all-pg: setup
+	bash scripts/test-all-pg.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -389,7 +389,7 @@ func (c *Cluster) Running() bool {
 // server newer than itself: with a primary newer than the client tools the test is skipped.
 func NewStandby(t testing.TB, name string, primary *Cluster, extraConf map[string]string) *Cluster {
 	t.Helper()
-	if cm, err := ServerMajor(ClientBinDir()); err == nil && primary.Major > cm {
+	if cm := ClientMajor(); cm != 0 && primary.Major > cm {
 		t.Skipf("pgtest: standby %s: pg_basebackup %d (%s) cannot copy a PostgreSQL %d server", name, cm, ClientBinDir(), primary.Major)
 	}
 	c := newCluster(t, name)

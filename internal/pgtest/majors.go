@@ -177,6 +177,13 @@ func (c *Cluster) run(stdin, name string, args ...string) (stdout, stderr string
 	return runBin(stdin, binIn(c.BinDir, name), args...)
 }
 
+// ClientMajor is the major of the client tools in ClientBinDir (0 if unknown). Their
+// pg_basebackup and pg_dump refuse a server newer than that.
+func ClientMajor() int {
+	m, _ := ServerMajor(ClientBinDir())
+	return m
+}
+
 // ToolsMatch reports whether the client tools are of c's major. When not, PostgreSQL 15's
 // pg_waldump cannot read c's WAL (another page magic) and its pg_verifybackup can check a
 // backup of c only without WAL (-n), and only a version 1 manifest (13 to 16): tests use
