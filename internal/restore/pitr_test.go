@@ -243,10 +243,9 @@ func TestPITR(t *testing.T) {
 		case p.primary.Major < 17: // 15's pg_verifybackup reads their version 1 manifest, not their WAL
 			out = pgtest.RunPG(t, "pg_verifybackup", "-n", dest)
 		default:
-			t.Logf("PostgreSQL %d: its version 2 manifest needs a newer pg_verifybackup; walkeeper verify checks it", p.primary.Major)
-			out = "successfully verified"
+			t.Logf("PostgreSQL %d: its version 2 manifest needs a newer pg_verifybackup (walkeeper verify checks it in TestCheckAndVerify)", p.primary.Major)
 		}
-		if !strings.Contains(out, "successfully verified") {
+		if out != "" && !strings.Contains(out, "successfully verified") {
 			t.Errorf("pg_verifybackup: %s", out)
 		}
 		if fi, err := os.Stat(dest); err != nil || fi.Mode().Perm() != 0o700 {
