@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walkeeper/walkeeper/internal/fsutil"
+	"github.com/walkeeper/walkeeper/internal/pgutil"
 )
 
 // SandboxState is what `walkeeper sandbox` leaves in <home>/<server>/sandbox.json so
@@ -156,26 +157,60 @@ func writeOwned(p string, data []byte, o *Owner) error {
 
 // FindPGBin finds the directory of pg_ctl for a PostgreSQL major version: explicit
 // wins, then Debian's /usr/lib/postgresql/<major>/bin, Red Hat's /usr/pgsql-<major>/bin,
-// then pg_ctl on PATH.
+// then pg_ctl on PATH. The postgres binary there must be of the backup's major
+// (pgVersion is server_version_num; 0: unknown, not checked): a data directory starts
+// only with its own major's binaries, and older ones must be refused before anything
+// is restored rather than fail at start-up.
 func FindPGBin(explicit string, pgVersion int) (string, error) {
+	major := pgVersion / 10000
 	if explicit != "" {
 		if _, err := os.Stat(filepath.Join(explicit, "pg_ctl")); err != nil {
 			return "", usage("--pg-bin %s: no pg_ctl there", explicit)
 		}
+		if err := checkBinMajor(explicit, major); err != nil {
+			return "", usage("--pg-bin %s: %v", explicit, err)
+		}
 		return explicit, nil
 	}
-	major := pgVersion / 10000
 	if major > 0 {
 		for _, d := range []string{fmt.Sprintf("/usr/lib/postgresql/%d/bin", major), fmt.Sprintf("/usr/pgsql-%d/bin", major)} {
 			if _, err := os.Stat(filepath.Join(d, "pg_ctl")); err == nil {
-				return d, nil
+				return d, checkBinMajor(d, major)
 			}
 		}
 	}
 	if p, err := exec.LookPath("pg_ctl"); err == nil {
-		return filepath.Dir(p), nil
+		d := filepath.Dir(p)
+		if err := checkBinMajor(d, major); err != nil {
+			return "", fmt.Errorf("pg_ctl on PATH (%s): %w: give --pg-bin", d, err)
+		}
+		return d, nil
 	}
 	return "", fmt.Errorf("pg_ctl for PostgreSQL %d not found (looked in /usr/lib/postgresql/%d/bin, /usr/pgsql-%d/bin and PATH): give --pg-bin", major, major, major)
+}
+
+// checkBinMajor fails when dir's postgres is not of major (0: not checked).
+func checkBinMajor(dir string, major int) error {
+	if major == 0 {
+		return nil
+	}
+	out, err := exec.Command(filepath.Join(dir, "postgres"), "--version").Output()
+	if err != nil {
+		return fmt.Errorf("%s/postgres --version: %w", dir, err)
+	}
+	// "postgres (PostgreSQL) 15.18 (Debian ...)": the version is the third field.
+	f := strings.Fields(string(out))
+	if len(f) < 3 {
+		return fmt.Errorf("%s/postgres --version: unexpected answer %q", dir, strings.TrimSpace(string(out)))
+	}
+	got, err := pgutil.ParseMajor(f[2])
+	if err != nil {
+		return fmt.Errorf("%s/postgres --version: %w", dir, err)
+	}
+	if got != major {
+		return fmt.Errorf("its binaries are PostgreSQL %d, but the backup is of PostgreSQL %d: a data directory starts only with binaries of its own major", got, major)
+	}
+	return nil
 }
 
 // FreePort asks the kernel for a free loopback TCP port.
