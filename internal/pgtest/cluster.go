@@ -63,6 +63,9 @@ func New(t testing.TB, name string, opts Options) *Cluster {
 		"--no-sync", fmt.Sprintf("--wal-segsize=%d", seg)}
 	if !opts.NoChecksums {
 		args = append(args, "-k")
+	} else if m, err := ServerMajor(c.BinDir); err == nil && m >= 18 {
+		// 18's initdb turns checksums on by default.
+		args = append(args, "--no-data-checksums")
 	}
 	if out, errOut, err := c.run("", "initdb", args...); err != nil {
 		t.Fatalf("pgtest: initdb for %s: %v\n%s%s", name, err, out, errOut)

@@ -60,6 +60,13 @@ func TestEachMajor(t *testing.T) {
 			if got := c.Psql(t, "SELECT system_identifier FROM pg_control_system()"); got != strconv.FormatUint(c.SystemID, 10) {
 				t.Fatalf("SystemID %d, server says %s", c.SystemID, got)
 			}
+			if got := c.Psql(t, "SHOW data_checksums"); got != "on" {
+				t.Fatalf("data_checksums = %q", got)
+			}
+			// 18's initdb turns checksums on by default: NoChecksums must still mean off.
+			if got := New(t, "nochecksums", Options{Major: m, NoChecksums: true}).Psql(t, "SHOW data_checksums"); got != "off" {
+				t.Fatalf("NoChecksums: data_checksums = %q", got)
+			}
 			c.Stop(t, "fast")
 			a := FromDataDir(t, "adopted", c.Dir)
 			if a.BinDir != c.BinDir || a.Major != m {
