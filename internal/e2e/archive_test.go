@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/pgtest"
+	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/wktest"
 )
 
@@ -86,7 +87,7 @@ func TestArchiveRoundTrip(t *testing.T) {
 	if !strings.Contains(out, "archived") {
 		t.Fatalf("switch-wal --wait: %q", out)
 	}
-	last := pg.Psql(t, "SELECT pg_walfile_name(pg_current_wal_lsn() - 1)")
+	last := lastSwitchedSegment(t, pg)
 	pg.WaitFor(t, "SELECT last_archived_wal >= '"+last+"' FROM pg_stat_archiver", "t", 60*time.Second)
 
 	files := listDir(t, copies)
@@ -158,7 +159,7 @@ func segmentsOf(t *testing.T, n int) (*pgtest.Cluster, []string) {
 		pg.Psql(t, fmt.Sprintf("INSERT INTO t SELECT repeat('x', 100) FROM generate_series(1, %d)", 2000+i))
 		pg.Psql(t, "SELECT pg_switch_wal()")
 	}
-	last := pg.Psql(t, "SELECT pg_walfile_name(pg_current_wal_lsn() - 1)")
+	last := lastSwitchedSegment(t, pg)
 	pg.WaitFor(t, "SELECT last_archived_wal >= '"+last+"' FROM pg_stat_archiver", "t", 60*time.Second)
 	var out []string
 	for _, f := range listDir(t, copies) {
@@ -432,4 +433,16 @@ func TestArchiveOtherKinds(t *testing.T) {
 	if st.ErrorFiles != 0 {
 		t.Fatalf("quarantined: %+v", st.Errors)
 	}
+}
+
+// lastSwitchedSegment names the segment holding the byte before the current WAL position
+// (after a switch: the segment just completed). The arithmetic is done here: pg_lsn - int
+// is PostgreSQL 14+.
+func lastSwitchedSegment(t *testing.T, pg *pgtest.Cluster) string {
+	t.Helper()
+	lsn, err := segments.ParseLSN(pg.Psql(t, "SELECT pg_current_wal_lsn()"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pg.Psql(t, fmt.Sprintf("SELECT pg_walfile_name('%s')", lsn-1))
 }
