@@ -391,9 +391,11 @@ func TestVerifyAcrossPromotion(t *testing.T) {
 	}
 	oldSwitch := segments.SegmentFileName(1, n2.SegNo(16<<20), 16<<20)
 	tl1Dir := filepath.Join(env.Home, "pg1", "wals", archive.Dir(sp[0].To))
-	if _, err := os.Stat(filepath.Join(tl1Dir, oldSwitch+".partial.zst")); err != nil {
-		t.Errorf("PostgreSQL did not archive the old timeline's switch segment as a .partial: %v", err)
-	}
+	// PostgreSQL archives the .partial after the history file: wait for it as well.
+	wktest.Eventually(t, 30*time.Second, "the old timeline's switch segment archived as a .partial", func() bool {
+		_, err := os.Stat(filepath.Join(tl1Dir, oldSwitch+".partial.zst"))
+		return err == nil
+	})
 	if _, err := os.Stat(filepath.Join(tl1Dir, oldSwitch+".zst")); err == nil {
 		t.Errorf("the old timeline's switch segment %s is archived complete: the test does not show the crossing", oldSwitch)
 	}
