@@ -13,10 +13,10 @@ import (
 	"golang.org/x/term"
 
 	"github.com/walkeeper/walkeeper/internal/basebackup"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -116,10 +116,10 @@ func (a *App) ServerIndex(name string) (*config.Server, index.Index, error) {
 // resolveBackup loads a server's section and finds one of its backups by id, name,
 // latest or oldest, with the index: the prelude of every command that takes a backup
 // ID.
-func (a *App) resolveBackup(ctx context.Context, server, ref string) (*config.Server, index.Index, catalog.Backup, error) {
+func (a *App) resolveBackup(ctx context.Context, server, ref string) (*config.Server, index.Index, record.Backup, error) {
 	srv, idx, err := a.ServerIndex(server)
 	if err != nil {
-		return nil, nil, catalog.Backup{}, err
+		return nil, nil, record.Backup{}, err
 	}
 	b, err := basebackup.Find(ctx, idx, srv.Dir(), srv.Name, ref)
 	return srv, idx, b, err

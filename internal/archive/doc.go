@@ -42,13 +42,13 @@
 //	    A timeline history file. Written as a segment is; never deleted (restore's
 //	    timeline discovery reads them all: ListHistory).
 //	<server>/identity.json
-//	    The server's identity (catalog.Identity as indented JSON: system identifier,
+//	    The server's identity (record.Identity as indented JSON: system identifier,
 //	    wal_segment_size, page magic, version, where it was learned). Written once by
 //	    ingest (SaveIdentity) when it learns the identity, from the server or from the
 //	    first valid segment, before that segment is stored; read by every validation
 //	    and by get-wal to size its buffer. Never rewritten.
 //	<server>/base/<id>/backup.info
-//	    A backup's record (catalog.Backup as JSON), the truth about it: written by
+//	    A backup's record (record.Backup as JSON), the truth about it: written by
 //	    basebackup at every state change (STARTED, WAITING_WAL, DONE, FAILED) before
 //	    the index mirrors it, and by keep/delete/retention. <id> is the UTC start time
 //	    20061102T150405. ListBackupIDs lists the backups by this key.

@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -107,7 +107,7 @@ func FindPending(ctx context.Context, store storage.Store, server, incomingDir, 
 // file's syntax, a backup label's, and for a segment or .partial its size and first
 // page header against the server's identity (when known), else against the header's
 // own claims, as ingest does for a server's first segment.
-func ValidatePending(n segments.Name, data []byte, id catalog.Identity, known bool) error {
+func ValidatePending(n segments.Name, data []byte, id record.Identity, known bool) error {
 	switch n.Kind {
 	case segments.KindHistory:
 		return segments.ValidateHistory(n, data)

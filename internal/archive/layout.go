@@ -58,7 +58,7 @@ func WALKey(server, name, codec string) string {
 	return WALPrefix(server) + Dir(name) + "/" + name + compress.Suffix(codec)
 }
 
-// IdentityKey is the storage key of a server's identity (catalog.Identity as JSON):
+// IdentityKey is the storage key of a server's identity (record.Identity as JSON):
 // "<server>/identity.json".
 func IdentityKey(server string) string { return server + "/" + identityName }
 
@@ -69,7 +69,7 @@ func BackupsPrefix(server string) string { return server + "/" + backupsDir + "/
 // "<server>/base/<id>/".
 func BackupPrefix(server, id string) string { return BackupsPrefix(server) + id + "/" }
 
-// BackupInfoKey is the key of a backup's backup.info (catalog.Backup as JSON).
+// BackupInfoKey is the key of a backup's backup.info (record.Backup as JSON).
 func BackupInfoKey(server, id string) string { return BackupPrefix(server, id) + backupInfo }
 
 // BackupManifestKey is the key of the server's backup_manifest, stored as sent.

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -289,7 +289,7 @@ func TestReadSide(t *testing.T) {
 	if n, err := SegSize(ctx, store, "pg1"); err != nil || n != segSize {
 		t.Fatalf("SegSize from a header = %d %v", n, err)
 	}
-	id := catalog.Identity{SystemID: 7, SegSize: 16 << 20, Magic: 0xD110, Source: "test", LearnedAt: time.Unix(1, 0).UTC()}
+	id := record.Identity{SystemID: 7, SegSize: 16 << 20, Magic: 0xD110, Source: "test", LearnedAt: time.Unix(1, 0).UTC()}
 	if err := SaveIdentity(ctx, store, "pg1", id); err != nil {
 		t.Fatal(err)
 	}

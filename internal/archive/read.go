@@ -9,8 +9,8 @@ import (
 	"io"
 	"strings"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -139,8 +139,8 @@ func SegSize(ctx context.Context, store storage.Store, server string) (uint64, e
 
 // LoadIdentity reads a server's stored identity; storage.ErrNotFound (wrapped) when
 // none was learned yet.
-func LoadIdentity(ctx context.Context, store storage.Store, server string) (catalog.Identity, error) {
-	var id catalog.Identity
+func LoadIdentity(ctx context.Context, store storage.Store, server string) (record.Identity, error) {
+	var id record.Identity
 	r, err := store.Get(ctx, IdentityKey(server))
 	if err != nil {
 		return id, err
@@ -153,7 +153,7 @@ func LoadIdentity(ctx context.Context, store storage.Store, server string) (cata
 }
 
 // SaveIdentity stores a server's identity durably (ingest, once, when it learns it).
-func SaveIdentity(ctx context.Context, store storage.Store, server string, id catalog.Identity) error {
+func SaveIdentity(ctx context.Context, store storage.Store, server string, id record.Identity) error {
 	b, err := json.MarshalIndent(id, "", "  ")
 	if err != nil {
 		return err

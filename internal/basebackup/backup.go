@@ -17,10 +17,10 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/pgutil"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -28,8 +28,8 @@ import (
 // Recorder is the part of the index a backup writes to: every state change of
 // backup.info is mirrored there (index.Index satisfies it).
 type Recorder interface {
-	PutBackup(ctx context.Context, server string, b catalog.Backup) error
-	ListBackups(ctx context.Context, server string) ([]catalog.Backup, error)
+	PutBackup(ctx context.Context, server string, b record.Backup) error
+	ListBackups(ctx context.Context, server string) ([]record.Backup, error)
 }
 
 // Options configures one backup.
@@ -57,7 +57,7 @@ type Options struct {
 	// archive_command's.
 	StreamingArchiver bool
 	SlotName          string
-	Receiver          func() (catalog.ReceiverState, bool)
+	Receiver          func() (record.ReceiverState, bool)
 	// Progress, if set, is called once the stream starts with the server's size
 	// estimate and returns the function told the bytes done (-1 at the end).
 	Progress func(total int64) func(done int64)
@@ -107,24 +107,24 @@ func (o *Options) defaults() error {
 // begin to its end. The returned record is the final backup.info (DONE, or FAILED
 // with the error also returned). An error before backup.info exists (lock held, bad
 // name, server unreachable) returns a zero record.
-func Take(ctx context.Context, o Options) (catalog.Backup, error) {
+func Take(ctx context.Context, o Options) (record.Backup, error) {
 	if err := o.defaults(); err != nil {
-		return catalog.Backup{}, err
+		return record.Backup{}, err
 	}
 	lock, err := TryLock(o.ServerDir)
 	if err != nil {
-		return catalog.Backup{}, fmt.Errorf("backup of %s: %w", o.Server, err)
+		return record.Backup{}, fmt.Errorf("backup of %s: %w", o.Server, err)
 	}
 	defer lock.Unlock()
 
 	existing, err := o.Index.ListBackups(ctx, o.Server)
 	if err != nil {
-		return catalog.Backup{}, fmt.Errorf("backup of %s: list backups: %w", o.Server, err)
+		return record.Backup{}, fmt.Errorf("backup of %s: list backups: %w", o.Server, err)
 	}
 	if o.Name != "" {
 		for _, b := range existing {
 			if b.Name == o.Name {
-				return catalog.Backup{}, fmt.Errorf("backup of %s: name %q is already used by backup %s", o.Server, o.Name, b.ID)
+				return record.Backup{}, fmt.Errorf("backup of %s: name %q is already used by backup %s", o.Server, o.Name, b.ID)
 			}
 		}
 	}
@@ -132,32 +132,32 @@ func Take(ctx context.Context, o Options) (catalog.Backup, error) {
 
 	id, err := pgutil.Identity(ctx, o.Conninfo)
 	if err != nil {
-		return catalog.Backup{}, fmt.Errorf("backup of %s: connect (%s): %w", o.Server, config.RedactConninfo(o.Conninfo), err)
+		return record.Backup{}, fmt.Errorf("backup of %s: connect (%s): %w", o.Server, config.RedactConninfo(o.Conninfo), err)
 	}
 	if err := pgutil.CheckMajor(id.PGVersion / 10000); err != nil {
-		return catalog.Backup{}, fmt.Errorf("backup of %s: %w", o.Server, err)
+		return record.Backup{}, fmt.Errorf("backup of %s: %w", o.Server, err)
 	}
 	if arch, err := archive.LoadIdentity(ctx, o.Store, o.Server); err == nil && arch.SystemID != 0 && arch.SystemID != id.SystemID {
-		return catalog.Backup{}, fmt.Errorf("backup of %s: the server's system identifier is %d but the archive holds WAL of %d (conninfo points at another cluster?)",
+		return record.Backup{}, fmt.Errorf("backup of %s: the server's system identifier is %d but the archive holds WAL of %d (conninfo points at another cluster?)",
 			o.Server, id.SystemID, arch.SystemID)
 	} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return catalog.Backup{}, fmt.Errorf("backup of %s: %w", o.Server, err)
+		return record.Backup{}, fmt.Errorf("backup of %s: %w", o.Server, err)
 	}
 	inRecovery, tsNames, err := serverState(ctx, o.Conninfo)
 	if err != nil {
-		return catalog.Backup{}, fmt.Errorf("backup of %s: %w", o.Server, err)
+		return record.Backup{}, fmt.Errorf("backup of %s: %w", o.Server, err)
 	}
 
 	bid, err := allocateID(ctx, o, existing)
 	if err != nil {
-		return catalog.Backup{}, err
+		return record.Backup{}, err
 	}
-	b := catalog.Backup{
-		ID: bid, Server: o.Server, Name: o.Name, Status: catalog.StatusStarted,
+	b := record.Backup{
+		ID: bid, Server: o.Server, Name: o.Name, Status: record.StatusStarted,
 		Label:     "walkeeper backup " + bid,
 		BeginTime: time.Now().UTC(), PGVersion: id.PGVersion, SystemID: id.SystemID, SegSize: id.SegSize,
 		FromStandby: inRecovery, Compression: o.Compression, CompressionLevel: o.CompressionLevel,
-		Tablespaces: []catalog.Tablespace{},
+		Tablespaces: []record.Tablespace{},
 	}
 	if err := save(ctx, o, b); err != nil {
 		return b, err
@@ -167,7 +167,7 @@ func Take(ctx context.Context, o Options) (catalog.Backup, error) {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("interrupted (%s): %w", b.Status, context.Cause(ctx))
 		}
-		b.Status = catalog.StatusFailed
+		b.Status = record.StatusFailed
 		b.Error = err.Error()
 		if b.EndTime.IsZero() {
 			b.EndTime = time.Now().UTC()
@@ -182,7 +182,7 @@ func Take(ctx context.Context, o Options) (catalog.Backup, error) {
 }
 
 // save writes backup.info durably, then the index record.
-func save(ctx context.Context, o Options, b catalog.Backup) error {
+func save(ctx context.Context, o Options, b record.Backup) error {
 	if err := SaveInfo(ctx, o.Store, b); err != nil {
 		return err
 	}
@@ -194,15 +194,15 @@ func save(ctx context.Context, o Options, b catalog.Backup) error {
 
 // failInterrupted marks backups left STARTED or WAITING_WAL by a process that died:
 // this process holds the server's backup lock, so none of them is running.
-func failInterrupted(ctx context.Context, o Options, existing []catalog.Backup) {
+func failInterrupted(ctx context.Context, o Options, existing []record.Backup) {
 	for _, b := range existing {
-		if b.Status != catalog.StatusStarted && b.Status != catalog.StatusWaitingWAL {
+		if b.Status != record.StatusStarted && b.Status != record.StatusWaitingWAL {
 			continue
 		}
 		if info, err := LoadInfo(ctx, o.Store, o.Server, b.ID); err == nil {
 			b = info
 		}
-		b.Status = catalog.StatusFailed
+		b.Status = record.StatusFailed
 		b.Error = InterruptedError
 		if err := save(ctx, o, b); err != nil {
 			o.Log.Warn("marking interrupted backup FAILED", "backup", b.ID, "err", err)
@@ -210,7 +210,7 @@ func failInterrupted(ctx context.Context, o Options, existing []catalog.Backup) 
 	}
 }
 
-func allocateID(ctx context.Context, o Options, existing []catalog.Backup) (string, error) {
+func allocateID(ctx context.Context, o Options, existing []record.Backup) (string, error) {
 	taken := map[string]bool{}
 	for _, b := range existing {
 		taken[b.ID] = true
@@ -291,7 +291,7 @@ func replConnect(ctx context.Context, conninfo, appName string) (*pgconn.PgConn,
 }
 
 // run is the backup after backup.info exists: any error makes it FAILED.
-func run(ctx context.Context, o Options, b catalog.Backup, tsNames map[uint32]string) (catalog.Backup, error) {
+func run(ctx context.Context, o Options, b record.Backup, tsNames map[uint32]string) (record.Backup, error) {
 	conn, err := replConnect(ctx, o.StreamingConninfo, o.ApplicationName)
 	if err != nil {
 		return b, err
@@ -346,10 +346,10 @@ func run(ctx context.Context, o Options, b catalog.Backup, tsNames map[uint32]st
 	b.Size = res.size
 	b.StoredSize = res.stored + int64(len(res.manifest)) + int64(len(cdata))
 	for oid, loc := range res.tsLocations {
-		b.Tablespaces = append(b.Tablespaces, catalog.Tablespace{OID: oid, Name: tsNames[oid], Location: loc, Size: tsSize[oid]})
+		b.Tablespaces = append(b.Tablespaces, record.Tablespace{OID: oid, Name: tsNames[oid], Location: loc, Size: tsSize[oid]})
 	}
 	sortTablespaces(b.Tablespaces)
-	b.Status = catalog.StatusWaitingWAL
+	b.Status = record.StatusWaitingWAL
 	if err := save(ctx, o, b); err != nil {
 		return b, err
 	}
@@ -360,7 +360,7 @@ func run(ctx context.Context, o Options, b catalog.Backup, tsNames map[uint32]st
 	if err := waitWAL(ctx, o, b, res.startTLI, switchNote); err != nil {
 		return b, err
 	}
-	b.Status = catalog.StatusDone
+	b.Status = record.StatusDone
 	b.Error = ""
 	if err := save(ctx, o, b); err != nil {
 		return b, err
@@ -368,7 +368,7 @@ func run(ctx context.Context, o Options, b catalog.Backup, tsNames map[uint32]st
 	return b, nil
 }
 
-func sortTablespaces(ts []catalog.Tablespace) {
+func sortTablespaces(ts []record.Tablespace) {
 	for i := 1; i < len(ts); i++ {
 		for j := i; j > 0 && ts[j].OID < ts[j-1].OID; j-- {
 			ts[j], ts[j-1] = ts[j-1], ts[j]
@@ -379,7 +379,7 @@ func sortTablespaces(ts []catalog.Tablespace) {
 // switchWAL makes sure the backup's end segment gets closed (and so archived) on an
 // idle server: on a primary it switches WAL itself, from a standby it asks the primary.
 // It returns a note for the waiting message when it could not.
-func switchWAL(ctx context.Context, o Options, b catalog.Backup) string {
+func switchWAL(ctx context.Context, o Options, b record.Backup) string {
 	target, where := o.Conninfo, "the server"
 	if b.FromStandby {
 		if o.PrimaryConninfo == "" {
@@ -403,7 +403,7 @@ func switchWAL(ctx context.Context, o Options, b catalog.Backup) string {
 }
 
 // waitWAL waits until every segment from BeginWAL to EndWAL is archived.
-func waitWAL(ctx context.Context, o Options, b catalog.Backup, startTLI uint32, note string) error {
+func waitWAL(ctx context.Context, o Options, b record.Backup, startTLI uint32, note string) error {
 	first := segments.SegNoOf(b.BeginLSN, b.SegSize)
 	last := segments.SegNoOf(b.EndLSN-1, b.SegSize)
 	tlis := []uint32{b.Timeline}
@@ -466,7 +466,7 @@ func waitWAL(ctx context.Context, o Options, b catalog.Backup, startTLI uint32, 
 // the server and, for a standby, of the primary), the streaming receiver's state when
 // streaming_archiver is on, a daemon that is not running, or a standby nobody switches
 // WAL for. archive_command is blamed only where archive_mode is on.
-func waitCause(ctx context.Context, o Options, b catalog.Backup, note string) string {
+func waitCause(ctx context.Context, o Options, b record.Backup, note string) string {
 	var causes []string
 	archiving := false
 	check := func(conninfo, where string) {
@@ -495,7 +495,7 @@ func waitCause(ctx context.Context, o Options, b catalog.Backup, note string) st
 		check(o.PrimaryConninfo, "the primary")
 	}
 	if o.StreamingArchiver {
-		var st catalog.ReceiverState
+		var st record.ReceiverState
 		known := false
 		if o.Receiver != nil {
 			st, known = o.Receiver()
@@ -519,7 +519,7 @@ func waitCause(ctx context.Context, o Options, b catalog.Backup, note string) st
 }
 
 // receiverCause describes the streaming receiver's state for a backup that waits on it.
-func receiverCause(server, slot string, st catalog.ReceiverState, known bool) string {
+func receiverCause(server, slot string, st record.ReceiverState, known bool) string {
 	switch {
 	case !known || !st.Running:
 		return fmt.Sprintf("the streaming receiver of %s is not running (streaming_archiver = on: `walkeeper watch` runs it, or `walkeeper receive-wal %s`)", server, server)

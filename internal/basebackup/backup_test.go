@@ -15,8 +15,8 @@ import (
 
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/pgtest"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 	"github.com/walkeeper/walkeeper/internal/wktest"
 )
@@ -24,7 +24,7 @@ import (
 // setup makes a walkeeper env with server pg1 and a primary archiving into it.
 func setup(t *testing.T, archiveCommand string, settings map[string]string) (*wktest.Env, *pgtest.Cluster) {
 	t.Helper()
-	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{}})
+	env := wktest.New(t, wktest.ServerSection{Name: "pg1", Settings: map[string]string{}})
 	if archiveCommand == "" {
 		archiveCommand = env.ArchiveCommand("pg1")
 	}
@@ -44,9 +44,9 @@ func listBackups(t *testing.T, env *wktest.Env) []map[string]any {
 	return rows
 }
 
-func showBackup(t *testing.T, env *wktest.Env, id string) catalog.Backup {
+func showBackup(t *testing.T, env *wktest.Env, id string) record.Backup {
 	t.Helper()
-	var b catalog.Backup
+	var b record.Backup
 	env.JSON(t, &b, "show-backup", "pg1", id)
 	return b
 }
@@ -208,7 +208,7 @@ func TestBackupTablespaceUnderLoad(t *testing.T) {
 	env.MustRun(t, "switch-wal", "pg1", "--wait")
 
 	b := showBackup(t, env, "loaded")
-	if b.Status != catalog.StatusDone || b.BeginLSN == 0 || b.EndLSN <= b.BeginLSN || b.BeginWAL == "" || b.EndWAL < b.BeginWAL {
+	if b.Status != record.StatusDone || b.BeginLSN == 0 || b.EndLSN <= b.BeginLSN || b.BeginWAL == "" || b.EndWAL < b.BeginWAL {
 		t.Fatalf("backup record: %+v", b)
 	}
 	if len(b.Tablespaces) != 1 || b.Tablespaces[0].Name != "ts1" || b.Tablespaces[0].Size < 50<<20 || b.Tablespaces[0].Location == "" {
@@ -272,7 +272,7 @@ func TestBackupFromStandby(t *testing.T) {
 	}
 	t.Logf("backup from standby took %s: %s", time.Since(start), r.Stdout)
 	b := showBackup(t, env, "latest")
-	if !b.FromStandby || b.Status != catalog.StatusDone || b.EndWAL <= closed || b.Compression != "gzip" {
+	if !b.FromStandby || b.Status != record.StatusDone || b.EndWAL <= closed || b.Compression != "gzip" {
 		t.Fatalf("backup: %+v", b)
 	}
 	data := rebuild(t, env, b.ID)
@@ -403,7 +403,7 @@ func TestBackupConnectionLost(t *testing.T) {
 	env.Servers[0].Settings["bandwidth_limit"] = "0"
 	env.WriteConfig(t)
 	env.MustRun(t, "backup", "pg1", "--wait-timeout", "60s")
-	if b := showBackup(t, env, "latest"); b.Status != catalog.StatusDone {
+	if b := showBackup(t, env, "latest"); b.Status != record.StatusDone {
 		t.Fatalf("next backup: %+v", b)
 	}
 }

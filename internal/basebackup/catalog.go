@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -29,12 +29,12 @@ type WALFigures struct {
 
 // WALScanner is the index's range query.
 type WALScanner interface {
-	ScanWAL(ctx context.Context, server string, r index.WALRange, fn func(catalog.WALFile) error) error
+	ScanWAL(ctx context.Context, server string, r index.WALRange, fn func(record.WALFile) error) error
 }
 
 // LinkedWAL computes WALFigures for each backup (keyed by id) with one range query each.
-func LinkedWAL(ctx context.Context, idx WALScanner, server string, backups []catalog.Backup) (map[string]WALFigures, error) {
-	sorted := append([]catalog.Backup(nil), backups...)
+func LinkedWAL(ctx context.Context, idx WALScanner, server string, backups []record.Backup) (map[string]WALFigures, error) {
+	sorted := append([]record.Backup(nil), backups...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
 	out := make(map[string]WALFigures, len(sorted))
 	for i, b := range sorted {
@@ -50,7 +50,7 @@ func LinkedWAL(ctx context.Context, idx WALScanner, server string, backups []cat
 			}
 		}
 		var f WALFigures
-		err := idx.ScanWAL(ctx, server, r, func(w catalog.WALFile) error {
+		err := idx.ScanWAL(ctx, server, r, func(w record.WALFile) error {
 			f.Count++
 			f.Bytes += w.RawSize
 			f.StoredBytes += w.StoredSize
@@ -76,7 +76,7 @@ func Keys(ctx context.Context, store storage.Store, server, id string) ([]storag
 
 // Deleter is the part of the index delete writes to.
 type Deleter interface {
-	PutBackup(ctx context.Context, server string, b catalog.Backup) error
+	PutBackup(ctx context.Context, server string, b record.Backup) error
 	DeleteBackup(ctx context.Context, server, id string) error
 }
 
@@ -88,11 +88,11 @@ var ErrKept = errors.New("backup is pinned with keep")
 // usable, then the content goes, then backup.info, and the index record last (a record
 // without backup.info is dropped by index rebuild). A kept backup is refused, and so is
 // one whose backup is still running (the server's backup lock is held).
-func Delete(ctx context.Context, store storage.Store, idx Deleter, serverDir, server string, b catalog.Backup) error {
+func Delete(ctx context.Context, store storage.Store, idx Deleter, serverDir, server string, b record.Backup) error {
 	if b.Keep {
 		return fmt.Errorf("backup %s of %s: %w: release it first with `walkeeper keep %s %s --release`", b.ID, server, ErrKept, server, b.ID)
 	}
-	if b.Status == catalog.StatusStarted || b.Status == catalog.StatusWaitingWAL {
+	if b.Status == record.StatusStarted || b.Status == record.StatusWaitingWAL {
 		lock, err := TryLock(serverDir)
 		if err != nil {
 			return fmt.Errorf("backup %s of %s is %s and %w; wait for it to end", b.ID, server, b.Status, err)
@@ -106,7 +106,7 @@ func Delete(ctx context.Context, store storage.Store, idx Deleter, serverDir, se
 			return fmt.Errorf("backup %s of %s: %w: release it first with `walkeeper keep %s %s --release`", b.ID, server, ErrKept, server, b.ID)
 		}
 		b = info
-		b.Status = catalog.StatusFailed
+		b.Status = record.StatusFailed
 		b.Error = "being deleted (" + time.Now().UTC().Format(time.RFC3339) + "): content incomplete; run `walkeeper delete` again to finish"
 		if err := SaveInfo(ctx, store, b); err != nil {
 			return err

@@ -38,7 +38,7 @@
 // BackupDataPrefix), which documents the whole archive's layout; the keys below data/
 // are this package's own (dataKey, bundle keys), recorded in the contents list.
 //
-//	<server>/base/<id>/backup.info         catalog.Backup as JSON; the truth about the backup
+//	<server>/base/<id>/backup.info         record.Backup as JSON; the truth about the backup
 //	<server>/base/<id>/backup_manifest     the server's manifest, byte for byte as sent
 //	<server>/base/<id>/contents.json.zst   {"version":2,"backup_id":..,"entries":[Entry...]}, zstd
 //	<server>/base/<id>/data/pgdata/<path>[.zst|.gz]   one object per file over 256 KiB

@@ -17,8 +17,8 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -73,8 +73,8 @@ func dataKey(server, id string, tablespace uint32, p, codec string) string {
 }
 
 // LoadInfo reads a backup's backup.info.
-func LoadInfo(ctx context.Context, store storage.Store, server, id string) (catalog.Backup, error) {
-	var b catalog.Backup
+func LoadInfo(ctx context.Context, store storage.Store, server, id string) (record.Backup, error) {
+	var b record.Backup
 	r, err := store.Get(ctx, archive.BackupInfoKey(server, id))
 	if err != nil {
 		return b, fmt.Errorf("backup %s of %s: %w", id, server, err)
@@ -90,7 +90,7 @@ func LoadInfo(ctx context.Context, store storage.Store, server, id string) (cata
 }
 
 // SaveInfo writes a backup's backup.info durably.
-func SaveInfo(ctx context.Context, store storage.Store, b catalog.Backup) error {
+func SaveInfo(ctx context.Context, store storage.Store, b record.Backup) error {
 	data, err := json.MarshalIndent(b, "", "  ")
 	if err != nil {
 		return err
@@ -291,19 +291,19 @@ func (er *entryReader) Close() error {
 // Resolve finds a backup by exact id, by --name, or as `latest` / `oldest` (the newest
 // or oldest DONE backup). An exact id or name may resolve to a backup that is not DONE
 // (show-backup and delete need them); callers that restore check Done().
-func Resolve(backups []catalog.Backup, ref string) (catalog.Backup, error) {
-	sorted := append([]catalog.Backup(nil), backups...)
+func Resolve(backups []record.Backup, ref string) (record.Backup, error) {
+	sorted := append([]record.Backup(nil), backups...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
 	switch ref {
 	case "latest", "oldest":
-		var done []catalog.Backup
+		var done []record.Backup
 		for _, b := range sorted {
 			if b.Done() {
 				done = append(done, b)
 			}
 		}
 		if len(done) == 0 {
-			return catalog.Backup{}, fmt.Errorf("backup %q: no DONE backup exists%s", ref, existing(sorted))
+			return record.Backup{}, fmt.Errorf("backup %q: no DONE backup exists%s", ref, existing(sorted))
 		}
 		if ref == "latest" {
 			return done[len(done)-1], nil
@@ -320,10 +320,10 @@ func Resolve(backups []catalog.Backup, ref string) (catalog.Backup, error) {
 			return b, nil
 		}
 	}
-	return catalog.Backup{}, fmt.Errorf("backup %q not found (give an id, a name, latest or oldest)%s", ref, existing(sorted))
+	return record.Backup{}, fmt.Errorf("backup %q not found (give an id, a name, latest or oldest)%s", ref, existing(sorted))
 }
 
-func existing(bs []catalog.Backup) string {
+func existing(bs []record.Backup) string {
 	if len(bs) == 0 {
 		return "; the server has no backups"
 	}

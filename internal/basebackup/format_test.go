@@ -15,19 +15,19 @@ import (
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
 func TestResolve(t *testing.T) {
-	bs := []catalog.Backup{
-		{ID: "20260101T000000", Status: catalog.StatusFailed, Name: "broken"},
-		{ID: "20260102T000000", Status: catalog.StatusDone, Name: "monday"},
-		{ID: "20260103T000000", Status: catalog.StatusDone},
-		{ID: "20260104T000000", Status: catalog.StatusFailed},
-		{ID: "20260105T000000", Status: catalog.StatusWaitingWAL},
+	bs := []record.Backup{
+		{ID: "20260101T000000", Status: record.StatusFailed, Name: "broken"},
+		{ID: "20260102T000000", Status: record.StatusDone, Name: "monday"},
+		{ID: "20260103T000000", Status: record.StatusDone},
+		{ID: "20260104T000000", Status: record.StatusFailed},
+		{ID: "20260105T000000", Status: record.StatusWaitingWAL},
 	}
 	for _, tc := range []struct{ ref, want, err string }{
 		{"latest", "20260103T000000", ""},
@@ -157,9 +157,9 @@ func TestOpenEntryChecksSize(t *testing.T) {
 	}
 }
 
-type fakeScanner []catalog.WALFile
+type fakeScanner []record.WALFile
 
-func (f fakeScanner) ScanWAL(ctx context.Context, server string, r index.WALRange, fn func(catalog.WALFile) error) error {
+func (f fakeScanner) ScanWAL(ctx context.Context, server string, r index.WALRange, fn func(record.WALFile) error) error {
 	for _, w := range f {
 		if w.Name >= r.From && (r.To == "" || w.Name < r.To) {
 			if err := fn(w); err != nil {
@@ -176,13 +176,13 @@ func TestLinkedWAL(t *testing.T) {
 	var wal fakeScanner
 	for _, n := range []string{"000000010000000000000001", "000000010000000000000002", "000000010000000000000003",
 		"000000010000000000000004", "000000010000000000000005", "00000002.history", "000000020000000000000005"} {
-		wal = append(wal, catalog.WALFile{Name: n, RawSize: 100, StoredSize: 10})
+		wal = append(wal, record.WALFile{Name: n, RawSize: 100, StoredSize: 10})
 	}
-	bs := []catalog.Backup{
-		{ID: "a", Status: catalog.StatusDone, BeginWAL: "000000010000000000000002"},
-		{ID: "b", Status: catalog.StatusFailed, BeginWAL: "000000010000000000000003"},
-		{ID: "c", Status: catalog.StatusDone, BeginWAL: "000000010000000000000004"},
-		{ID: "d", Status: catalog.StatusFailed},
+	bs := []record.Backup{
+		{ID: "a", Status: record.StatusDone, BeginWAL: "000000010000000000000002"},
+		{ID: "b", Status: record.StatusFailed, BeginWAL: "000000010000000000000003"},
+		{ID: "c", Status: record.StatusDone, BeginWAL: "000000010000000000000004"},
+		{ID: "d", Status: record.StatusFailed},
 	}
 	got, err := LinkedWAL(context.Background(), wal, "pg1", bs)
 	if err != nil {
@@ -198,10 +198,10 @@ func TestLinkedWAL(t *testing.T) {
 
 type fakeIndex struct {
 	calls []string
-	recs  map[string]catalog.Backup
+	recs  map[string]record.Backup
 }
 
-func (f *fakeIndex) PutBackup(ctx context.Context, server string, b catalog.Backup) error {
+func (f *fakeIndex) PutBackup(ctx context.Context, server string, b record.Backup) error {
 	f.calls = append(f.calls, "put "+b.Status)
 	f.recs[b.ID] = b
 	return nil
@@ -219,7 +219,7 @@ func TestDelete(t *testing.T) {
 	ctx := context.Background()
 	home := t.TempDir()
 	store := storage.NewLocal(home)
-	b := catalog.Backup{ID: "20260101T000000", Server: "pg1", Status: catalog.StatusDone, Keep: true}
+	b := record.Backup{ID: "20260101T000000", Server: "pg1", Status: record.StatusDone, Keep: true}
 	if err := SaveInfo(ctx, store, b); err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestDelete(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	idx := &fakeIndex{recs: map[string]catalog.Backup{b.ID: b}}
+	idx := &fakeIndex{recs: map[string]record.Backup{b.ID: b}}
 	err := Delete(ctx, store, idx, filepath.Join(home, "pg1"), "pg1", b)
 	if !errors.Is(err, ErrKept) || !strings.Contains(err.Error(), "keep pg1 20260101T000000 --release") {
 		t.Fatalf("kept backup: %v", err)

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
+	"github.com/walkeeper/walkeeper/internal/record"
 )
 
 // LockName is the per-server backup lock file in <home>/<server>/.
@@ -77,7 +77,7 @@ const InterruptedError = "interrupted: no process holds the backup lock (the bac
 // in both are marked: a backup takes the lock before it records STARTED and records
 // its end before it releases it, so one in progress on both sides of a free lock is
 // dead, while one that began after the probe is in the second listing alone.
-func ShowInterrupted(serverDir string, list func() ([]catalog.Backup, error)) ([]catalog.Backup, error) {
+func ShowInterrupted(serverDir string, list func() ([]record.Backup, error)) ([]record.Backup, error) {
 	first, err := list()
 	if err != nil {
 		return nil, err
@@ -101,13 +101,13 @@ func ShowInterrupted(serverDir string, list func() ([]catalog.Backup, error)) ([
 	}
 	for i, b := range second {
 		if inProgress(b) && before[b.ID] {
-			second[i].Status = catalog.StatusFailed
+			second[i].Status = record.StatusFailed
 			second[i].Error = InterruptedError
 		}
 	}
 	return second, nil
 }
 
-func inProgress(b catalog.Backup) bool {
-	return b.Status == catalog.StatusStarted || b.Status == catalog.StatusWaitingWAL
+func inProgress(b record.Backup) bool {
+	return b.Status == record.StatusStarted || b.Status == record.StatusWaitingWAL
 }

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/pgtest"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/wktest"
 )
 
@@ -23,7 +23,7 @@ func TestBackupOldProtocol(t *testing.T) {
 	for _, major := range []int{13, 14} {
 		t.Run(strconv.Itoa(major), func(t *testing.T) {
 			pgtest.RequireMajor(t, major)
-			env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{}})
+			env := wktest.New(t, wktest.ServerSection{Name: "pg1", Settings: map[string]string{}})
 			pg := pgtest.New(t, "primary", pgtest.Options{Major: major, ArchiveCommand: env.ArchiveCommand("pg1")})
 			env.Servers[0].Settings["conninfo"] = pg.ConnString("")
 			env.WriteConfig(t)
@@ -50,7 +50,7 @@ func TestBackupOldProtocol(t *testing.T) {
 			env.MustRun(t, "switch-wal", "pg1", "--wait")
 
 			b := showBackup(t, env, "old")
-			if b.Status != catalog.StatusDone || b.PGVersion/10000 != major || b.EndLSN <= b.BeginLSN {
+			if b.Status != record.StatusDone || b.PGVersion/10000 != major || b.EndLSN <= b.BeginLSN {
 				t.Fatalf("backup record: %+v", b)
 			}
 			if len(b.Tablespaces) != 1 || b.Tablespaces[0].Name != "ts1" || b.Tablespaces[0].Size < 20<<20 || b.Tablespaces[0].Location == "" {

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 	"github.com/walkeeper/walkeeper/internal/textout"
 )
@@ -39,8 +39,8 @@ type Row struct {
 // ListRows lists a server's backups with their linked WAL, oldest first; a backup
 // whose process is gone shows as FAILED (interrupted) at once. The backups are
 // returned too.
-func ListRows(ctx context.Context, idx index.Index, serverDir, server string) ([]Row, []catalog.Backup, error) {
-	bs, err := ShowInterrupted(serverDir, func() ([]catalog.Backup, error) { return idx.ListBackups(ctx, server) })
+func ListRows(ctx context.Context, idx index.Index, serverDir, server string) ([]Row, []record.Backup, error) {
+	bs, err := ShowInterrupted(serverDir, func() ([]record.Backup, error) { return idx.ListBackups(ctx, server) })
 	if err != nil {
 		return nil, nil, err
 	}
@@ -55,7 +55,7 @@ func ListRows(ctx context.Context, idx index.Index, serverDir, server string) ([
 	return rows, bs, nil
 }
 
-func rowOf(b catalog.Backup, w WALFigures) Row {
+func rowOf(b record.Backup, w WALFigures) Row {
 	r := Row{ID: b.ID, Name: b.Name, Status: b.Status, Error: b.Error, Keep: b.Keep, BeginTime: b.BeginTime,
 		Timeline: b.Timeline, Size: b.Size, StoredSize: b.StoredSize, WALCount: w.Count, WALBytes: w.Bytes, WALStored: w.StoredBytes,
 		FromStandby: b.FromStandby}
@@ -102,7 +102,7 @@ func WriteRows(w io.Writer, server string, rows []Row) {
 
 // Detail is show-backup --json: backup.info, the linked WAL and the storage keys.
 type Detail struct {
-	catalog.Backup
+	record.Backup
 	WALCount    int    `json:"wal_count"`
 	WALBytes    int64  `json:"wal_bytes"`
 	WALStored   int64  `json:"wal_stored_bytes"`
@@ -148,7 +148,7 @@ func Describe(ctx context.Context, idx index.Index, store storage.Store, serverD
 		d.Objects = len(keys)
 	}
 	if d.Tablespaces == nil {
-		d.Tablespaces = []catalog.Tablespace{}
+		d.Tablespaces = []record.Tablespace{}
 	}
 	return d, nil
 }
@@ -204,7 +204,7 @@ func (d Detail) WriteText(w io.Writer) {
 }
 
 // WriteDone is the line that reports a backup taken in took.
-func WriteDone(w io.Writer, server string, b catalog.Backup, took time.Duration) {
+func WriteDone(w io.Writer, server string, b record.Backup, took time.Duration) {
 	ratio := ""
 	if b.StoredSize > 0 {
 		ratio = fmt.Sprintf(", ratio %.1fx", float64(b.Size)/float64(b.StoredSize))
@@ -215,14 +215,14 @@ func WriteDone(w io.Writer, server string, b catalog.Backup, took time.Duration)
 
 // Find is backup ref (id, name, latest, oldest) of server, an interrupted one shown as
 // FAILED (see ShowInterrupted); errors name the server.
-func Find(ctx context.Context, idx index.Index, serverDir, server, ref string) (catalog.Backup, error) {
-	bs, err := ShowInterrupted(serverDir, func() ([]catalog.Backup, error) { return idx.ListBackups(ctx, server) })
+func Find(ctx context.Context, idx index.Index, serverDir, server, ref string) (record.Backup, error) {
+	bs, err := ShowInterrupted(serverDir, func() ([]record.Backup, error) { return idx.ListBackups(ctx, server) })
 	if err != nil {
-		return catalog.Backup{}, err
+		return record.Backup{}, err
 	}
 	b, err := Resolve(bs, ref)
 	if err != nil {
-		return catalog.Backup{}, fmt.Errorf("%s: %w", server, err)
+		return record.Backup{}, fmt.Errorf("%s: %w", server, err)
 	}
 	return b, nil
 }

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -28,13 +28,13 @@ func TestReports(t *testing.T) {
 	}
 	defer idx.Close()
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	b1 := catalog.Backup{ID: "20261201T100000", Server: "pg1", Label: "walkeeper B1", Status: catalog.StatusDone, Timeline: 1,
+	b1 := record.Backup{ID: "20261201T100000", Server: "pg1", Label: "walkeeper B1", Status: record.StatusDone, Timeline: 1,
 		BeginLSN: segments.LSN(0x2000028), EndLSN: segments.LSN(0x2000100), BeginWAL: "000000010000000000000002", EndWAL: "000000010000000000000002",
 		BeginTime: t0, EndTime: t0.Add(90 * time.Second), PGVersion: 150004, SystemID: 7, SegSize: 16 << 20,
 		Size: 30 << 20, StoredSize: 10 << 20, Files: 1000, Compression: "zstd", CompressionLevel: 3}
-	b2 := catalog.Backup{ID: "20261201T110000", Server: "pg1", Name: "nightly", Status: "FAILED", Error: "connection lost", Keep: true,
+	b2 := record.Backup{ID: "20261201T110000", Server: "pg1", Name: "nightly", Status: "FAILED", Error: "connection lost", Keep: true,
 		BeginTime: t0.Add(time.Hour)}
-	for _, b := range []catalog.Backup{b1, b2} {
+	for _, b := range []record.Backup{b1, b2} {
 		if err := idx.PutBackup(ctx, "pg1", b); err != nil {
 			t.Fatal(err)
 		}

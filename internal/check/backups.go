@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 )
 
-func (r *runner) done() []catalog.Backup {
-	var out []catalog.Backup
+func (r *runner) done() []record.Backup {
+	var out []record.Backup
 	for _, b := range r.backups {
 		if b.Done() {
 			out = append(out, b)
@@ -64,9 +64,9 @@ func (r *runner) failedBackups() {
 			lastDone = b.ID
 		}
 	}
-	var failed []catalog.Backup
+	var failed []record.Backup
 	for _, b := range r.backups {
-		if b.Status == catalog.StatusFailed && b.ID > lastDone {
+		if b.Status == record.StatusFailed && b.ID > lastDone {
 			failed = append(failed, b)
 		}
 	}

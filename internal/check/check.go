@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/basebackup"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -41,7 +41,7 @@ type Deps struct {
 	// Daemon is a client of the running daemon, nil when none answers.
 	Daemon *daemon.Client
 	// Receiver returns the streaming receiver's state, if any is known.
-	Receiver func() (catalog.ReceiverState, bool)
+	Receiver func() (record.ReceiverState, bool)
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// ChainRecheck, if positive, is how long the WAL chain check waits before it looks
@@ -85,7 +85,7 @@ type runner struct {
 	out []Result
 	pg  facts
 
-	backups    []catalog.Backup
+	backups    []record.Backup
 	backupsErr error
 }
 
@@ -107,7 +107,7 @@ func Run(ctx context.Context, d Deps) []Result {
 	r.pg = gather(ctx, d.Server)
 	rf := <-replc
 	if d.Index != nil {
-		r.backups, r.backupsErr = basebackup.ShowInterrupted(d.Server.Dir(), func() ([]catalog.Backup, error) {
+		r.backups, r.backupsErr = basebackup.ShowInterrupted(d.Server.Dir(), func() ([]record.Backup, error) {
 			return d.Index.ListBackups(ctx, d.Server.Name)
 		})
 	} else {

@@ -71,7 +71,7 @@ func storedFiles(t *testing.T, dir string) []string {
 // and not), a missing archived segment, a failing archive_command and a stopped daemon
 // each fail with the cause named.
 func TestCheckAndVerify(t *testing.T) {
-	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{"min_free_disk": "1MB"}})
+	env := wktest.New(t, wktest.ServerSection{Name: "pg1", Settings: map[string]string{"min_free_disk": "1MB"}})
 	pg := pgtest.New(t, "check", pgtest.Options{ArchiveCommand: env.ArchiveCommand("pg1")})
 	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
 	env.WriteConfig(t)
@@ -326,7 +326,7 @@ func writeAs(t *testing.T, p string, data []byte) {
 // from timeline 1 to 2 at the switch segment without a gap; without the .history file
 // the crossing cannot be made and verify says so.
 func TestVerifyAcrossPromotion(t *testing.T) {
-	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{}})
+	env := wktest.New(t, wktest.ServerSection{Name: "pg1", Settings: map[string]string{}})
 	pg := pgtest.New(t, "old", pgtest.Options{ArchiveCommand: env.ArchiveCommand("pg1")})
 	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
 	env.WriteConfig(t)
@@ -421,7 +421,7 @@ func TestVerifyAcrossPromotion(t *testing.T) {
 // BenchmarkVerifyBackup: `walkeeper verify SERVER ID` (files against the manifest, and
 // the WAL chain) of a pgbench scale 20 cluster's backup; reports MB/s of data verified.
 func BenchmarkVerifyBackup(b *testing.B) {
-	env := wktest.New(b, wktest.Server{Name: "pg1", Settings: map[string]string{}})
+	env := wktest.New(b, wktest.ServerSection{Name: "pg1", Settings: map[string]string{}})
 	pg := pgtest.New(b, "bench", pgtest.Options{ArchiveCommand: env.ArchiveCommand("pg1")})
 	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
 	env.WriteConfig(b)
@@ -449,7 +449,7 @@ func BenchmarkVerifyBackup(b *testing.B) {
 // check with the receiver and slot checks, and the receiver check fails once the daemon
 // that runs it stops.
 func TestCheckStreaming(t *testing.T) {
-	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{
+	env := wktest.New(t, wktest.ServerSection{Name: "pg1", Settings: map[string]string{
 		"streaming_archiver": "on", "create_slot": "auto", "min_free_disk": "1MB"}})
 	pg := pgtest.New(t, "stream", pgtest.Options{})
 	env.Servers[0].Settings["conninfo"] = pg.ConnString("")

@@ -12,9 +12,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/pgutil"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 )
 
@@ -281,7 +281,7 @@ func (r *runner) streaming() {
 			r.add(CheckSlot, true, fmt.Sprintf("replication slot %q exists (%s)", r.srv.SlotName, state), "")
 		}
 	}
-	var st catalog.ReceiverState
+	var st record.ReceiverState
 	ok := false
 	if r.d.Receiver != nil {
 		st, ok = r.d.Receiver()

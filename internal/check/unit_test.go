@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -41,7 +41,7 @@ func TestArchivesToUs(t *testing.T) {
 }
 
 // rig is a home with a real badger index and local storage, and a server whose
-// PostgreSQL is unreachable (a closed port): the archive- and catalog-side checks run
+// PostgreSQL is unreachable (a closed port): the archive- and index-side checks run
 // on their own.
 type rig struct {
 	srv   *config.Server
@@ -74,7 +74,7 @@ func (r *rig) put(t *testing.T, name string, data []byte) {
 
 func (r *rig) backup(t *testing.T, id, status, errText string, tli uint32, begin segments.LSN, end time.Time) {
 	t.Helper()
-	b := catalog.Backup{ID: id, Server: "pg1", Status: status, Error: errText, Timeline: tli, BeginLSN: begin, EndLSN: begin + 0x1000,
+	b := record.Backup{ID: id, Server: "pg1", Status: status, Error: errText, Timeline: tli, BeginLSN: begin, EndLSN: begin + 0x1000,
 		BeginWAL: segments.SegmentForLSN(tli, begin, 16<<20), SegSize: 16 << 20, BeginTime: end.Add(-time.Minute), EndTime: end}
 	if err := r.idx.PutBackup(context.Background(), "pg1", b); err != nil {
 		t.Fatal(err)
@@ -114,10 +114,10 @@ func TestChecksWithoutPostgres(t *testing.T) {
 		}
 	}
 	r.put(t, "00000002.history", []byte("1\t0/5000100\tno recovery target specified\n"))
-	r.backup(t, "20261120T000000", catalog.StatusDone, "", 1, 0x2000028, r.now.Add(-72*time.Hour))
-	r.backup(t, "20261121T000000", catalog.StatusFailed, "old failure, superseded", 1, 0x3000028, r.now.Add(-60*time.Hour))
-	r.backup(t, "20261122T000000", catalog.StatusDone, "", 1, 0x4000028, r.now.Add(-48*time.Hour))
-	r.backup(t, "20261123T000000", catalog.StatusFailed, "WAL 000000020000000000000009 never arrived", 2, 0x9000028, r.now.Add(-1*time.Hour))
+	r.backup(t, "20261120T000000", record.StatusDone, "", 1, 0x2000028, r.now.Add(-72*time.Hour))
+	r.backup(t, "20261121T000000", record.StatusFailed, "old failure, superseded", 1, 0x3000028, r.now.Add(-60*time.Hour))
+	r.backup(t, "20261122T000000", record.StatusDone, "", 1, 0x4000028, r.now.Add(-48*time.Hour))
+	r.backup(t, "20261123T000000", record.StatusFailed, "WAL 000000020000000000000009 never arrived", 2, 0x9000028, r.now.Add(-1*time.Hour))
 
 	errDir := r.srv.ErrorsDir()
 	if err := os.MkdirAll(errDir, 0o700); err != nil {
@@ -169,7 +169,7 @@ func TestChecksWithoutPostgres(t *testing.T) {
 
 	// Fill the gap, a newer DONE backup, clean errors/: those checks pass.
 	r.put(t, segments.SegmentFileName(2, 7, seg), []byte("x"))
-	r.backup(t, "20261124T000000", catalog.StatusDone, "", 2, 0x9000028, r.now.Add(-time.Hour))
+	r.backup(t, "20261124T000000", record.StatusDone, "", 2, 0x9000028, r.now.Add(-time.Hour))
 	os.RemoveAll(errDir)
 	r.srv.MinimumRedundancy = 4
 	r.srv.MinFreeDisk = 1 << 62
@@ -182,7 +182,7 @@ func TestChecksWithoutPostgres(t *testing.T) {
 	expect(CheckDisk, false, "less than min_free_disk")
 
 	// WAL that stopped arriving: the newest archived file is older than an hour.
-	if err := r.idx.PutWAL(context.Background(), "pg1", catalog.WALFile{Name: segments.SegmentFileName(2, 9, seg), Kind: "segment",
+	if err := r.idx.PutWAL(context.Background(), "pg1", record.WALFile{Name: segments.SegmentFileName(2, 9, seg), Kind: "segment",
 		Timeline: 2, SegNo: 9, ArrivedAt: r.now.Add(-3 * time.Hour), Key: archive.WALKey("pg1", segments.SegmentFileName(2, 9, seg), "none")}); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestChecksWithoutPostgres(t *testing.T) {
 	m = r.run(t)
 	expect(CheckWALChain, false, "timeline 3 has archived segments but its history file 00000003.history is not archived")
 
-	// No index: the catalog checks say why instead of passing.
+	// No index: the checks that read it say why instead of passing.
 	rs := Run(context.Background(), Deps{Server: r.srv, Store: r.store, IndexErr: fmt.Errorf("badger: locked")})
 	found := false
 	for _, x := range rs {
@@ -202,7 +202,7 @@ func TestChecksWithoutPostgres(t *testing.T) {
 			found = true
 		}
 		if x.Check == CheckWALChain || x.Check == CheckFailedBackup {
-			t.Errorf("catalog check ran without an index: %+v", x)
+			t.Errorf("index check ran without an index: %+v", x)
 		}
 	}
 	if !found || !Failed(rs) {

@@ -89,8 +89,8 @@ type ServerState struct {
 	Receiver    any       `json:"receiver,omitempty"`
 }
 
-// Server is the daemon's HTTP API on the unix socket.
-type Server struct {
+// API is the daemon's HTTP API on the unix socket.
+type API struct {
 	mux *http.ServeMux
 	ln  net.Listener
 	srv *http.Server
@@ -98,7 +98,7 @@ type Server struct {
 
 // Listen creates the socket (removing a stale one: the caller holds the lock) with mode
 // 0600 and serves the index and info() on it; Handle adds more endpoints.
-func Listen(home string, idx index.Index, info func() Info) (*Server, error) {
+func Listen(home string, idx index.Index, info func() Info) (*API, error) {
 	p := SocketPath(home)
 	_ = os.Remove(p)
 	old := unix.Umask(0o177)
@@ -117,15 +117,15 @@ func Listen(home string, idx index.Index, info func() Info) (*Server, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(info())
 	})
-	s := &Server{mux: mux, ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
+	s := &API{mux: mux, ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
 	return s, nil
 }
 
 // Handle adds an endpoint.
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+func (s *API) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // Serve answers requests until Shutdown.
-func (s *Server) Serve() error {
+func (s *API) Serve() error {
 	err := s.srv.Serve(s.ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -134,7 +134,7 @@ func (s *Server) Serve() error {
 }
 
 // Shutdown stops serving and removes the socket.
-func (s *Server) Shutdown(ctx context.Context) error {
+func (s *API) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
 	_ = os.Remove(s.ln.Addr().String())
 	return err

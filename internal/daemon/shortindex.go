@@ -4,8 +4,8 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 )
 
 // ShortIndex opens the index (the daemon's, else the local database) for each call and
@@ -26,12 +26,12 @@ func (s ShortIndex) with(fn func(index.Index) error) error {
 }
 
 // PutBackup records a backup.
-func (s ShortIndex) PutBackup(ctx context.Context, server string, b catalog.Backup) error {
+func (s ShortIndex) PutBackup(ctx context.Context, server string, b record.Backup) error {
 	return s.with(func(i index.Index) error { return i.PutBackup(ctx, server, b) })
 }
 
 // ListBackups lists a server's backups.
-func (s ShortIndex) ListBackups(ctx context.Context, server string) (bs []catalog.Backup, err error) {
+func (s ShortIndex) ListBackups(ctx context.Context, server string) (bs []record.Backup, err error) {
 	err = s.with(func(i index.Index) error { bs, err = i.ListBackups(ctx, server); return err })
 	return bs, err
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 )
 
 // ShortIndex holds the index only for the length of a call: a daemon could open it
@@ -13,7 +13,7 @@ func TestShortIndex(t *testing.T) {
 	ctx := context.Background()
 	home := t.TempDir()
 	si := ShortIndex{Home: home}
-	if err := si.PutBackup(ctx, "pg1", catalog.Backup{ID: "B1", Status: catalog.StatusDone}); err != nil {
+	if err := si.PutBackup(ctx, "pg1", record.Backup{ID: "B1", Status: record.StatusDone}); err != nil {
 		t.Fatal(err)
 	}
 	idx, err := OpenLocalIndex(home, nil, 0) // not locked: the call closed it

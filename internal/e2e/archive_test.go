@@ -30,7 +30,7 @@ type status struct {
 }
 
 func newEnv(t *testing.T) *wktest.Env {
-	return wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{}})
+	return wktest.New(t, wktest.ServerSection{Name: "pg1", Settings: map[string]string{}})
 }
 
 // primary starts a cluster whose archive_command first keeps a plain copy of every file

@@ -13,7 +13,7 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 )
 
@@ -113,7 +113,7 @@ func (x *Badger) update(fn func(*badger.Txn) error) (err error) {
 func (x *Badger) Close() error { return x.db.Close() }
 
 // PutWAL implements Index.
-func (x *Badger) PutWAL(_ context.Context, server string, f catalog.WALFile) error {
+func (x *Badger) PutWAL(_ context.Context, server string, f record.WALFile) error {
 	v := encodeWAL(server, f)
 	if err := x.update(func(txn *badger.Txn) error { return txn.Set(walKey(server, f.Name), v) }); err != nil {
 		return fmt.Errorf("index put %s/%s: %w", server, f.Name, err)
@@ -123,7 +123,7 @@ func (x *Badger) PutWAL(_ context.Context, server string, f catalog.WALFile) err
 
 // PutWALBatch records many archived files in one write batch (one fsync per flush
 // instead of one per file), for bulk loads such as benchmarks and rebuilds.
-func (x *Badger) PutWALBatch(_ context.Context, server string, fs []catalog.WALFile) (err error) {
+func (x *Badger) PutWALBatch(_ context.Context, server string, fs []record.WALFile) (err error) {
 	defer x.recoverRead(&err)
 	wb := x.db.NewWriteBatch()
 	defer wb.Cancel()
@@ -139,8 +139,8 @@ func (x *Badger) PutWALBatch(_ context.Context, server string, fs []catalog.WALF
 }
 
 // GetWAL implements Index.
-func (x *Badger) GetWAL(_ context.Context, server, name string) (catalog.WALFile, error) {
-	var f catalog.WALFile
+func (x *Badger) GetWAL(_ context.Context, server, name string) (record.WALFile, error) {
+	var f record.WALFile
 	err := x.view(func(txn *badger.Txn) error {
 		it, err := txn.Get(walKey(server, name))
 		if errors.Is(err, badger.ErrKeyNotFound) {
@@ -171,7 +171,7 @@ func (x *Badger) get(key []byte, v any) error {
 }
 
 // ScanWAL implements Index.
-func (x *Badger) ScanWAL(ctx context.Context, server string, r WALRange, fn func(catalog.WALFile) error) error {
+func (x *Badger) ScanWAL(ctx context.Context, server string, r WALRange, fn func(record.WALFile) error) error {
 	prefix := walPrefix(server)
 	return x.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
@@ -189,7 +189,7 @@ func (x *Badger) ScanWAL(ctx context.Context, server string, r WALRange, fn func
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			var f catalog.WALFile
+			var f record.WALFile
 			name := string(item.Key()[len(prefix):])
 			if err := item.Value(func(b []byte) (err error) { f, err = decodeWAL(server, name, b); return err }); err != nil {
 				return fmt.Errorf("index record %s: %w", item.Key(), err)
@@ -219,7 +219,7 @@ func (x *Badger) DeleteWAL(_ context.Context, server string, names []string) (er
 func (x *Badger) WALStats(ctx context.Context, server string) (Stats, error) {
 	var s Stats
 	seen := map[uint32]bool{}
-	err := x.ScanWAL(ctx, server, WALRange{}, func(f catalog.WALFile) error {
+	err := x.ScanWAL(ctx, server, WALRange{}, func(f record.WALFile) error {
 		s.Files++
 		s.RawBytes += f.RawSize
 		s.StoredBytes += f.StoredSize
@@ -304,7 +304,7 @@ func (x *Badger) WALTimelines(ctx context.Context, server string) ([]TimelineSpa
 }
 
 // PutBackup implements Index.
-func (x *Badger) PutBackup(_ context.Context, server string, b catalog.Backup) error {
+func (x *Badger) PutBackup(_ context.Context, server string, b record.Backup) error {
 	v, err := json.Marshal(b)
 	if err != nil {
 		return err
@@ -316,8 +316,8 @@ func (x *Badger) PutBackup(_ context.Context, server string, b catalog.Backup) e
 }
 
 // GetBackup implements Index.
-func (x *Badger) GetBackup(_ context.Context, server, id string) (catalog.Backup, error) {
-	var b catalog.Backup
+func (x *Badger) GetBackup(_ context.Context, server, id string) (record.Backup, error) {
+	var b record.Backup
 	if err := x.get(backupKey(server, id), &b); err != nil {
 		return b, fmt.Errorf("backup %s/%s: %w", server, id, err)
 	}
@@ -325,13 +325,13 @@ func (x *Badger) GetBackup(_ context.Context, server, id string) (catalog.Backup
 }
 
 // ListBackups implements Index. Backup ids are timestamps, so key order is age order.
-func (x *Badger) ListBackups(_ context.Context, server string) ([]catalog.Backup, error) {
-	var out []catalog.Backup
+func (x *Badger) ListBackups(_ context.Context, server string) ([]record.Backup, error) {
+	var out []record.Backup
 	err := x.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: backupPrefix(server), PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var b catalog.Backup
+			var b record.Backup
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &b) }); err != nil {
 				return err
 			}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 )
 
 // damagedIndex writes an index with enough records for a table file, closes it and
@@ -20,7 +20,7 @@ func damagedIndex(t *testing.T) (string, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fs []catalog.WALFile
+	var fs []record.WALFile
 	for i := 1; i <= 5000; i++ {
 		fs = append(fs, seg(1, i))
 	}

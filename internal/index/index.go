@@ -8,7 +8,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 )
 
 // ErrNotFound is returned for a WAL file or backup the index does not hold.
@@ -48,11 +48,11 @@ type TimelineSpan struct {
 // reach the same methods over its unix socket (see Open).
 type Index interface {
 	// PutWAL records an archived file (insert or replace by name).
-	PutWAL(ctx context.Context, server string, f catalog.WALFile) error
+	PutWAL(ctx context.Context, server string, f record.WALFile) error
 	// GetWAL returns the record of one archived file.
-	GetWAL(ctx context.Context, server, name string) (catalog.WALFile, error)
+	GetWAL(ctx context.Context, server, name string) (record.WALFile, error)
 	// ScanWAL calls fn for every file in r, in name order.
-	ScanWAL(ctx context.Context, server string, r WALRange, fn func(catalog.WALFile) error) error
+	ScanWAL(ctx context.Context, server string, r WALRange, fn func(record.WALFile) error) error
 	// DeleteWAL removes the records of the named files.
 	DeleteWAL(ctx context.Context, server string, names []string) error
 	// WALStats summarises the server's archive.
@@ -62,11 +62,11 @@ type Index interface {
 	// segments without loading them.
 	WALTimelines(ctx context.Context, server string) ([]TimelineSpan, error)
 	// PutBackup records a backup (insert or replace by id).
-	PutBackup(ctx context.Context, server string, b catalog.Backup) error
+	PutBackup(ctx context.Context, server string, b record.Backup) error
 	// GetBackup returns one backup.
-	GetBackup(ctx context.Context, server, id string) (catalog.Backup, error)
+	GetBackup(ctx context.Context, server, id string) (record.Backup, error)
 	// ListBackups returns the server's backups, oldest first.
-	ListBackups(ctx context.Context, server string) ([]catalog.Backup, error)
+	ListBackups(ctx context.Context, server string) ([]record.Backup, error)
 	// DeleteBackup removes a backup's record.
 	DeleteBackup(ctx context.Context, server, id string) error
 	// DropServer removes every record of a server (the first step of a rebuild).

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 )
 
 // both runs f against the badger index directly and through the socket protocol the
@@ -46,9 +46,9 @@ func both(t *testing.T, f func(t *testing.T, idx Index)) {
 	})
 }
 
-func seg(tli uint32, n int) catalog.WALFile {
+func seg(tli uint32, n int) record.WALFile {
 	name := fmt.Sprintf("%08X%08X%08X", tli, 0, n)
-	return catalog.WALFile{Name: name, Kind: "segment", Timeline: tli, RawSize: 16 << 20, StoredSize: 1 << 20,
+	return record.WALFile{Name: name, Kind: "segment", Timeline: tli, RawSize: 16 << 20, StoredSize: 1 << 20,
 		ArrivedAt: time.Date(2026, 1, 1, 0, 0, n, 0, time.UTC), Key: "pg1/wals/x/" + name}
 }
 
@@ -61,7 +61,7 @@ func TestIndex(t *testing.T) {
 			}
 		}
 		_ = idx.PutWAL(ctx, "pg1", seg(2, 5))
-		_ = idx.PutWAL(ctx, "pg1", catalog.WALFile{Name: "00000002.history", Kind: "history", Timeline: 2, RawSize: 40, StoredSize: 40})
+		_ = idx.PutWAL(ctx, "pg1", record.WALFile{Name: "00000002.history", Kind: "history", Timeline: 2, RawSize: 40, StoredSize: 40})
 		_ = idx.PutWAL(ctx, "pg2", seg(1, 1))
 
 		got, err := idx.GetWAL(ctx, "pg1", seg(1, 3).Name)
@@ -72,7 +72,7 @@ func TestIndex(t *testing.T) {
 			t.Fatalf("missing: %v", err)
 		}
 		var names []string
-		err = idx.ScanWAL(ctx, "pg1", WALRange{From: seg(1, 2).Name, To: seg(1, 4).Name}, func(f catalog.WALFile) error {
+		err = idx.ScanWAL(ctx, "pg1", WALRange{From: seg(1, 2).Name, To: seg(1, 4).Name}, func(f record.WALFile) error {
 			names = append(names, f.Name)
 			return nil
 		})
@@ -80,7 +80,7 @@ func TestIndex(t *testing.T) {
 			t.Fatalf("range scan: %v %v", names, err)
 		}
 		names = nil
-		_ = idx.ScanWAL(ctx, "pg1", WALRange{}, func(f catalog.WALFile) error { names = append(names, f.Name); return nil })
+		_ = idx.ScanWAL(ctx, "pg1", WALRange{}, func(f record.WALFile) error { names = append(names, f.Name); return nil })
 		// Name order is (timeline, segment) order, with a timeline's history first.
 		want := []string{seg(1, 1).Name, seg(1, 2).Name, seg(1, 3).Name, seg(1, 4).Name, seg(1, 5).Name, "00000002.history", seg(2, 5).Name}
 		if fmt.Sprint(names) != fmt.Sprint(want) {
@@ -99,12 +99,12 @@ func TestIndex(t *testing.T) {
 			t.Fatalf("after delete: %+v", st)
 		}
 		stop := errors.New("stop")
-		if err := idx.ScanWAL(ctx, "pg1", WALRange{}, func(catalog.WALFile) error { return stop }); err == nil {
+		if err := idx.ScanWAL(ctx, "pg1", WALRange{}, func(record.WALFile) error { return stop }); err == nil {
 			t.Fatal("callback error lost")
 		}
 
 		for _, id := range []string{"20260102T000000", "20260101T000000"} {
-			if err := idx.PutBackup(ctx, "pg1", catalog.Backup{ID: id, Status: catalog.StatusDone}); err != nil {
+			if err := idx.PutBackup(ctx, "pg1", record.Backup{ID: id, Status: record.StatusDone}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -154,12 +154,12 @@ func TestWALTimelines(t *testing.T) {
 		for i := 3; i <= 300; i++ {
 			_ = idx.PutWAL(ctx, "pg1", seg(1, i))
 		}
-		_ = idx.PutWAL(ctx, "pg1", catalog.WALFile{Name: "000000010000000000000004.00000028.backup", Kind: "backup", Timeline: 1})
-		_ = idx.PutWAL(ctx, "pg1", catalog.WALFile{Name: "000000010000000000000130.partial", Kind: "partial", Timeline: 1})
-		_ = idx.PutWAL(ctx, "pg1", catalog.WALFile{Name: "00000002.history", Kind: "history", Timeline: 2})
+		_ = idx.PutWAL(ctx, "pg1", record.WALFile{Name: "000000010000000000000004.00000028.backup", Kind: "backup", Timeline: 1})
+		_ = idx.PutWAL(ctx, "pg1", record.WALFile{Name: "000000010000000000000130.partial", Kind: "partial", Timeline: 1})
+		_ = idx.PutWAL(ctx, "pg1", record.WALFile{Name: "00000002.history", Kind: "history", Timeline: 2})
 		_ = idx.PutWAL(ctx, "pg1", seg(2, 7))
 		_ = idx.PutWAL(ctx, "pg1", seg(2, 9))
-		_ = idx.PutWAL(ctx, "pg1", catalog.WALFile{Name: "00000003.history", Kind: "history", Timeline: 3})
+		_ = idx.PutWAL(ctx, "pg1", record.WALFile{Name: "00000003.history", Kind: "history", Timeline: 3})
 		_ = idx.PutWAL(ctx, "pg1", seg(0x1A, 2))
 		_ = idx.PutWAL(ctx, "pg0", seg(5, 1))
 		_ = idx.PutWAL(ctx, "pg10", seg(6, 1))
@@ -186,7 +186,7 @@ func TestPutWALBatch(t *testing.T) {
 	}
 	defer b.Close()
 	ctx := context.Background()
-	var fs []catalog.WALFile
+	var fs []record.WALFile
 	for i := 1; i <= 3000; i++ {
 		fs = append(fs, seg(1, i))
 	}
@@ -207,22 +207,22 @@ func TestPutWALBatch(t *testing.T) {
 // fields hold, and values written as JSON by earlier versions are still read.
 func TestWALCodec(t *testing.T) {
 	name := "000000010000000A000000FF"
-	base := catalog.WALFile{Name: name, Kind: "segment", Timeline: 1, SegNo: 0xAFF, StartLSN: 0xAFF000000, RawSize: 16 << 20, StoredSize: 12345,
+	base := record.WALFile{Name: name, Kind: "segment", Timeline: 1, SegNo: 0xAFF, StartLSN: 0xAFF000000, RawSize: 16 << 20, StoredSize: 12345,
 		Compression: "zstd", SHA256: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-		ArrivedAt: time.Date(2026, 11, 24, 15, 4, 5, 123456789, time.UTC), Source: catalog.SourceArchive,
+		ArrivedAt: time.Date(2026, 11, 24, 15, 4, 5, 123456789, time.UTC), Source: record.SourceArchive,
 		Key: "pg1/wals/000000010000000A/" + name + ".zst"}
-	cases := []func(f *catalog.WALFile){
-		func(f *catalog.WALFile) {},
-		func(f *catalog.WALFile) { f.Key = "pg1/elsewhere/" + name },
-		func(f *catalog.WALFile) { f.SHA256 = "ABCDEF" },
-		func(f *catalog.WALFile) { f.SHA256 = "" },
-		func(f *catalog.WALFile) { f.ArrivedAt = time.Time{} },
-		func(f *catalog.WALFile) { f.ArrivedAt = f.ArrivedAt.In(time.FixedZone("", 2*3600)) },
-		func(f *catalog.WALFile) { f.Compression, f.Key = "none", "pg1/wals/000000010000000A/"+name },
-		func(f *catalog.WALFile) { f.RawSize, f.StoredSize = -1, 0 },
-		func(f *catalog.WALFile) { f.Kind, f.Source, f.Compression = "", "", "" },
-		func(f *catalog.WALFile) { f.Kind, f.Source, f.Compression = "odd", "elsewhere", "lz4" },
-		func(f *catalog.WALFile) { f.Source = catalog.SourceRebuild },
+	cases := []func(f *record.WALFile){
+		func(f *record.WALFile) {},
+		func(f *record.WALFile) { f.Key = "pg1/elsewhere/" + name },
+		func(f *record.WALFile) { f.SHA256 = "ABCDEF" },
+		func(f *record.WALFile) { f.SHA256 = "" },
+		func(f *record.WALFile) { f.ArrivedAt = time.Time{} },
+		func(f *record.WALFile) { f.ArrivedAt = f.ArrivedAt.In(time.FixedZone("", 2*3600)) },
+		func(f *record.WALFile) { f.Compression, f.Key = "none", "pg1/wals/000000010000000A/"+name },
+		func(f *record.WALFile) { f.RawSize, f.StoredSize = -1, 0 },
+		func(f *record.WALFile) { f.Kind, f.Source, f.Compression = "", "", "" },
+		func(f *record.WALFile) { f.Kind, f.Source, f.Compression = "odd", "elsewhere", "lz4" },
+		func(f *record.WALFile) { f.Source = record.SourceRebuild },
 	}
 	for i, mod := range cases {
 		f := base

@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 )
 
 // The daemon serves the Index interface over its unix socket as JSON calls: POST
@@ -19,13 +19,13 @@ import (
 // so a large range never sits in memory on either side.
 
 type request struct {
-	Server string           `json:"server"`
-	Name   string           `json:"name,omitempty"`
-	ID     string           `json:"id,omitempty"`
-	Names  []string         `json:"names,omitempty"`
-	Range  WALRange         `json:"range"`
-	WAL    *catalog.WALFile `json:"wal,omitempty"`
-	Backup *catalog.Backup  `json:"backup,omitempty"`
+	Server string          `json:"server"`
+	Name   string          `json:"name,omitempty"`
+	ID     string          `json:"id,omitempty"`
+	Names  []string        `json:"names,omitempty"`
+	Range  WALRange        `json:"range"`
+	WAL    *record.WALFile `json:"wal,omitempty"`
+	Backup *record.Backup  `json:"backup,omitempty"`
 }
 
 type errorReply struct {
@@ -59,7 +59,7 @@ func Handler(idx Index) http.Handler {
 		case "ScanWAL":
 			w.Header().Set("Content-Type", "application/x-ndjson")
 			enc := json.NewEncoder(w)
-			err = idx.ScanWAL(ctx, req.Server, req.Range, func(f catalog.WALFile) error { return enc.Encode(f) })
+			err = idx.ScanWAL(ctx, req.Server, req.Range, func(f record.WALFile) error { return enc.Encode(f) })
 			if err != nil {
 				// Headers are gone: signal the failure in-band as a final error line.
 				_ = enc.Encode(map[string]string{"error": err.Error()})
@@ -154,19 +154,19 @@ func (x *Remote) post(ctx context.Context, method string, req request) (*http.Re
 }
 
 // PutWAL implements Index.
-func (x *Remote) PutWAL(ctx context.Context, server string, f catalog.WALFile) error {
+func (x *Remote) PutWAL(ctx context.Context, server string, f record.WALFile) error {
 	return x.call(ctx, "PutWAL", request{Server: server, WAL: &f}, nil)
 }
 
 // GetWAL implements Index.
-func (x *Remote) GetWAL(ctx context.Context, server, name string) (catalog.WALFile, error) {
-	var f catalog.WALFile
+func (x *Remote) GetWAL(ctx context.Context, server, name string) (record.WALFile, error) {
+	var f record.WALFile
 	err := x.call(ctx, "GetWAL", request{Server: server, Name: name}, &f)
 	return f, err
 }
 
 // ScanWAL implements Index.
-func (x *Remote) ScanWAL(ctx context.Context, server string, r WALRange, fn func(catalog.WALFile) error) error {
+func (x *Remote) ScanWAL(ctx context.Context, server string, r WALRange, fn func(record.WALFile) error) error {
 	resp, err := x.post(ctx, "ScanWAL", request{Server: server, Range: r})
 	if err != nil {
 		return err
@@ -182,7 +182,7 @@ func (x *Remote) ScanWAL(ctx context.Context, server string, r WALRange, fn func
 				return fmt.Errorf("daemon ScanWAL: %s", e.Error)
 			}
 		}
-		var f catalog.WALFile
+		var f record.WALFile
 		if err := json.Unmarshal(line, &f); err != nil {
 			return fmt.Errorf("daemon ScanWAL: %w", err)
 		}
@@ -213,20 +213,20 @@ func (x *Remote) WALTimelines(ctx context.Context, server string) ([]TimelineSpa
 }
 
 // PutBackup implements Index.
-func (x *Remote) PutBackup(ctx context.Context, server string, b catalog.Backup) error {
+func (x *Remote) PutBackup(ctx context.Context, server string, b record.Backup) error {
 	return x.call(ctx, "PutBackup", request{Server: server, Backup: &b}, nil)
 }
 
 // GetBackup implements Index.
-func (x *Remote) GetBackup(ctx context.Context, server, id string) (catalog.Backup, error) {
-	var b catalog.Backup
+func (x *Remote) GetBackup(ctx context.Context, server, id string) (record.Backup, error) {
+	var b record.Backup
 	err := x.call(ctx, "GetBackup", request{Server: server, ID: id}, &b)
 	return b, err
 }
 
 // ListBackups implements Index.
-func (x *Remote) ListBackups(ctx context.Context, server string) ([]catalog.Backup, error) {
-	var out []catalog.Backup
+func (x *Remote) ListBackups(ctx context.Context, server string) ([]record.Backup, error) {
+	var out []record.Backup
 	err := x.call(ctx, "ListBackups", request{Server: server}, &out)
 	return out, err
 }

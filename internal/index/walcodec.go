@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 )
 
@@ -28,7 +28,7 @@ const walCodecV1 = 0x01
 var (
 	kindEnum   = []string{"segment", "history", "backup", "partial"}
 	codecEnum  = []string{compress.Zstd, compress.Gzip, compress.None, ""}
-	sourceEnum = []string{catalog.SourceArchive, catalog.SourceStream, catalog.SourceRebuild}
+	sourceEnum = []string{record.SourceArchive, record.SourceStream, record.SourceRebuild}
 )
 
 // appendEnum writes s as its 1-based position in table, or 0 and the string.
@@ -47,7 +47,7 @@ func appendString(b []byte, s string) []byte {
 }
 
 // encodeWAL renders f (stored under server/f.Name) in the compact form.
-func encodeWAL(server string, f catalog.WALFile) []byte {
+func encodeWAL(server string, f record.WALFile) []byte {
 	b := make([]byte, 0, 96)
 	b = append(b, walCodecV1)
 	b = appendEnum(b, f.Kind, kindEnum)
@@ -142,8 +142,8 @@ func (r *walReader) enum(table []string) string {
 }
 
 // decodeWAL reads a record stored under server/name, in either form.
-func decodeWAL(server, name string, v []byte) (catalog.WALFile, error) {
-	var f catalog.WALFile
+func decodeWAL(server, name string, v []byte) (record.WALFile, error) {
+	var f record.WALFile
 	if len(v) > 0 && v[0] == '{' {
 		err := json.Unmarshal(v, &f)
 		return f, err
@@ -178,7 +178,7 @@ func decodeWAL(server, name string, v []byte) (catalog.WALFile, error) {
 		f.Key = r.string()
 	}
 	if r.err != nil || len(r.b) != 0 {
-		return catalog.WALFile{}, errBadRecord
+		return record.WALFile{}, errBadRecord
 	}
 	return f, nil
 }

@@ -49,7 +49,7 @@ func benchPipeline(b *testing.B, workers int) (*Pipeline, string, func()) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := Server{Name: "bench", IncomingDir: filepath.Join(home, "bench", "incoming"), ErrorsDir: filepath.Join(home, "bench", "errors"),
+	srv := PipelineConfig{Name: "bench", IncomingDir: filepath.Join(home, "bench", "incoming"), ErrorsDir: filepath.Join(home, "bench", "errors"),
 		Compression: "zstd", Workers: workers}
 	p, err := NewPipeline(srv, storage.NewLocal(home), idx, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

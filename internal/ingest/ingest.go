@@ -21,16 +21,16 @@ import (
 
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/bufpool"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
-// Server is everything the pipeline needs to know about one PostgreSQL server.
-type Server struct {
+// PipelineConfig is everything the pipeline needs to know about one PostgreSQL server.
+type PipelineConfig struct {
 	Name             string
 	IncomingDir      string
 	ErrorsDir        string
@@ -42,18 +42,18 @@ type Server struct {
 	QuietPeriod time.Duration
 	// LearnIdentity asks the server for its identity when none is known yet; nil or an
 	// error means the first valid segment teaches it.
-	LearnIdentity func(ctx context.Context) (catalog.Identity, error)
+	LearnIdentity func(ctx context.Context) (record.Identity, error)
 }
 
 // Pipeline validates, compresses, stores and indexes the files of one server.
 type Pipeline struct {
-	srv   Server
+	srv   PipelineConfig
 	store storage.Store
 	idx   index.Index
 	log   *slog.Logger
 
 	idMu     sync.Mutex
-	identity *catalog.Identity
+	identity *record.Identity
 
 	// Per-name serialisation: the same name is never processed by two workers at once.
 	mu       sync.Mutex
@@ -66,7 +66,7 @@ type Pipeline struct {
 
 // NewPipeline returns a pipeline for srv; it loads the server's identity if one was
 // learned before.
-func NewPipeline(srv Server, store storage.Store, idx index.Index, log *slog.Logger) (*Pipeline, error) {
+func NewPipeline(srv PipelineConfig, store storage.Store, idx index.Index, log *slog.Logger) (*Pipeline, error) {
 	if srv.Workers < 1 {
 		srv.Workers = 1
 	}
@@ -88,11 +88,11 @@ func NewPipeline(srv Server, store storage.Store, idx index.Index, log *slog.Log
 }
 
 // Identity returns what the pipeline enforces, if known.
-func (p *Pipeline) Identity() (catalog.Identity, bool) {
+func (p *Pipeline) Identity() (record.Identity, bool) {
 	p.idMu.Lock()
 	defer p.idMu.Unlock()
 	if p.identity == nil {
-		return catalog.Identity{}, false
+		return record.Identity{}, false
 	}
 	return *p.identity, true
 }
@@ -112,7 +112,7 @@ func (p *Pipeline) EnsureIdentity(ctx context.Context) {
 	}
 }
 
-func (p *Pipeline) setIdentity(ctx context.Context, id catalog.Identity) error {
+func (p *Pipeline) setIdentity(ctx context.Context, id record.Identity) error {
 	p.idMu.Lock()
 	defer p.idMu.Unlock()
 	if p.identity != nil {
@@ -131,7 +131,7 @@ type Result struct {
 	Name     string
 	Outcome  string // archived, duplicate, quarantined, pending, gone
 	Reason   string
-	Record   catalog.WALFile
+	Record   record.WALFile
 	Duration time.Duration
 	Requeue  time.Duration // for pending: look again after this long
 	// Indexed is when the index entry was committed (archived files): from then on the
@@ -291,14 +291,14 @@ func (p *Pipeline) process(ctx context.Context, base, path string, fi os.FileInf
 	if cerr != nil {
 		return fmt.Errorf("compress: %w", cerr)
 	}
-	rec := catalog.WALFile{
+	rec := record.WALFile{
 		Name:        base,
 		Kind:        name.Kind.String(),
 		Timeline:    name.Timeline,
 		RawSize:     int64(len(data)),
 		Compression: p.srv.Compression,
 		SHA256:      hex.EncodeToString(sum[:]),
-		Source:      catalog.SourceArchive,
+		Source:      record.SourceArchive,
 	}
 	rec.SegNo, rec.StartLSN = name.Place(id.SegSize)
 
@@ -432,7 +432,7 @@ func readInto(path string, buf []byte, limit int64) ([]byte, error) {
 // content, a rejection when it is archived with other content, and nil when it is new.
 // A stored object without an index record (a crash between write and index commit) is
 // compared and, when equal, indexed now.
-func (p *Pipeline) existing(ctx context.Context, base string, data []byte, sum string) (*catalog.WALFile, error) {
+func (p *Pipeline) existing(ctx context.Context, base string, data []byte, sum string) (*record.WALFile, error) {
 	rec, err := p.idx.GetWAL(ctx, p.srv.Name, base)
 	if err == nil && rec.SHA256 == sum {
 		return &rec, nil
@@ -459,8 +459,8 @@ func (p *Pipeline) existing(ctx context.Context, base string, data []byte, sum s
 	if err != nil {
 		return nil, err
 	}
-	rec = catalog.WALFile{Name: base, Timeline: 0, RawSize: int64(len(stored)), StoredSize: st.Size, Compression: codec,
-		SHA256: sum, ArrivedAt: st.ModTime.UTC(), Source: catalog.SourceArchive, Key: key}
+	rec = record.WALFile{Name: base, Timeline: 0, RawSize: int64(len(stored)), StoredSize: st.Size, Compression: codec,
+		SHA256: sum, ArrivedAt: st.ModTime.UTC(), Source: record.SourceArchive, Key: key}
 	if n, perr := segments.Parse(base); perr == nil {
 		rec.Kind = n.Kind.String()
 		rec.Timeline = n.Timeline
@@ -511,7 +511,7 @@ func (p *Pipeline) validate(ctx context.Context, name segments.Name, data []byte
 			return reject("%v", err)
 		}
 		ver, _ := segments.MagicVersion(h.Magic)
-		if err := p.setIdentity(ctx, catalog.Identity{SystemID: h.SystemID, SegSize: uint64(h.SegSize), Magic: h.Magic,
+		if err := p.setIdentity(ctx, record.Identity{SystemID: h.SystemID, SegSize: uint64(h.SegSize), Magic: h.Magic,
 			PGVersion: ver * 10000, Source: "first segment " + name.Raw, LearnedAt: time.Now().UTC()}); err != nil {
 			return err
 		}

@@ -12,10 +12,10 @@ import (
 	"testing"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/index"
 	"github.com/walkeeper/walkeeper/internal/pgtest"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -46,7 +46,7 @@ type fixture struct {
 	p     *Pipeline
 	idx   *index.Badger
 	store *storage.Local
-	srv   Server
+	srv   PipelineConfig
 }
 
 func newFixture(t *testing.T, codec string) *fixture {
@@ -56,7 +56,7 @@ func newFixture(t *testing.T, codec string) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { idx.Close() })
-	srv := Server{Name: "pg1", IncomingDir: filepath.Join(home, "pg1", "incoming"), ErrorsDir: filepath.Join(home, "pg1", "errors"),
+	srv := PipelineConfig{Name: "pg1", IncomingDir: filepath.Join(home, "pg1", "incoming"), ErrorsDir: filepath.Join(home, "pg1", "errors"),
 		Compression: codec, Workers: 2}
 	store := storage.NewLocal(home)
 	p, err := NewPipeline(srv, store, idx, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -199,8 +199,8 @@ func TestPipelineRejects(t *testing.T) {
 func TestPipelineEnforcesLearnedIdentity(t *testing.T) {
 	seg := realSegment(t)
 	f := newFixture(t, "zstd")
-	f.p.srv.LearnIdentity = func(context.Context) (catalog.Identity, error) {
-		return catalog.Identity{SystemID: 42, SegSize: 16 << 20, PGVersion: 150004, Source: "server"}, nil
+	f.p.srv.LearnIdentity = func(context.Context) (record.Identity, error) {
+		return record.Identity{SystemID: 42, SegSize: 16 << 20, PGVersion: 150004, Source: "server"}, nil
 	}
 	f.p.EnsureIdentity(context.Background())
 	f.drop(t, "000000010000000000000001", seg)

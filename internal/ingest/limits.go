@@ -3,7 +3,7 @@ package ingest
 import (
 	"errors"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 )
 
@@ -17,7 +17,7 @@ const maxSmallFile = 16 << 20
 // for segments and .partial files, maxSmallFile for the others. The pipeline checks
 // it before reading a file, and bounds the read by it, so a huge file in incoming/
 // costs no memory: it is quarantined by its size alone.
-func maxFileSize(kind segments.Kind, id catalog.Identity, known bool) int64 {
+func maxFileSize(kind segments.Kind, id record.Identity, known bool) int64 {
 	switch kind {
 	case segments.KindSegment, segments.KindPartial:
 		if known && id.SegSize != 0 {

@@ -6,12 +6,12 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 )
 
 func TestMaxFileSize(t *testing.T) {
-	id := catalog.Identity{SegSize: 16 << 20}
+	id := record.Identity{SegSize: 16 << 20}
 	for _, c := range []struct {
 		kind  segments.Kind
 		known bool

@@ -9,14 +9,14 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 )
 
-// ReceiverState is what status and check show about a receiver (catalog.ReceiverState:
+// ReceiverState is what status and check show about a receiver (record.ReceiverState:
 // the packages that show it do not import ingest).
-type ReceiverState = catalog.ReceiverState
+type ReceiverState = record.ReceiverState
 
 // State returns a snapshot of the receiver's state.
 func (r *Receiver) State() ReceiverState {

@@ -19,10 +19,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/index"
 	"github.com/walkeeper/walkeeper/internal/pgtest"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 	"github.com/walkeeper/walkeeper/internal/wktest"
@@ -74,7 +74,7 @@ func newRigWith(t *testing.T, conninfo string, defaults bool) *rig {
 	}
 	r.idx = idx
 	r.store = storage.NewLocal(home)
-	p, err := NewPipeline(Server{Name: "pg1", IncomingDir: r.incoming, ErrorsDir: filepath.Join(home, "pg1", "errors"),
+	p, err := NewPipeline(PipelineConfig{Name: "pg1", IncomingDir: r.incoming, ErrorsDir: filepath.Join(home, "pg1", "errors"),
 		Compression: "none", Workers: 2, QuietPeriod: 300 * time.Millisecond}, r.store, idx, log)
 	if err != nil {
 		t.Fatal(err)
@@ -133,10 +133,10 @@ func (r *rig) startReceiver(t *testing.T, conninfo string, reset bool) {
 }
 
 // archived lists the names the index holds for pg1.
-func (r *rig) archived(t *testing.T) map[string]catalog.WALFile {
+func (r *rig) archived(t *testing.T) map[string]record.WALFile {
 	t.Helper()
-	out := map[string]catalog.WALFile{}
-	if err := r.idx.ScanWAL(context.Background(), "pg1", index.WALRange{}, func(f catalog.WALFile) error {
+	out := map[string]record.WALFile{}
+	if err := r.idx.ScanWAL(context.Background(), "pg1", index.WALRange{}, func(f record.WALFile) error {
 		out[f.Name] = f
 		return nil
 	}); err != nil {
@@ -210,7 +210,7 @@ const segSize16 = 16 << 20
 func TestReceiverSynchronousStandby(t *testing.T) {
 	pg := pgtest.New(t, "primary", pgtest.Options{Conf: map[string]string{
 		"synchronous_standby_names": "walkeeper", "synchronous_commit": "on"}})
-	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{
+	env := wktest.New(t, wktest.ServerSection{Name: "pg1", Settings: map[string]string{
 		"conninfo": pg.ConnString(""), "streaming_archiver": "on", "create_slot": "auto", "compression": "none"}})
 	d := env.StartDaemon(t)
 	pg.WaitFor(t, "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'walkeeper'", "sync", 30*time.Second)
@@ -420,7 +420,7 @@ func keys[V any](m map[string]V) []string {
 // without a gap, and the daemon reports the receiver connected.
 func TestReceiverSIGKILL(t *testing.T) {
 	pg := pgtest.New(t, "primary", pgtest.Options{})
-	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{
+	env := wktest.New(t, wktest.ServerSection{Name: "pg1", Settings: map[string]string{
 		"conninfo": pg.ConnString(""), "streaming_archiver": "on", "create_slot": "auto"}})
 	d := env.StartDaemon(t)
 	pg.WaitFor(t, "SELECT state FROM pg_stat_replication WHERE application_name = 'walkeeper'", "streaming", 30*time.Second)
@@ -525,7 +525,7 @@ func TestReceiveWALCommandOldMajors(t *testing.T) {
 // testReceiveWALCommand runs TestReceiveWALCommand on a server of major (0: the default).
 func testReceiveWALCommand(t *testing.T, major int) {
 	pg := pgtest.New(t, "primary", pgtest.Options{Major: major})
-	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{"conninfo": pg.ConnString("")}})
+	env := wktest.New(t, wktest.ServerSection{Name: "pg1", Settings: map[string]string{"conninfo": pg.ConnString("")}})
 	slots := "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'walkeeper_pg1'"
 
 	if r := env.Run("receive-wal", "pg1", "--create-slot", "--drop-slot"); r.Code != 2 {
@@ -649,7 +649,7 @@ func daemonReceiver(t *testing.T, home string) map[string]any {
 // TestReceiverWithArchiveCommand: archive_command and streaming on one server; every
 // segment arrives both ways, is archived once, and nothing is quarantined.
 func TestReceiverWithArchiveCommand(t *testing.T) {
-	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{"streaming_archiver": "on", "create_slot": "auto"}})
+	env := wktest.New(t, wktest.ServerSection{Name: "pg1", Settings: map[string]string{"streaming_archiver": "on", "create_slot": "auto"}})
 	pg := pgtest.New(t, "primary", pgtest.Options{ArchiveCommand: env.ArchiveCommand("pg1")})
 	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
 	env.WriteConfig(t)
@@ -694,7 +694,7 @@ func TestReceiverWithArchiveCommand(t *testing.T) {
 func TestReceiverBackupAndRestore(t *testing.T) {
 	pg := pgtest.New(t, "primary", pgtest.Options{Conf: map[string]string{
 		"synchronous_standby_names": "walkeeper", "synchronous_commit": "on"}})
-	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{
+	env := wktest.New(t, wktest.ServerSection{Name: "pg1", Settings: map[string]string{
 		"conninfo": pg.ConnString(""), "streaming_archiver": "on", "create_slot": "auto"}})
 	d := env.StartDaemon(t)
 	pg.WaitFor(t, "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'walkeeper'", "sync", 30*time.Second)

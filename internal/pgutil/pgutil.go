@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 )
 
 // Connect opens a SQL connection; conninfo is libpq key=value or a URL. The error names
@@ -36,8 +36,8 @@ func Connect(ctx context.Context, conninfo string) (*pgx.Conn, error) {
 }
 
 // Identity asks a server for its system identifier, WAL segment size and version.
-func Identity(ctx context.Context, conninfo string) (catalog.Identity, error) {
-	var id catalog.Identity
+func Identity(ctx context.Context, conninfo string) (record.Identity, error) {
+	var id record.Identity
 	c, err := Connect(ctx, conninfo)
 	if err != nil {
 		return id, err

@@ -14,9 +14,9 @@ import (
 
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -62,7 +62,7 @@ func Server(ctx context.Context, idx index.Index, store storage.Store, server st
 		go func() {
 			defer wg.Done()
 			for o := range jobs {
-				var rec catalog.WALFile
+				var rec record.WALFile
 				skip, err := "", error(nil)
 				if o.err != nil {
 					skip = o.err.Error()
@@ -120,23 +120,23 @@ func Server(ctx context.Context, idx index.Index, store storage.Store, server st
 // walRecord reads one archived object back into its index record (without its
 // position, which needs the segment size). An object that cannot be decompressed is
 // skipped with the reason; only a storage failure is an error.
-func walRecord(ctx context.Context, store storage.Store, o storage.Info, k archive.Key) (catalog.WALFile, string, error) {
+func walRecord(ctx context.Context, store storage.Store, o storage.Info, k archive.Key) (record.WALFile, string, error) {
 	r, err := store.Get(ctx, o.Key)
 	if err != nil {
-		return catalog.WALFile{}, "", err
+		return record.WALFile{}, "", err
 	}
 	defer r.Close()
 	dr, err := compress.NewReader(k.Codec, r)
 	if err != nil {
-		return catalog.WALFile{}, fmt.Sprintf("%s: %v", o.Key, err), nil
+		return record.WALFile{}, fmt.Sprintf("%s: %v", o.Key, err), nil
 	}
 	defer dr.Close()
 	h := sha256.New()
 	raw, err := io.Copy(h, dr)
 	if err != nil {
-		return catalog.WALFile{}, fmt.Sprintf("%s: unreadable: %v", o.Key, err), nil
+		return record.WALFile{}, fmt.Sprintf("%s: unreadable: %v", o.Key, err), nil
 	}
-	return catalog.WALFile{
+	return record.WALFile{
 		Name:        k.Name,
 		Kind:        k.WAL.Kind.String(),
 		Timeline:    k.WAL.Timeline,
@@ -145,7 +145,7 @@ func walRecord(ctx context.Context, store storage.Store, o storage.Info, k archi
 		Compression: k.Codec,
 		SHA256:      hex.EncodeToString(h.Sum(nil)),
 		ArrivedAt:   o.ModTime.UTC(),
-		Source:      catalog.SourceRebuild,
+		Source:      record.SourceRebuild,
 		Key:         o.Key,
 	}, "", nil
 }

@@ -11,9 +11,9 @@ import (
 
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -52,7 +52,7 @@ func TestServer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	good := catalog.Backup{ID: "20261201T101010", Server: "pg1", Status: catalog.StatusDone, Timeline: 1}
+	good := record.Backup{ID: "20261201T101010", Server: "pg1", Status: record.StatusDone, Timeline: 1}
 	if err := basebackup.SaveInfo(ctx, store, good); err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A stale record that the rebuild must drop.
-	if err := idx.PutWAL(ctx, "pg1", catalog.WALFile{Name: "000000010000000000000009", Kind: "segment"}); err != nil {
+	if err := idx.PutWAL(ctx, "pg1", record.WALFile{Name: "000000010000000000000009", Kind: "segment"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -94,11 +94,11 @@ func TestServer(t *testing.T) {
 		sum := sha256.Sum256(data)
 		if rec.Kind != n.Kind.String() || rec.Timeline != n.Timeline || rec.SegNo != segNo || rec.StartLSN != start ||
 			rec.RawSize != int64(len(data)) || rec.SHA256 != hex.EncodeToString(sum[:]) || rec.Compression != compress.Zstd ||
-			rec.Source != catalog.SourceRebuild || rec.Key != archive.WALKey("pg1", name, compress.Zstd) {
+			rec.Source != record.SourceRebuild || rec.Key != archive.WALKey("pg1", name, compress.Zstd) {
 			t.Errorf("%s: record %+v", name, rec)
 		}
 	}
-	if b, err := idx.GetBackup(ctx, "pg1", good.ID); err != nil || b.Status != catalog.StatusDone {
+	if b, err := idx.GetBackup(ctx, "pg1", good.ID); err != nil || b.Status != record.StatusDone {
 		t.Fatalf("backup record %+v %v", b, err)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 )
 
 func TestPlace(t *testing.T) {
@@ -151,7 +151,7 @@ func TestArchiveLagWarning(t *testing.T) {
 }
 
 func TestResultWriteText(t *testing.T) {
-	b := catalog.Backup{ID: "20261201T100000", EndTime: time.Date(2026, 12, 1, 10, 5, 0, 0, time.UTC)}
+	b := record.Backup{ID: "20261201T100000", EndTime: time.Date(2026, 12, 1, 10, 5, 0, 0, time.UTC)}
 	res := Result{Server: "pg1", Dest: "/d", Remote: "db2", Timeline: 2, Target: "xid 100", WALMode: WALCopy, Files: 1200, Bytes: 3 << 20,
 		WALFiles: 4, WALBytes: 4 << 20, RestoreCommand: "cp %p", Seconds: 1.25,
 		Tablespaces: []TablespaceTarget{{OID: 16400, Name: "ts1", Target: "/t1"}}}

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -39,7 +39,7 @@ func segData(name string) []byte {
 func newArchive(t *testing.T) (*storage.Local, string) {
 	home := t.TempDir()
 	store := storage.NewLocal(home)
-	id, _ := json.Marshal(catalog.Identity{SystemID: 1, SegSize: testSeg})
+	id, _ := json.Marshal(record.Identity{SystemID: 1, SegSize: testSeg})
 	if _, err := store.Put(context.Background(), archive.IdentityKey("pg1"), bytes.NewReader(id)); err != nil {
 		t.Fatal(err)
 	}

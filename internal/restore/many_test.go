@@ -21,7 +21,7 @@ import (
 // decode per bundle.
 func TestManySmallRelations(t *testing.T) {
 	const tables, rows = 3000, 5
-	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{}})
+	env := wktest.New(t, wktest.ServerSection{Name: "pg1", Settings: map[string]string{}})
 	primary := pgtest.New(t, "many", pgtest.Options{ArchiveCommand: env.ArchiveCommand("pg1"),
 		// The census below reads every table in one statement; the restored cluster
 		// inherits the setting with postgresql.conf.

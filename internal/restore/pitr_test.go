@@ -82,7 +82,7 @@ func (p *pitr) commitLSNs(t *testing.T, from string) {
 }
 
 func newPITR(t *testing.T) *pitr {
-	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{}})
+	env := wktest.New(t, wktest.ServerSection{Name: "pg1", Settings: map[string]string{}})
 	primary := pgtest.New(t, "primary", pgtest.Options{
 		ArchiveCommand: env.ArchiveCommand("pg1"),
 		Conf:           map[string]string{"track_commit_timestamp": "on", "wal_keep_size": "512MB"},

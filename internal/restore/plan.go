@@ -6,12 +6,12 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 )
 
 // Choice is a backup chosen for a target, with the timeline recovery will follow.
 type Choice struct {
-	Backup catalog.Backup
+	Backup record.Backup
 	// TLI is the timeline recovery follows as far as the archive knows now (checked
 	// reachable from the backup).
 	TLI uint32
@@ -52,7 +52,7 @@ func timelineSetting(flag string, tli uint32, tl *Timelines) string {
 // CheckBackup validates a target against one backup before anything is written: the
 // backup must be DONE, the target must not lie before the backup's end (PostgreSQL can
 // only stop once the backup is consistent), and the asked timeline must be reachable.
-func CheckBackup(b catalog.Backup, t Target, tl *Timelines) (Choice, error) {
+func CheckBackup(b record.Backup, t Target, tl *Timelines) (Choice, error) {
 	if !b.Done() {
 		why := ""
 		if b.Error != "" {
@@ -79,7 +79,7 @@ func CheckBackup(b catalog.Backup, t Target, tl *Timelines) (Choice, error) {
 // ends before the target time or LSN and can reach the asked timeline. Transaction ids
 // and restore point names say nothing about which backup precedes them, so they need
 // an explicit ID. backups are oldest first.
-func ChooseAuto(backups []catalog.Backup, t Target, tl *Timelines) (Choice, error) {
+func ChooseAuto(backups []record.Backup, t Target, tl *Timelines) (Choice, error) {
 	if t.XID != "" || t.Name != "" {
 		return Choice{}, usage("ID auto needs --target-time or --target-lsn (a transaction id or restore point does not tell which backup precedes it): give a backup ID, latest or oldest")
 	}

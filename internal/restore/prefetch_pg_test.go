@@ -19,7 +19,7 @@ import (
 // its target with all the data, and after promotion none of the timeline 1 segments is
 // archived again (each was marked .done like a restored one).
 func TestPrefetchThroughPGWAL(t *testing.T) {
-	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{}})
+	env := wktest.New(t, wktest.ServerSection{Name: "pg1", Settings: map[string]string{}})
 	primary := pgtest.New(t, "primary", pgtest.Options{ArchiveCommand: env.ArchiveCommand("pg1")})
 	env.Servers[0].Settings["conninfo"] = primary.ConnString("")
 	env.WriteConfig(t)

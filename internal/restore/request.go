@@ -5,7 +5,7 @@ import (
 	"io"
 	"path/filepath"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/textout"
 )
 
@@ -74,7 +74,7 @@ func Place(p Placement) (Placed, error) {
 
 // WriteText renders a finished restore of backup b for a DBA: what was written where,
 // the recovery target, the WAL and the archiving it was given, how to start it.
-func (res Result) WriteText(w io.Writer, b catalog.Backup) {
+func (res Result) WriteText(w io.Writer, b record.Backup) {
 	where := res.Dest
 	if res.Remote != "" {
 		where = res.Remote + ":" + res.Dest

@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -39,9 +39,9 @@ type Entry struct {
 // implementation is NewSource (basebackup's reader); tests may use others.
 type Source interface {
 	// Backups lists the server's backups of every status, oldest first.
-	Backups(ctx context.Context) ([]catalog.Backup, error)
+	Backups(ctx context.Context) ([]record.Backup, error)
 	// Resolve finds a backup by id, name, latest or oldest.
-	Resolve(backups []catalog.Backup, ref string) (catalog.Backup, error)
+	Resolve(backups []record.Backup, ref string) (record.Backup, error)
 	// Contents lists a backup's entries, directories before their contents.
 	Contents(ctx context.Context, id string) ([]Entry, error)
 	// Open returns a file entry's uncompressed content.
@@ -357,7 +357,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 }
 
 // tablespaceTargets maps each tablespace of the backup to where it is restored.
-func tablespaceTargets(b catalog.Backup, relocate map[string]string, dest string) ([]TablespaceTarget, error) {
+func tablespaceTargets(b record.Backup, relocate map[string]string, dest string) ([]TablespaceTarget, error) {
 	known := map[string]bool{}
 	var names []string
 	for _, t := range b.Tablespaces {

@@ -11,23 +11,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 )
 
 // memSource is a backup held in memory: restore's side of the Source contract,
 // exercised without a PostgreSQL (the PostgreSQL tests use real backups).
 type memSource struct {
-	b        catalog.Backup
+	b        record.Backup
 	entries  []Entry
 	data     map[string][]byte
 	manifest []byte
 }
 
-func (m *memSource) Backups(context.Context) ([]catalog.Backup, error) {
-	return []catalog.Backup{m.b}, nil
+func (m *memSource) Backups(context.Context) ([]record.Backup, error) {
+	return []record.Backup{m.b}, nil
 }
-func (m *memSource) Resolve(bs []catalog.Backup, ref string) (catalog.Backup, error) {
+func (m *memSource) Resolve(bs []record.Backup, ref string) (record.Backup, error) {
 	return m.b, nil
 }
 func (m *memSource) Contents(context.Context, string) ([]Entry, error) { return m.entries, nil }
@@ -49,10 +49,10 @@ func (m *memSource) add(ts uint32, p, typ string, content []byte, link string) {
 
 func testSource(oldTS string) *memSource {
 	m := &memSource{data: map[string][]byte{}, manifest: []byte(`{"PostgreSQL-Backup-Manifest-Version": 1}`)}
-	m.b = catalog.Backup{ID: "20261124T100000", Status: catalog.StatusDone, Timeline: 1, SegSize: testSeg,
+	m.b = record.Backup{ID: "20261124T100000", Status: record.StatusDone, Timeline: 1, SegSize: testSeg,
 		BeginLSN: segments.SegStart(2, testSeg) + 0x28, EndLSN: segments.SegStart(2, testSeg) + 0x200,
 		EndTime:     time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC),
-		Tablespaces: []catalog.Tablespace{{OID: 16400, Name: "ts1", Location: oldTS}}}
+		Tablespaces: []record.Tablespace{{OID: 16400, Name: "ts1", Location: oldTS}}}
 	m.add(0, "base", "dir", nil, "")
 	m.add(0, "base/1", "dir", nil, "")
 	m.add(0, "base/1/1259", "file", bytes.Repeat([]byte("r"), 300000), "")

@@ -39,7 +39,7 @@ func treeNames(m map[string]string) []string {
 // nothing to the archive; with --archive it archives its timeline there. A sandbox
 // refuses writes even to a session that switches default_transaction_read_only off.
 func TestRestoreNeverHarmsProduction(t *testing.T) {
-	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{}})
+	env := wktest.New(t, wktest.ServerSection{Name: "pg1", Settings: map[string]string{}})
 	primary := pgtest.New(t, "primary", pgtest.Options{ArchiveCommand: env.ArchiveCommand("pg1")})
 	env.Servers[0].Settings["conninfo"] = primary.ConnString("")
 	env.WriteConfig(t)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -24,12 +24,12 @@ func NewSource(store storage.Store, server string) Source {
 	return &archiveSource{store: store, server: server}
 }
 
-func (s *archiveSource) Backups(ctx context.Context) ([]catalog.Backup, error) {
+func (s *archiveSource) Backups(ctx context.Context) ([]record.Backup, error) {
 	ids, err := archive.ListBackupIDs(ctx, s.store, s.server)
 	if err != nil {
 		return nil, fmt.Errorf("backups of %s: %w", s.server, err)
 	}
-	out := make([]catalog.Backup, 0, len(ids))
+	out := make([]record.Backup, 0, len(ids))
 	for _, id := range ids {
 		b, err := basebackup.LoadInfo(ctx, s.store, s.server, id)
 		if err != nil {
@@ -40,7 +40,7 @@ func (s *archiveSource) Backups(ctx context.Context) ([]catalog.Backup, error) {
 	return out, nil // List is in lexical order: ids are timestamps, so oldest first
 }
 
-func (s *archiveSource) Resolve(backups []catalog.Backup, ref string) (catalog.Backup, error) {
+func (s *archiveSource) Resolve(backups []record.Backup, ref string) (record.Backup, error) {
 	return basebackup.Resolve(backups, ref)
 }
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 )
 
@@ -174,7 +174,7 @@ func testTimelines(t *testing.T) *Timelines {
 
 func TestTimelineResolve(t *testing.T) {
 	tl := testTimelines(t)
-	b := catalog.Backup{ID: "B1", Status: catalog.StatusDone, Timeline: 1, BeginLSN: 0x3000028, EndLSN: 0x3000100}
+	b := record.Backup{ID: "B1", Status: record.StatusDone, Timeline: 1, BeginLSN: 0x3000028, EndLSN: 0x3000100}
 	cases := []struct {
 		flag string
 		want uint32
@@ -202,7 +202,7 @@ func TestTimelineResolve(t *testing.T) {
 	}
 	// A backup on timeline 2 ending after timeline 4 left it cannot reach 4, and
 	// "latest" says so while the default falls back to its own timeline.
-	b2 := catalog.Backup{ID: "B2", Status: catalog.StatusDone, Timeline: 2, BeginLSN: 0x9100000, EndLSN: 0x9200000}
+	b2 := record.Backup{ID: "B2", Status: record.StatusDone, Timeline: 2, BeginLSN: 0x9100000, EndLSN: 0x9200000}
 	if _, err := tl.Resolve("latest", b2); err == nil || !strings.Contains(err.Error(), "branched off timeline 2") {
 		t.Errorf("latest from B2: %v", err)
 	}
@@ -213,7 +213,7 @@ func TestTimelineResolve(t *testing.T) {
 		t.Errorf("tli 1 from B2: %v", err)
 	}
 	// Backup ending exactly at the switch point still reaches the new timeline.
-	b3 := catalog.Backup{ID: "B3", Status: catalog.StatusDone, Timeline: 1, EndLSN: 0x5000000}
+	b3 := record.Backup{ID: "B3", Status: record.StatusDone, Timeline: 1, EndLSN: 0x5000000}
 	if err := tl.Reachable(b3, 2); err != nil {
 		t.Errorf("end at switch: %v", err)
 	}
@@ -231,11 +231,11 @@ func TestTimelineResolve(t *testing.T) {
 func TestChooseBackup(t *testing.T) {
 	tl := testTimelines(t)
 	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	backups := []catalog.Backup{
-		{ID: "A", Status: catalog.StatusDone, Timeline: 1, BeginLSN: 0x1000028, EndLSN: 0x1000100, EndTime: t0},
-		{ID: "B", Status: catalog.StatusDone, Timeline: 1, BeginLSN: 0x3000028, EndLSN: 0x3000100, EndTime: t0.Add(time.Hour)},
-		{ID: "C", Status: catalog.StatusFailed, Timeline: 1, BeginLSN: 0x4000028, EndLSN: 0x4000100, EndTime: t0.Add(2 * time.Hour), Error: "WAL never arrived"},
-		{ID: "D", Status: catalog.StatusDone, Timeline: 2, BeginLSN: 0x6000028, EndLSN: 0x6000100, EndTime: t0.Add(3 * time.Hour)},
+	backups := []record.Backup{
+		{ID: "A", Status: record.StatusDone, Timeline: 1, BeginLSN: 0x1000028, EndLSN: 0x1000100, EndTime: t0},
+		{ID: "B", Status: record.StatusDone, Timeline: 1, BeginLSN: 0x3000028, EndLSN: 0x3000100, EndTime: t0.Add(time.Hour)},
+		{ID: "C", Status: record.StatusFailed, Timeline: 1, BeginLSN: 0x4000028, EndLSN: 0x4000100, EndTime: t0.Add(2 * time.Hour), Error: "WAL never arrived"},
+		{ID: "D", Status: record.StatusDone, Timeline: 2, BeginLSN: 0x6000028, EndLSN: 0x6000100, EndTime: t0.Add(3 * time.Hour)},
 	}
 	c, err := ChooseAuto(backups, Target{Time: t0.Add(150 * time.Minute), TLI: "1"}, tl)
 	if err != nil || c.Backup.ID != "B" || c.TLI != 1 {

@@ -8,7 +8,7 @@ import (
 	"strconv"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -126,7 +126,7 @@ func (tl *Timelines) Sorted() []uint32 {
 // when it can: tli is b's timeline, or b's timeline is an ancestor of tli and tli branched
 // off after the backup ended (PostgreSQL refuses a timeline that left before the backup
 // became consistent).
-func (tl *Timelines) Reachable(b catalog.Backup, tli uint32) error {
+func (tl *Timelines) Reachable(b record.Backup, tli uint32) error {
 	if tli == b.Timeline {
 		return nil
 	}
@@ -166,7 +166,7 @@ func (tl *Timelines) describe() string {
 // and "" (the default) the newest timeline b can reach — PostgreSQL's own default,
 // "latest", minus timelines that branched before the backup, which PostgreSQL would
 // reject at startup.
-func (tl *Timelines) Resolve(flag string, b catalog.Backup) (uint32, error) {
+func (tl *Timelines) Resolve(flag string, b record.Backup) (uint32, error) {
 	switch flag {
 	case "current":
 		return b.Timeline, nil

@@ -12,7 +12,7 @@ import (
 
 	"github.com/walkeeper/walkeeper/internal/basebackup"
 	"github.com/walkeeper/walkeeper/internal/basebackup/bbtest"
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -76,7 +76,7 @@ func TestRestoreRefusesLinkEscape(t *testing.T) {
 	if err := os.Mkdir(outside, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	ts := []catalog.Tablespace{{OID: 16400, Name: "ts1", Location: filepath.Join(work, "ts-orig")}}
+	ts := []record.Tablespace{{OID: 16400, Name: "ts1", Location: filepath.Join(work, "ts-orig")}}
 	cases := map[string][]bbtest.File{
 		"link then file": {
 			{Path: "evil", Type: basebackup.TypeSymlink, Link: outside},
@@ -188,7 +188,7 @@ func TestRemoteRestoreByUnits(t *testing.T) {
 	ctx := context.Background()
 	work := t.TempDir()
 	store := storage.NewLocal(filepath.Join(work, "home"))
-	ts := []catalog.Tablespace{{OID: 16400, Name: "ts1", Location: filepath.Join(work, "ts-orig")}}
+	ts := []record.Tablespace{{OID: 16400, Name: "ts1", Location: filepath.Join(work, "ts-orig")}}
 	files := append(manySmall(300),
 		bbtest.File{Path: "pg_tblspc", Type: basebackup.TypeDir},
 		bbtest.File{Path: "pg_tblspc/16400", Type: basebackup.TypeSymlink, Link: filepath.Join(work, "ts-orig")},

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -66,7 +66,7 @@ func (w walFile) open(ctx context.Context, store storage.Store) (io.ReadCloser, 
 // the list with its archived or live .partial, served under the segment name. A
 // missing segment before the backup's end is an error: the restore could not become
 // consistent.
-func planWAL(ctx context.Context, store storage.Store, server string, b catalog.Backup, tli uint32, tl *Timelines, t Target, streamingDir, incomingDir string) ([]walFile, error) {
+func planWAL(ctx context.Context, store storage.Store, server string, b record.Backup, tli uint32, tl *Timelines, t Target, streamingDir, incomingDir string) ([]walFile, error) {
 	segSize := b.SegSize
 	if !segments.ValidSegSize(segSize) {
 		return nil, fmt.Errorf("backup %s: invalid wal_segment_size %d", b.ID, segSize)

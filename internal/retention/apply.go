@@ -29,8 +29,8 @@ import (
 
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -177,7 +177,7 @@ func (a *Applier) log() *slog.Logger {
 // BuildInput reads the snapshot Evaluate needs from the index: the backups (without
 // those being deleted, returned separately) and each timeline's segment span (a few
 // seeks per timeline, whatever the archive's size).
-func (a *Applier) BuildInput(ctx context.Context) (Input, []catalog.Backup, []catalog.Backup, error) {
+func (a *Applier) BuildInput(ctx context.Context) (Input, []record.Backup, []record.Backup, error) {
 	in := Input{
 		Now:               a.now(),
 		Policy:            a.Config.Policy,
@@ -190,7 +190,7 @@ func (a *Applier) BuildInput(ctx context.Context) (Input, []catalog.Backup, []ca
 	if err != nil {
 		return in, nil, nil, fmt.Errorf("retention %s: list backups: %w", a.Server, err)
 	}
-	var live, deleting []catalog.Backup
+	var live, deleting []record.Backup
 	for _, b := range all {
 		if beingDeleted(b) {
 			deleting = append(deleting, b)
@@ -357,7 +357,7 @@ func (a *Applier) checkStillObsolete(ctx context.Context, id, indexedStatus stri
 // deleteBackup removes one backup with basebackup.Delete, the code `walkeeper delete`
 // uses: it marks the backup FAILED "being deleted" in backup.info and the index, then
 // deletes the content, backup.info and the index record, in that order.
-func (a *Applier) deleteBackup(ctx context.Context, b catalog.Backup, why string) error {
+func (a *Applier) deleteBackup(ctx context.Context, b record.Backup, why string) error {
 	a.log().Info("deleting backup", "server", a.Server, "backup", b.ID, "reason", why)
 	if err := basebackup.Delete(ctx, a.Store, a.Index, a.ServerDir, a.Server, b); err != nil {
 		return fmt.Errorf("retention %s: %w", a.Server, err)
@@ -369,8 +369,8 @@ func (a *Applier) deleteBackup(ctx context.Context, b catalog.Backup, why string
 // rewrites it as FAILED with an error starting "being deleted" before removing anything.
 // Retention completes such a deletion at once instead of keeping it as a failed backup
 // for failed_backup_grace.
-func beingDeleted(b catalog.Backup) bool {
-	return b.Status == catalog.StatusFailed && strings.HasPrefix(b.Error, deletingMarker)
+func beingDeleted(b record.Backup) bool {
+	return b.Status == record.StatusFailed && strings.HasPrefix(b.Error, deletingMarker)
 }
 
 // deletingMarker is how basebackup.Delete starts the error of a backup it is deleting.

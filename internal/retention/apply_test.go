@@ -16,8 +16,8 @@ import (
 
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -78,8 +78,8 @@ func (f *fixture) file(name string) {
 	if _, err := f.store.Put(ctx, key, bytes.NewReader(data)); err != nil {
 		f.t.Fatal(err)
 	}
-	rec := catalog.WALFile{Name: name, Kind: n.Kind.String(), Timeline: n.Timeline, RawSize: seg, StoredSize: int64(len(data)),
-		Compression: "none", ArrivedAt: now, Source: catalog.SourceArchive, Key: key}
+	rec := record.WALFile{Name: name, Kind: n.Kind.String(), Timeline: n.Timeline, RawSize: seg, StoredSize: int64(len(data)),
+		Compression: "none", ArrivedAt: now, Source: record.SourceArchive, Key: key}
 	if n.Kind != segments.KindHistory {
 		rec.SegNo = n.SegNo(seg)
 		rec.StartLSN = n.StartLSN(seg)
@@ -96,9 +96,9 @@ func (f *fixture) segs(tli uint32, from, to uint64) {
 }
 
 // backup stores a backup (backup.info, a manifest and some data files) and indexes it.
-func (f *fixture) backup(id, status string, tli uint32, bs, es uint64, end time.Time, keep bool) catalog.Backup {
+func (f *fixture) backup(id, status string, tli uint32, bs, es uint64, end time.Time, keep bool) record.Backup {
 	f.t.Helper()
-	b := catalog.Backup{ID: id, Server: srv, Label: "walkeeper " + id, Status: status, Keep: keep, Timeline: tli,
+	b := record.Backup{ID: id, Server: srv, Label: "walkeeper " + id, Status: status, Keep: keep, Timeline: tli,
 		BeginLSN: segments.LSN(bs*seg + 0x28), EndLSN: segments.LSN(es*seg + 0x100),
 		BeginWAL: segments.SegmentFileName(tli, bs, seg), EndWAL: segments.SegmentFileName(tli, es, seg),
 		BeginTime: end.Add(-time.Hour), EndTime: end, SegSize: seg, Compression: "none"}
@@ -136,7 +136,7 @@ func (f *fixture) snapshot() string {
 		lines = append(lines, fmt.Sprintf("file %s %q", rel, b))
 		return nil
 	})
-	if err := f.bdg.ScanWAL(ctx, srv, index.WALRange{}, func(w catalog.WALFile) error {
+	if err := f.bdg.ScanWAL(ctx, srv, index.WALRange{}, func(w record.WALFile) error {
 		lines = append(lines, fmt.Sprintf("wal %+v", w))
 		return nil
 	}); err != nil {
@@ -155,7 +155,7 @@ func (f *fixture) snapshot() string {
 
 func (f *fixture) walNames() []string {
 	var out []string
-	_ = f.bdg.ScanWAL(ctx, srv, index.WALRange{}, func(w catalog.WALFile) error { out = append(out, w.Name); return nil })
+	_ = f.bdg.ScanWAL(ctx, srv, index.WALRange{}, func(w record.WALFile) error { out = append(out, w.Name); return nil })
 	return out
 }
 
@@ -346,7 +346,7 @@ func TestRunInterrupted(t *testing.T) {
 	}
 	// The interruption left index records of files already gone, never the reverse.
 	orphanRecords := 0
-	_ = f.bdg.ScanWAL(ctx, srv, index.WALRange{}, func(w catalog.WALFile) error {
+	_ = f.bdg.ScanWAL(ctx, srv, index.WALRange{}, func(w record.WALFile) error {
 		if _, err := f.store.Stat(ctx, w.Key); errors.Is(err, storage.ErrNotFound) {
 			orphanRecords++
 		}
@@ -516,7 +516,7 @@ func TestLockServer(t *testing.T) {
 // object; the file's own key, in any codec, is deleted.
 func TestDeleteRefusesKeysOutsideTheArchive(t *testing.T) {
 	f := newFixture(t, false)
-	b := f.backup("20261201T000000", catalog.StatusDone, 1, 2, 2, now, false)
+	b := f.backup("20261201T000000", record.StatusDone, 1, 2, 2, now, false)
 	a := &Applier{Store: f.store, Index: f.idx, Server: srv, SegSize: seg}
 	name := segments.SegmentFileName(1, 3, seg)
 	for _, key := range []string{

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -42,12 +42,12 @@ func buildBenchIndex(tb testing.TB, dir string, n uint64) {
 	}
 	defer b.Close()
 	arrived := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	batch := make([]catalog.WALFile, 0, 20000)
+	batch := make([]record.WALFile, 0, 20000)
 	for s := uint64(0); s < n; s++ {
 		name := segments.SegmentFileName(1, s, seg)
-		batch = append(batch, catalog.WALFile{Name: name, Kind: "segment", Timeline: 1, SegNo: s, StartLSN: segments.SegStart(s, seg),
+		batch = append(batch, record.WALFile{Name: name, Kind: "segment", Timeline: 1, SegNo: s, StartLSN: segments.SegStart(s, seg),
 			RawSize: seg, StoredSize: 4 << 20, Compression: "zstd", SHA256: strings.Repeat("ab", 32),
-			ArrivedAt: arrived.Add(time.Duration(s) * time.Second), Source: catalog.SourceArchive, Key: archive.WALKey(srv, name, "zstd")})
+			ArrivedAt: arrived.Add(time.Duration(s) * time.Second), Source: record.SourceArchive, Key: archive.WALKey(srv, name, "zstd")})
 		if len(batch) == cap(batch) || s == n-1 {
 			if err := b.PutWALBatch(ctx, srv, batch); err != nil {
 				tb.Fatal(err)
@@ -58,7 +58,7 @@ func buildBenchIndex(tb testing.TB, dir string, n uint64) {
 	for i, at := range []uint64{1000, n / 2, n - n/20, n - 10} {
 		id := fmt.Sprintf("2026110%dT000000", i+1)
 		end := now.Add(-time.Duration(10-i) * Day)
-		if err := b.PutBackup(ctx, srv, catalog.Backup{ID: id, Server: srv, Status: catalog.StatusDone, Keep: i == 0, Timeline: 1,
+		if err := b.PutBackup(ctx, srv, record.Backup{ID: id, Server: srv, Status: record.StatusDone, Keep: i == 0, Timeline: 1,
 			BeginLSN: segments.LSN(at*seg + 0x28), EndLSN: segments.LSN((at+1)*seg + 0x100),
 			BeginTime: end.Add(-time.Hour), EndTime: end, SegSize: seg}); err != nil {
 			tb.Fatal(err)
@@ -77,7 +77,7 @@ func (t *timedIndex) DeleteWAL(ctx context.Context, s string, n []string) error 
 	defer func() { t.del.Add(int64(time.Since(t0))) }()
 	return t.Index.DeleteWAL(ctx, s, n)
 }
-func (t *timedIndex) ScanWAL(ctx context.Context, s string, r index.WALRange, fn func(catalog.WALFile) error) error {
+func (t *timedIndex) ScanWAL(ctx context.Context, s string, r index.WALRange, fn func(record.WALFile) error) error {
 	t0 := time.Now()
 	defer func() { t.scan.Add(int64(time.Since(t0))) }()
 	return t.Index.ScanWAL(ctx, s, r, fn)
@@ -199,7 +199,7 @@ func BenchmarkRetention1M(b *testing.B) {
 			b.Fatal(err)
 		}
 		spans, _ := idx2.WALTimelines(ctx, srv)
-		_ = idx2.ScanWAL(ctx, srv, index.WALRange{}, func(catalog.WALFile) error { left++; return nil })
+		_ = idx2.ScanWAL(ctx, srv, index.WALRange{}, func(record.WALFile) error { left++; return nil })
 		idx2.Close()
 		if uint64(left) != benchSegments-uint64(want) || len(spans) != 1 {
 			b.Fatalf("%d records left, want %d", left, benchSegments-uint64(want))

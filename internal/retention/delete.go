@@ -6,8 +6,8 @@ import (
 	"fmt"
 
 	"github.com/walkeeper/walkeeper/internal/basebackup"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -18,8 +18,8 @@ var ErrBelowRedundancy = errors.New("below minimum_redundancy")
 // backup may go only while at least minRedundancy other DONE backups remain (the
 // rule retention keeps, invariant 6). Backups that are not DONE never count, so
 // deleting them is always allowed here. force skips the rule.
-func CheckDelete(server string, backups []catalog.Backup, id string, minRedundancy int, force bool) error {
-	var target *catalog.Backup
+func CheckDelete(server string, backups []record.Backup, id string, minRedundancy int, force bool) error {
+	var target *record.Backup
 	done := 0
 	for i := range backups {
 		if backups[i].ID == id {
@@ -53,20 +53,20 @@ type DeleteOptions struct {
 // within ctx's deadline), so that it never interleaves with a retention run or a
 // `keep`: the backup's index record is read again once the lock is held and CheckDelete decides on
 // what is true then.
-func DeleteBackup(ctx context.Context, lockCtx context.Context, o DeleteOptions) (catalog.Backup, error) {
+func DeleteBackup(ctx context.Context, lockCtx context.Context, o DeleteOptions) (record.Backup, error) {
 	lock, err := LockServer(lockCtx, o.ServerDir)
 	if err != nil {
-		return catalog.Backup{}, err
+		return record.Backup{}, err
 	}
 	defer lock.Unlock()
 	bs, err := o.Index.ListBackups(ctx, o.Server)
 	if err != nil {
-		return catalog.Backup{}, err
+		return record.Backup{}, err
 	}
 	if err := CheckDelete(o.Server, bs, o.ID, o.MinimumRedundancy, o.Force); err != nil {
-		return catalog.Backup{}, err
+		return record.Backup{}, err
 	}
-	var b catalog.Backup
+	var b record.Backup
 	for _, x := range bs {
 		if x.ID == o.ID {
 			b = x

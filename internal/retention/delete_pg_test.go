@@ -20,7 +20,7 @@ import (
 // is held, `delete --force` gives up after --lock-wait, and without a short wait it
 // waits for the lock and deletes only once it is released.
 func TestDeleteRespectsRedundancyAndLock(t *testing.T) {
-	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{"minimum_redundancy": "2"}})
+	env := wktest.New(t, wktest.ServerSection{Name: "pg1", Settings: map[string]string{"minimum_redundancy": "2"}})
 	pg := pgtest.New(t, "primary", pgtest.Options{ArchiveCommand: env.ArchiveCommand("pg1")})
 	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
 	env.WriteConfig(t)
@@ -52,7 +52,7 @@ func TestDeleteRespectsRedundancyAndLock(t *testing.T) {
 		t.Errorf("delete below minimum_redundancy: exit %d %q", r.Code, r.Stderr)
 	}
 	if got := listed(); got != before {
-		t.Errorf("refused delete changed the catalog: %s, was %s", got, before)
+		t.Errorf("refused delete changed the list of backups: %s, was %s", got, before)
 	}
 	if after := tree(t, filepath.Join(env.Home, "pg1", "base")); len(after) != len(treeBefore) {
 		t.Errorf("refused delete changed base/: %d files, was %d", len(after), len(treeBefore))
@@ -73,7 +73,7 @@ func TestDeleteRespectsRedundancyAndLock(t *testing.T) {
 		t.Errorf("delete under a held lock: exit %d %q", r.Code, r.Stderr)
 	}
 	if got := listed(); got != before {
-		t.Errorf("delete under a held lock changed the catalog: %s", got)
+		t.Errorf("delete under a held lock changed the list of backups: %s", got)
 	}
 
 	cmd := exec.Command(env.Bin, "--config", env.Config, "delete", "pg1", ids[0], "--force")
@@ -91,7 +91,7 @@ func TestDeleteRespectsRedundancyAndLock(t *testing.T) {
 	case <-time.After(2 * time.Second):
 	}
 	if got := listed(); got != before {
-		t.Errorf("a waiting delete changed the catalog: %s", got)
+		t.Errorf("a waiting delete changed the list of backups: %s", got)
 	}
 	lock.Unlock()
 	select {

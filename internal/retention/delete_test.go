@@ -5,17 +5,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 )
 
 func TestCheckDelete(t *testing.T) {
-	done := func(id string) catalog.Backup { return catalog.Backup{ID: id, Status: catalog.StatusDone} }
-	failed := catalog.Backup{ID: "f", Status: catalog.StatusFailed}
-	three := []catalog.Backup{done("a"), failed, done("b"), done("c")}
+	done := func(id string) record.Backup { return record.Backup{ID: id, Status: record.StatusDone} }
+	failed := record.Backup{ID: "f", Status: record.StatusFailed}
+	three := []record.Backup{done("a"), failed, done("b"), done("c")}
 	for _, c := range []struct {
 		name    string
-		backups []catalog.Backup
+		backups []record.Backup
 		id      string
 		min     int
 		force   bool
@@ -24,10 +24,10 @@ func TestCheckDelete(t *testing.T) {
 		{"no minimum", three, "a", 0, false, ""},
 		{"keeps the minimum", three, "a", 2, false, ""},
 		{"would go below", three, "a", 3, false, "would leave 2 DONE backup(s), below minimum_redundancy 3"},
-		{"last one", []catalog.Backup{done("a")}, "a", 1, false, "would leave 0 DONE backup(s)"},
+		{"last one", []record.Backup{done("a")}, "a", 1, false, "would leave 0 DONE backup(s)"},
 		{"forced", three, "a", 3, true, ""},
 		{"failed backups never count", three, "f", 3, false, ""},
-		{"failed backups do not make up the minimum", []catalog.Backup{done("a"), failed, failed}, "a", 1, false, "below minimum_redundancy 1"},
+		{"failed backups do not make up the minimum", []record.Backup{done("a"), failed, failed}, "a", 1, false, "below minimum_redundancy 1"},
 		{"unknown", three, "zz", 0, false, "backup zz of pg1"},
 	} {
 		err := CheckDelete("pg1", c.backups, c.id, c.min, c.force)

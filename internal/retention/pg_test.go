@@ -83,7 +83,7 @@ func indexView(t *testing.T, env *wktest.Env) string {
 // backup restores to consistency and the newest to the end of the WAL, with their data.
 // Finally the daemon applies the policy by itself once the pin is released.
 func TestRetentionRealPostgres(t *testing.T) {
-	env := wktest.New(t, wktest.Server{Name: "pg1", Settings: map[string]string{}})
+	env := wktest.New(t, wktest.ServerSection{Name: "pg1", Settings: map[string]string{}})
 	pg := pgtest.New(t, "primary", pgtest.Options{ArchiveCommand: env.ArchiveCommand("pg1")})
 	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
 	env.WriteConfig(t)

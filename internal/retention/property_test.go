@@ -152,7 +152,7 @@ func checkInvariants(t *testing.T, in Input, p Plan) {
 
 var statuses = []string{StatusDone, StatusDone, StatusDone, StatusDone, StatusFailed, StatusStarted, StatusWaitingWAL, "WEIRD"}
 
-// randomInput builds a plausible catalog: time and LSN grow together,
+// randomInput builds a plausible set of backups and WAL: time and LSN grow together,
 // timelines branch forward, backups lie on the timeline current at their LSN.
 func randomInput(r *rand.Rand) Input {
 	in := Input{Now: now, SegSize: seg << r.Intn(3), MinimumRedundancy: r.Intn(4),

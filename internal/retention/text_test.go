@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 )
 
 func TestResultWriteText(t *testing.T) {
@@ -49,12 +49,12 @@ func TestResultWriteText(t *testing.T) {
 
 func TestWriteKeepText(t *testing.T) {
 	var b bytes.Buffer
-	WriteKeepText(&b, "pg1", catalog.Backup{ID: "B1", Keep: true, Status: catalog.StatusDone})
+	WriteKeepText(&b, "pg1", record.Backup{ID: "B1", Keep: true, Status: record.StatusDone})
 	if b.String() != "pg1: backup B1 pinned: retention keeps it and the WAL it needs to reach consistency\n" {
 		t.Errorf("pinned: %q", b.String())
 	}
 	b.Reset()
-	WriteKeepText(&b, "pg1", catalog.Backup{ID: "B1", Status: "FAILED"})
+	WriteKeepText(&b, "pg1", record.Backup{ID: "B1", Status: "FAILED"})
 	if b.String() != "pg1: backup B1 released: the retention policy applies to it again\nnote: backup B1 is FAILED, not DONE: it cannot be restored\n" {
 		t.Errorf("released: %q", b.String())
 	}

@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -84,7 +84,7 @@ func (a *Applier) scanRange(ctx context.Context, r *RangeResult, fn func(names, 
 	for {
 		names, keys = names[:0], keys[:0]
 		var last string
-		err := a.Index.ScanWAL(ctx, a.Server, index.WALRange{From: cursor, To: to}, func(f catalog.WALFile) error {
+		err := a.Index.ScanWAL(ctx, a.Server, index.WALRange{From: cursor, To: to}, func(f record.WALFile) error {
 			last = f.Name
 			if f.Kind == segments.KindHistory.String() || !strings.HasPrefix(f.Name, r.First[:8]) {
 				return nil // history files are never deleted (and cannot sort here)

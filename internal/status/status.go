@@ -12,23 +12,23 @@ import (
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/restore"
 	"github.com/walkeeper/walkeeper/internal/storage"
 	"github.com/walkeeper/walkeeper/internal/textout"
 )
 
-// Server is `status --json`.
-type Server struct {
+// Report is one server's status (`status --json`).
+type Report struct {
 	Server          string                    `json:"server"`
 	Description     string                    `json:"description,omitempty"`
 	Active          bool                      `json:"active"`
 	DaemonRunning   bool                      `json:"daemon_running"`
 	DaemonPID       int                       `json:"daemon_pid,omitempty"`
-	Identity        *catalog.Identity         `json:"identity,omitempty"`
+	Identity        *record.Identity          `json:"identity,omitempty"`
 	Archive         index.Stats               `json:"archive"`
 	IncomingBacklog int                       `json:"incoming_backlog"`
 	IncomingBytes   int64                     `json:"incoming_bytes"`
@@ -36,8 +36,8 @@ type Server struct {
 	Errors          []archive.QuarantinedFile `json:"errors,omitempty"`
 	Compression     string                    `json:"compression"`
 	Backups         int                       `json:"backups"`
-	LastBackup      *catalog.Backup           `json:"last_backup,omitempty"`
-	Receiver        any                       `json:"receiver,omitempty"` // an catalog.ReceiverState
+	LastBackup      *record.Backup            `json:"last_backup,omitempty"`
+	Receiver        any                       `json:"receiver,omitempty"` // a record.ReceiverState
 }
 
 // Sources are where Gather looks, in this order.
@@ -46,12 +46,12 @@ type Sources struct {
 	Daemon   func(ctx context.Context) (daemon.Info, bool)
 	Store    storage.Store
 	Index    func() (index.Index, error)
-	Receiver func(server string) (catalog.ReceiverState, bool)
+	Receiver func(server string) (record.ReceiverState, bool)
 }
 
 // Gather is one server's status.
-func Gather(ctx context.Context, srv *config.Server, src Sources) (Server, error) {
-	st := Server{Server: srv.Name, Description: srv.Description, Active: srv.Active, Compression: srv.Compression}
+func Gather(ctx context.Context, srv *config.Server, src Sources) (Report, error) {
+	st := Report{Server: srv.Name, Description: srv.Description, Active: srv.Active, Compression: srv.Compression}
 	if info, ok := src.Daemon(ctx); ok {
 		st.DaemonRunning, st.DaemonPID = true, info.PID
 	}
@@ -81,7 +81,7 @@ func Gather(ctx context.Context, srv *config.Server, src Sources) (Server, error
 
 // Backups is the number of DONE backups of server and the newest one (nil when there
 // is none).
-func Backups(ctx context.Context, idx index.Index, server string) (count int, last *catalog.Backup, err error) {
+func Backups(ctx context.Context, idx index.Index, server string) (count int, last *record.Backup, err error) {
 	bs, err := idx.ListBackups(ctx, server)
 	if err != nil {
 		return 0, nil, err
@@ -99,7 +99,7 @@ func Backups(ctx context.Context, idx index.Index, server string) (count int, la
 }
 
 // WriteText renders the status for a DBA; ages are counted to now.
-func (st Server) WriteText(w io.Writer, now time.Time) {
+func (st Report) WriteText(w io.Writer, now time.Time) {
 	fmt.Fprintf(w, "Server %s:\n", st.Server)
 	if st.Description != "" {
 		fmt.Fprintf(w, "  Description:        %s\n", st.Description)
@@ -136,7 +136,7 @@ func (st Server) WriteText(w io.Writer, now time.Time) {
 	} else {
 		fmt.Fprintf(w, "  Backups:            none\n")
 	}
-	if r, ok := st.Receiver.(catalog.ReceiverState); ok {
+	if r, ok := st.Receiver.(record.ReceiverState); ok {
 		state := "NOT connected"
 		if r.Connected {
 			state = "connected"

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -34,16 +34,16 @@ func TestGather(t *testing.T) {
 	}
 	defer idx.Close()
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	for _, b := range []catalog.Backup{
-		{ID: "B1", Status: catalog.StatusDone, EndTime: now.Add(-2 * time.Hour)},
-		{ID: "B2", Status: catalog.StatusDone, EndTime: now.Add(-time.Hour)},
+	for _, b := range []record.Backup{
+		{ID: "B1", Status: record.StatusDone, EndTime: now.Add(-2 * time.Hour)},
+		{ID: "B2", Status: record.StatusDone, EndTime: now.Add(-time.Hour)},
 		{ID: "B3", Status: "FAILED"},
 	} {
 		if err := idx.PutBackup(ctx, "pg1", b); err != nil {
 			t.Fatal(err)
 		}
 	}
-	id, _ := json.Marshal(catalog.Identity{SystemID: 7300000000000000001, SegSize: 16 << 20})
+	id, _ := json.Marshal(record.Identity{SystemID: 7300000000000000001, SegSize: 16 << 20})
 	if _, err := store.Put(ctx, archive.IdentityKey("pg1"), bytes.NewReader(id)); err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +59,8 @@ func TestGather(t *testing.T) {
 	}
 	src := Sources{Daemon: func(context.Context) (daemon.Info, bool) { return daemon.Info{PID: 4242}, true }, Store: store,
 		Index: func() (index.Index, error) { return idx, nil },
-		Receiver: func(string) (catalog.ReceiverState, bool) {
-			return catalog.ReceiverState{Server: "pg1", Slot: "wk", Timeline: 1, Connected: true, ReceivedLSN: "0/9000000"}, true
+		Receiver: func(string) (record.ReceiverState, bool) {
+			return record.ReceiverState{Server: "pg1", Slot: "wk", Timeline: 1, Connected: true, ReceivedLSN: "0/9000000"}, true
 		}}
 	st, err := Gather(ctx, srv, src)
 	if err != nil {
@@ -85,7 +85,7 @@ func TestGather(t *testing.T) {
 	}
 	// No daemon, no identity, no receiver.
 	src.Daemon = func(context.Context) (daemon.Info, bool) { return daemon.Info{}, false }
-	src.Receiver = func(string) (catalog.ReceiverState, bool) { return catalog.ReceiverState{}, false }
+	src.Receiver = func(string) (record.ReceiverState, bool) { return record.ReceiverState{}, false }
 	if err := store.Delete(ctx, archive.IdentityKey("pg1")); err != nil {
 		t.Fatal(err)
 	}

@@ -7,11 +7,11 @@ import (
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/index"
 	"github.com/walkeeper/walkeeper/internal/rebuild"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -54,7 +54,7 @@ var errStop = errors.New("stop")
 // indexLost reports whether the index has no WAL record of a server whose archive holds
 // files: the index was deleted, or recreated empty by a command run without the daemon.
 func indexLost(ctx context.Context, idx index.Index, store storage.Store, server string) (bool, error) {
-	err := idx.ScanWAL(ctx, server, index.WALRange{}, func(catalog.WALFile) error { return errStop })
+	err := idx.ScanWAL(ctx, server, index.WALRange{}, func(record.WALFile) error { return errStop })
 	if errors.Is(err, errStop) {
 		return false, nil
 	}

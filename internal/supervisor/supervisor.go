@@ -15,12 +15,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/index"
 	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/pgutil"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -53,7 +53,7 @@ type Options struct {
 	Log     *slog.Logger
 	// Identity asks a server who it is; the first file of a server waits for it.
 	// Default: pgutil.Identity, 5s at most per try.
-	Identity func(ctx context.Context, conninfo string) (catalog.Identity, error)
+	Identity func(ctx context.Context, conninfo string) (record.Identity, error)
 	Services []Service
 	// CloseWait bounds the index's close at exit (default 15s).
 	CloseWait time.Duration
@@ -177,14 +177,14 @@ func closeBounded(idx index.Index, wait time.Duration, log *slog.Logger) {
 func startPipelines(ctx context.Context, o Options, store storage.Store, idx index.Index, st *State, wg *sync.WaitGroup, errs chan<- error) error {
 	for _, s := range o.Servers {
 		conninfo := s.Conninfo
-		p, err := ingest.NewPipeline(ingest.Server{
+		p, err := ingest.NewPipeline(ingest.PipelineConfig{
 			Name:             s.Name,
 			IncomingDir:      s.IncomingDir(),
 			ErrorsDir:        s.ErrorsDir(),
 			Compression:      s.Compression,
 			CompressionLevel: s.CompressionLevel,
 			Workers:          s.ParallelJobs,
-			LearnIdentity:    func(ctx context.Context) (catalog.Identity, error) { return o.Identity(ctx, conninfo) },
+			LearnIdentity:    func(ctx context.Context) (record.Identity, error) { return o.Identity(ctx, conninfo) },
 		}, store, idx, o.Log)
 		if err != nil {
 			return err
@@ -284,8 +284,8 @@ func (d *State) Record(server string, r ingest.Result) {
 }
 
 // identityWithin is pgutil.Identity bounded by timeout.
-func identityWithin(timeout time.Duration) func(ctx context.Context, conninfo string) (catalog.Identity, error) {
-	return func(ctx context.Context, conninfo string) (catalog.Identity, error) {
+func identityWithin(timeout time.Duration) func(ctx context.Context, conninfo string) (record.Identity, error) {
+	return func(ctx context.Context, conninfo string) (record.Identity, error) {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		return pgutil.Identity(ctx, conninfo)

@@ -14,13 +14,13 @@ import (
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/index"
 	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/rebuild"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -135,7 +135,7 @@ func TestRebuildLost(t *testing.T) {
 	defer idx.Close()
 	count := func(server string) int {
 		n := 0
-		if err := idx.ScanWAL(ctx, server, index.WALRange{}, func(catalog.WALFile) error { n++; return nil }); err != nil {
+		if err := idx.ScanWAL(ctx, server, index.WALRange{}, func(record.WALFile) error { n++; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -174,8 +174,8 @@ func TestRun(t *testing.T) {
 	cfg := loadConfig(t, home, "[pg1]\nconninfo = host=a\nparallel_jobs = 1")
 	started := make(chan *Env, 1)
 	o := Options{Config: cfg, Servers: cfg.Servers, Version: "test", Log: quiet(),
-		Identity: func(context.Context, string) (catalog.Identity, error) {
-			return catalog.Identity{SystemID: testSysID, SegSize: testSegSiz, Magic: 0xD110, Source: "test"}, nil
+		Identity: func(context.Context, string) (record.Identity, error) {
+			return record.Identity{SystemID: testSysID, SegSize: testSegSiz, Magic: 0xD110, Source: "test"}, nil
 		},
 		Services: []Service{{Name: "probe", Run: func(ctx context.Context, env *Env) error {
 			started <- env

@@ -8,8 +8,8 @@ import (
 	"sort"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -78,7 +78,7 @@ func (a *Archive) Newest() string {
 // ChainFor follows the WAL backup b needs from its begin to the newest archived segment
 // its timeline leads to, and at least to its end. The segment size is the backup's, or
 // segSize (the archive's identity) for a record that lacks it.
-func (a *Archive) ChainFor(b catalog.Backup, segSize uint64) (Chain, error) {
+func (a *Archive) ChainFor(b record.Backup, segSize uint64) (Chain, error) {
 	if b.SegSize != 0 {
 		segSize = b.SegSize
 	}
@@ -106,9 +106,9 @@ type WALReport struct {
 // and the archive disagree about. progress, if set, receives raw bytes read.
 func VerifyWAL(ctx context.Context, store storage.Store, idx index.Index, server string, a *Archive, workers int, progress func(int64)) (WALReport, error) {
 	var rep WALReport
-	var recs []catalog.WALFile
+	var recs []record.WALFile
 	indexed := map[string]bool{}
-	err := idx.ScanWAL(ctx, server, index.WALRange{}, func(f catalog.WALFile) error {
+	err := idx.ScanWAL(ctx, server, index.WALRange{}, func(f record.WALFile) error {
 		indexed[f.Name] = true
 		if _, ok := a.Objects[f.Name]; !ok {
 			// It may have arrived since the archive was listed: look again.

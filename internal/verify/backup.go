@@ -9,7 +9,7 @@ import (
 
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -112,7 +112,7 @@ func (r BackupReport) OK() bool { return r.Manifest == "" && len(r.Problems) == 
 // algorithm its first entry names): on a schema of tens of thousands of relations both
 // lists are tens of thousands of JSON records, and parsing them before reading a byte
 // was a third of verify's time.
-func VerifyBackup(ctx context.Context, store storage.Store, b catalog.Backup, workers int, progress func(int64)) (BackupReport, error) {
+func VerifyBackup(ctx context.Context, store storage.Store, b record.Backup, workers int, progress func(int64)) (BackupReport, error) {
 	rep := BackupReport{ID: b.ID, Status: b.Status}
 	r, err := store.Get(ctx, archive.BackupManifestKey(b.Server, b.ID))
 	if errors.Is(err, storage.ErrNotFound) {
@@ -170,7 +170,7 @@ func VerifyBackup(ctx context.Context, store storage.Store, b catalog.Backup, wo
 // walRangeMismatch compares backup.info's WAL positions with the manifest's WAL-Ranges,
 // which PostgreSQL wrote itself: the chain check trusts backup.info, so a disagreement
 // must not pass silently.
-func walRangeMismatch(b catalog.Backup, ranges []ManifestWAL) string {
+func walRangeMismatch(b record.Backup, ranges []ManifestWAL) string {
 	if len(ranges) == 0 {
 		return ""
 	}

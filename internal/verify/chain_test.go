@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/walkeeper/walkeeper/internal/catalog"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 )
 
@@ -347,7 +347,7 @@ func FuzzFindChain(f *testing.F) {
 }
 
 func TestWALRangeMismatch(t *testing.T) {
-	b := catalog.Backup{Timeline: 1, BeginLSN: 0x2000028, EndLSN: 0x2000100}
+	b := record.Backup{Timeline: 1, BeginLSN: 0x2000028, EndLSN: 0x2000100}
 	ok := []ManifestWAL{{Timeline: 1, StartLSN: "0/2000028", EndLSN: "0/2000100"}}
 	if m := walRangeMismatch(b, ok); m != "" {
 		t.Fatal(m)

@@ -6,8 +6,8 @@ import (
 
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/index"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -66,13 +66,13 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	var chosen []catalog.Backup
+	var chosen []record.Backup
 	if o.Backup != "" {
 		b, err := basebackup.Resolve(all, o.Backup)
 		if err != nil {
 			return rep, err
 		}
-		chosen = []catalog.Backup{b}
+		chosen = []record.Backup{b}
 	} else {
 		for _, b := range all {
 			if b.Done() {

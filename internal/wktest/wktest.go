@@ -28,18 +28,18 @@ type Env struct {
 	Home   string
 	Config string
 	// Servers are the server sections, in order, as written to the config.
-	Servers []Server
+	Servers []ServerSection
 	Global  map[string]string
 }
 
-// Server is one [section] of the config.
-type Server struct {
+// ServerSection is one [section] of the config.
+type ServerSection struct {
 	Name     string
 	Settings map[string]string
 }
 
 // New makes an Env with the given servers and writes its config.
-func New(t testing.TB, servers ...Server) *Env {
+func New(t testing.TB, servers ...ServerSection) *Env {
 	t.Helper()
 	dir := pgtest.TempDir(t)
 	e := &Env{Bin: pgtest.Walkeeper(t), Dir: dir, Home: filepath.Join(dir, "home"), Config: filepath.Join(dir, "walkeeper.conf"),

@@ -17,8 +17,8 @@ import (
 
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
-	"github.com/walkeeper/walkeeper/internal/catalog"
 	"github.com/walkeeper/walkeeper/internal/compress"
+	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -33,7 +33,7 @@ type File struct {
 
 // Backup is what Write stored.
 type Backup struct {
-	Info    catalog.Backup
+	Info    record.Backup
 	Bundles int // solid bundle objects
 }
 
@@ -41,7 +41,7 @@ type Backup struct {
 // bundles of about bundle raw bytes each (in the order given), larger ones into
 // objects of their own. The backup_manifest lists every file (tablespace files under
 // pg_tblspc/<oid>/).
-func Write(t testing.TB, store storage.Store, server, id string, files []File, small, bundle int, tablespaces []catalog.Tablespace) Backup {
+func Write(t testing.TB, store storage.Store, server, id string, files []File, small, bundle int, tablespaces []record.Tablespace) Backup {
 	t.Helper()
 	ctx := context.Background()
 	mtime := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
@@ -129,7 +129,7 @@ func Write(t testing.TB, store storage.Store, server, id string, files []File, s
 	if _, err := store.Put(ctx, archive.BackupManifestKey(server, id), strings.NewReader(body)); err != nil {
 		t.Fatal(err)
 	}
-	out.Info = catalog.Backup{ID: id, Server: server, Status: catalog.StatusDone, Timeline: 1, Tablespaces: tablespaces,
+	out.Info = record.Backup{ID: id, Server: server, Status: record.StatusDone, Timeline: 1, Tablespaces: tablespaces,
 		BeginLSN: 0x2000028, EndLSN: 0x2000100, EndTime: mtime}
 	if err := basebackup.SaveInfo(ctx, store, out.Info); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,7 @@
-// Package catalog defines the records walkeeper keeps about archived WAL files and base
+// Package record defines the records walkeeper keeps about archived WAL files and base
 // backups. They are plain data shared by the index, the writers and the console; the
 // durable truth behind them is the archive itself and each backup's backup.info.
-package catalog
+package record
 
 import (
 	"time"
