@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/walkeeper/walkeeper/internal/pgtest"
 	"github.com/walkeeper/walkeeper/internal/wktest"
 )
 
@@ -130,148 +128,6 @@ func vmHWM(t *testing.T, pid int) int64 {
 	}
 	t.Fatalf("no VmHWM in /proc/%d/status", pid)
 	return 0
-}
-
-// TestHugeIncomingFileQuarantined: a 4 GiB file (sparse) under a segment's name dropped
-// into incoming/ is quarantined by its size alone, with the reason, while the daemon's
-// peak RSS stays under 200 MB; the daemon goes on archiving.
-func TestHugeIncomingFileQuarantined(t *testing.T) {
-	env := newEnv(t)
-	pg, segs := segmentsOf(t, 2)
-	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
-	env.WriteConfig(t)
-	env.MustRun(t, "archive-wal", "pg1", segs[0])
-	d := env.StartDaemon(t)
-	incoming := filepath.Join(env.Home, "pg1", "incoming")
-	wktest.Eventually(t, 30*time.Second, "incoming/ to drain", func() bool { return len(listDir(t, incoming)) == 0 })
-
-	const huge = "0000000100000000000000F0"
-	tmp := filepath.Join(incoming, ".wk-tmp-huge")
-	f, err := os.Create(tmp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(4 << 30); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if err := pgtest.Chown(tmp); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(incoming, huge)); err != nil {
-		t.Fatal(err)
-	}
-	var st status
-	wktest.Eventually(t, 60*time.Second, "the 4 GiB file to be quarantined", func() bool {
-		env.JSON(t, &st, "status", "pg1")
-		return st.ErrorFiles == 1
-	})
-	if len(st.Errors) != 1 || !strings.HasPrefix(st.Errors[0].File, huge+".") || !strings.Contains(st.Errors[0].Reason, "size 4294967296 bytes is larger than") {
-		t.Fatalf("quarantine: %+v", st.Errors)
-	}
-	// The daemon still archives.
-	env.MustRun(t, "archive-wal", "pg1", segs[1])
-	wktest.Eventually(t, 30*time.Second, "incoming/ to drain", func() bool { return len(listDir(t, incoming)) == 0 })
-	hwm := vmHWM(t, d.PID())
-	if hwm >= 200<<20 {
-		t.Fatalf("daemon peak RSS %d MB, want < 200 MB", hwm>>20)
-	}
-	t.Logf("daemon peak RSS (VmHWM) %d MB after a 4 GiB file in incoming/", hwm>>20)
-	d.Stop(t)
-}
-
-// TestStaleTempsRemoved: the daemon's start removes temp files of killed writers: in
-// wals/ all of them (only the daemon writes there), in incoming/ those older than ten
-// minutes; a fresh one in incoming/ (archive-wal may be writing it) stays.
-func TestStaleTempsRemoved(t *testing.T) {
-	env := newEnv(t)
-	env.Servers[0].Settings["conninfo"] = "host=127.0.0.1 port=1 user=postgres dbname=postgres sslmode=disable connect_timeout=1"
-	env.WriteConfig(t)
-	old := time.Now().Add(-time.Hour)
-	mk := func(rel string, mtime time.Time) string {
-		p := filepath.Join(env.Home, "pg1", rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		writeFile(t, p, []byte("partial copy"))
-		if err := os.Chtimes(p, mtime, mtime); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	staleWAL := mk("wals/0000000100000000/.wk-tmp-000000010000000000000003.zst-0a1b2c", time.Now())
-	staleIn := mk("incoming/.wk-tmp-000000010000000000000004-0a1b2c", old)
-	freshIn := mk("incoming/.wk-tmp-000000010000000000000005-0a1b2c", time.Now())
-	if err := pgtest.Chown(env.Home); err != nil {
-		t.Fatal(err)
-	}
-	d := env.StartDaemon(t)
-	for p, want := range map[string]bool{staleWAL: false, staleIn: false, freshIn: true} {
-		if _, err := os.Stat(p); (err == nil) != want {
-			t.Errorf("%s: exists %v, want %v", p, err == nil, want)
-		}
-	}
-	if !strings.Contains(d.Output(), "removed temporary files of interrupted writes") {
-		t.Errorf("the daemon did not log what it removed:\n%s", d.Output())
-	}
-	d.Stop(t)
-}
-
-// TestKilledBackupInterrupted: a backup killed with SIGKILL while it runs shows as
-// FAILED (interrupted) at once in list-backups and check, not STARTED until the next
-// backup.
-func TestKilledBackupInterrupted(t *testing.T) {
-	env := newEnv(t)
-	pg := pgtest.New(t, "primary", pgtest.Options{ArchiveCommand: env.ArchiveCommand("pg1")})
-	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
-	env.Servers[0].Settings["bandwidth_limit"] = "1MB" // slow enough to be caught running
-	env.WriteConfig(t)
-	pg.PgBench(t, "-i", "-s", "2", "-q")
-	env.StartDaemon(t)
-
-	cmd := exec.Command(env.Bin, "--config", env.Config, "backup", "pg1")
-	pgtest.RunAs(cmd)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	type row struct{ ID, Status, Error string }
-	var rows []row
-	wktest.Eventually(t, 30*time.Second, "the backup to be STARTED", func() bool {
-		env.JSON(t, &rows, "list-backups", "pg1")
-		return len(rows) == 1 && rows[0].Status == "STARTED"
-	})
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-	env.JSON(t, &rows, "list-backups", "pg1")
-	if len(rows) != 1 || rows[0].Status != "FAILED" || !strings.Contains(rows[0].Error, "interrupted: no process holds the backup lock") {
-		t.Fatalf("list-backups after the backup process was killed: %+v", rows)
-	}
-	r := env.Run("check", "pg1")
-	if r.Code != 1 || !strings.Contains(r.Stdout, "FAILED backup(s) since the last DONE one; newest "+rows[0].ID+": interrupted") {
-		t.Fatalf("check after the backup process was killed: exit %d\n%s", r.Code, r.Stdout)
-	}
-}
-
-// TestBackupWaitNamesReceiver: on a streaming-only server (archive_mode off,
-// streaming_archiver on) whose receiver is not running, a backup that times out
-// waiting for WAL names the receiver, not archive_command.
-func TestBackupWaitNamesReceiver(t *testing.T) {
-	env := newEnv(t)
-	pg := pgtest.New(t, "primary", pgtest.Options{})
-	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
-	env.Servers[0].Settings["streaming_archiver"] = "on"
-	env.WriteConfig(t)
-	r := env.Run("backup", "pg1", "--wait-timeout", "2s")
-	if r.Code != 1 {
-		t.Fatalf("backup without a receiver: exit %d\n%s", r.Code, r.Stderr)
-	}
-	last := lastLine(r.Stderr)
-	if !strings.Contains(last, "the streaming receiver of pg1 is not running") || strings.Contains(last, "archive_command") {
-		t.Fatalf("backup timeout on a streaming-only server: %q", last)
-	}
 }
 
 func lastLine(s string) string {
