@@ -8,7 +8,8 @@
 #     prefetch and restore_command = cp of plain files (--copy-wal), for reference.
 #  2. walkeeper restore (parallel extraction + one sync) wall time for the base backup.
 # Knobs: WAL_MB (WAL to replay, default 2048), SCALE (pgbench scale, default 20),
-# PREFETCH (default 8), MODES (default "local getwal getwal0 copywal"), ROUNDS (default 2),
+# PREFETCH (default 8), MODES (default "local getwal getwal0 copywal"; also "false": the WAL
+# in pg_wal through archive recovery with restore_command = false), ROUNDS (default 2),
 # EXTRA_CONF (lines added to each replay's postgresql.auto.conf), KEEP=1 (keep the work directory), REUSE=DIR (a work directory
 # kept by an earlier run: replay its archive again with a fresh build, no new WAL).
 set -euo pipefail
@@ -108,6 +109,15 @@ restore_and_replay() {
       as_pg sh -c "mv '$dest'/pg_wal/walkeeper_wal/0* '$dest/pg_wal/' && rm -rf '$dest/pg_wal/walkeeper_wal' '$dest/recovery.signal' && touch '$dest/standby.signal'"
       echo "restore_command = ''" >> "$dest/postgresql.auto.conf"
       ;;
+    false)
+      # The WAL in pg_wal as for local, but through archive recovery with
+      # restore_command = false: what PostgreSQL's own call of a restore_command that
+      # does nothing costs per segment (a fork of the startup process and a shell),
+      # the floor of any restore_command.
+      as_pg "$wk" --config "$cfg" restore pg1 latest "$dest" --copy-wal --target-lsn "$end_lsn" >/dev/null
+      as_pg sh -c "mv '$dest'/pg_wal/walkeeper_wal/0* '$dest/pg_wal/' && rm -rf '$dest/pg_wal/walkeeper_wal'"
+      echo "restore_command = 'false'" >> "$dest/postgresql.auto.conf"
+      ;;
     getwal)
       as_pg "$wk" --config "$cfg" restore pg1 latest "$dest" --get-wal --prefetch "$3" --target-lsn "$end_lsn" >/dev/null
       ;;
@@ -148,7 +158,7 @@ CONF
 
 echo "== 1. replay of ${WAL_MB} MiB of WAL (each mode $ROUNDS times, interleaved, every other round reversed; best counts: shared hosts are noisy)"
 declare -A best label
-label=([local]="WAL in pg_wal" [getwal]="get-wal --prefetch $PREFETCH" [getwal0]="get-wal (no prefetch)" [copywal]="restore_command=cp of plain files (--copy-wal)")
+label=([local]="WAL in pg_wal" [false]="WAL in pg_wal, restore_command=false" [getwal]="get-wal --prefetch $PREFETCH" [getwal0]="get-wal (no prefetch)" [copywal]="restore_command=cp of plain files (--copy-wal)")
 for round in $(seq "$ROUNDS"); do
   line="   round $round:"
   # Every other round in reverse order, so that a load that rises or falls during the
@@ -158,6 +168,7 @@ for round in $(seq "$ROUNDS"); do
   for m in $order; do
     case $m in
       local) t=$(restore_and_replay local local) ;;
+      false) t=$(restore_and_replay false false) ;;
       getwal) t=$(restore_and_replay getwal getwal "$PREFETCH") ;;
       getwal0) t=$(restore_and_replay getwal0 getwal 0) ;;
       copywal) t=$(restore_and_replay copywal copywal) ;;
@@ -182,10 +193,12 @@ python3 - "$WAL_MB" "${args[@]}" <<'PY'
 import sys
 mb = float(sys.argv[1])
 t = {k: float(v) for k, v in (a.split("=") for a in sys.argv[2:])}
-names = {"local": "WAL in pg_wal", "getwal": "get-wal --prefetch", "getwal0": "get-wal", "copywal": "cp of plain files"}
+names = {"local": "WAL in pg_wal", "false": "WAL in pg_wal with restore_command=false", "getwal": "get-wal --prefetch", "getwal0": "get-wal", "copywal": "cp of plain files"}
 print("   best: " + ", ".join(f"{names[k]} {v:.2f}s ({mb/v:.0f} MiB/s)" for k, v in t.items()))
 if "local" in t:
     print("   speed relative to WAL in pg_wal (1.00): " + ", ".join(f"{names[k]} {t['local']/v:.2f}" for k, v in t.items() if k != "local") + "  (target for get-wal --prefetch: >= 0.95)")
+if "false" in t and "getwal" in t:
+    print(f"   get-wal --prefetch relative to WAL in pg_wal with restore_command=false (the floor of any restore_command): {t['false']/t['getwal']:.2f}")
 if "copywal" in t and "getwal" in t:
     print(f"   get-wal --prefetch relative to restore_command=cp of plain files: {t['copywal']/t['getwal']:.2f}  (target >= 1.00)")
 PY
