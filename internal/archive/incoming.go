@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
@@ -146,4 +147,22 @@ func PendingHistories(incomingDir string) []uint32 {
 		out = append(out, n.Timeline)
 	}
 	return out
+}
+
+// IncomingBacklog counts the WAL files waiting in incoming/ (temporary files aside).
+func IncomingBacklog(incomingDir string) (files int, bytes int64) {
+	ents, err := os.ReadDir(incomingDir)
+	if err != nil {
+		return 0, 0
+	}
+	for _, e := range ents {
+		if e.IsDir() || fsutil.IsTemp(e.Name()) {
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			files++
+			bytes += fi.Size()
+		}
+	}
+	return files, bytes
 }

@@ -53,6 +53,7 @@ func TestDir(t *testing.T) {
 		"000000010000000000000002":                 "0000000100000000",
 		"000000020000000100000000.partial":         "0000000200000001",
 		"000000010000000000000002.00000028.backup": "0000000100000000",
+		"000000010000000000000002.01000000.backup": "0000000100000000",
 		"000000010000000000000100":                 "0000000100000000",
 		"00000003.history":                         "history",
 		"garbage":                                  "",
@@ -61,6 +62,20 @@ func TestDir(t *testing.T) {
 	} {
 		if got := Dir(name); got != want {
 			t.Errorf("Dir(%q) = %q, want %q", name, got, want)
+		}
+	}
+	// A segment's directory is the timeline and log of its name, for every legal
+	// segment size, across log boundaries (the checks segments' round trip held before
+	// Dir moved here).
+	for size := uint64(segments.MinSegSize); size <= segments.MaxSegSize; size <<= 1 {
+		per := segments.SegmentsPerLog(size)
+		for _, segNo := range []uint64{0, 1, per - 1, per, per + 1, 3*per - 1, 0xFFFFFFFF*per + per - 1} {
+			for _, tli := range []uint32{1, 2, 0xFFFFFFFF} {
+				fn := segments.SegmentFileName(tli, segNo, size)
+				if got := Dir(fn); got != fn[:16] {
+					t.Fatalf("size %d: Dir(%q) = %q, want %q", size, fn, got, fn[:16])
+				}
+			}
 		}
 	}
 }

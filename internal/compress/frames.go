@@ -36,7 +36,11 @@ func NewFramesReader(codec string, r io.Reader, n int) (io.ReadCloser, error) {
 	}
 	f := &framesReader{src: br, out: make(chan chan frameResult, n), done: make(chan struct{})}
 	f.slots = make(chan struct{}, n)
-	go f.split()
+	f.splitting.Add(1)
+	go func() {
+		defer f.splitting.Done()
+		f.split()
+	}()
 	return f, nil
 }
 
@@ -52,6 +56,9 @@ type framesReader struct {
 	slots chan struct{}         // frames being decoded or waiting to be read
 	done  chan struct{}         // closed by Close: the splitter stops
 	once  sync.Once
+	// splitting is the splitter, the only reader of src: Close waits for it, so the
+	// caller may close what src reads from as soon as Close returns.
+	splitting sync.WaitGroup
 
 	cur  []byte // the rest of the frame being read
 	held []byte // cur's whole buffer, returned to the pool when read
@@ -217,10 +224,12 @@ func (f *framesReader) WriteTo(w io.Writer) (int64, error) {
 	}
 }
 
-// Close stops the splitter and waits for nothing: decodes under way finish into
-// buffered channels and are collected by the garbage collector.
+// Close stops the splitter and waits until it no longer reads src (it finishes the
+// frame it is reading); decodes under way finish into buffered channels and are
+// collected by the garbage collector.
 func (f *framesReader) Close() error {
 	f.once.Do(func() { close(f.done) })
+	f.splitting.Wait()
 	if f.held != nil {
 		scratch.Put(f.held)
 		f.held, f.cur = nil, nil

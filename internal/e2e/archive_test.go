@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/walkeeper/walkeeper/internal/wktest"
 )
@@ -57,66 +55,6 @@ func archiveSnapshot(t *testing.T, env *wktest.Env) map[string]string {
 		return nil
 	})
 	return snap
-}
-
-// TestCrashDuringIngest: the daemon killed (SIGKILL, by a failpoint) between each pair of
-// durable steps and restarted: nothing lost, no conflict for a file it had stored. Each
-// point is a distinct crash state, checked on disk before the restart: the file in
-// incoming/ or not, its archived object there or not, its index record there or not.
-func TestCrashDuringIngest(t *testing.T) {
-	env := newEnv(t)
-	pg, segs := segmentsOf(t, 4)
-	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
-	env.WriteConfig(t)
-	points := []struct {
-		name                        string
-		incoming, archived, indexed bool
-	}{
-		{"after-compress", true, false, false},
-		{"after-write", true, true, false},
-		{"after-index", true, true, true},
-		{"after-unlink", false, true, true},
-	}
-	for i, p := range points {
-		fp := p.name
-		seg := segs[i]
-		env.MustRun(t, "archive-wal", "pg1", seg)
-		d := env.StartDaemon(t, "WALKEEPER_FAILPOINT="+fp)
-		if _, ok := d.Wait(30 * time.Second); !ok {
-			t.Fatalf("%s: daemon did not hit the failpoint; log:\n%s", fp, d.Output())
-		}
-		name := filepath.Base(seg)
-		_, ierr := os.Stat(filepath.Join(env.Home, "pg1", "incoming", name))
-		archived, _ := filepath.Glob(filepath.Join(env.Home, "pg1", "wals", "*", name+"*"))
-		var crashed status
-		env.JSON(t, &crashed, "status", "pg1")
-		var carch struct{ Files int64 }
-		_ = json.Unmarshal(crashed.Archive, &carch)
-		indexed := carch.Files == int64(i+1)
-		if (ierr == nil) != p.incoming || (len(archived) == 1) != p.archived || indexed != p.indexed {
-			t.Fatalf("%s: crash state: in incoming/ %v (want %v), archived %v (want %v), indexed %v (want %v)",
-				fp, ierr == nil, p.incoming, archived, p.archived, indexed, p.indexed)
-		}
-		d = env.StartDaemon(t)
-		wktest.Eventually(t, 30*time.Second, fp+": incoming/ to drain\n"+d.Output(), func() bool {
-			return len(listDir(t, filepath.Join(env.Home, "pg1", "incoming"))) == 0
-		})
-		want, _ := os.ReadFile(seg)
-		if got := getWAL(t, env, filepath.Base(seg)); !bytes.Equal(got, want) {
-			t.Fatalf("%s: archived copy differs from the original", fp)
-		}
-		var st status
-		env.JSON(t, &st, "status", "pg1")
-		if st.ErrorFiles != 0 {
-			t.Fatalf("%s: a file was quarantined after the crash: %+v", fp, st.Errors)
-		}
-		var arch struct{ Files int64 }
-		_ = json.Unmarshal(st.Archive, &arch)
-		if arch.Files != int64(i+1) {
-			t.Fatalf("%s: index holds %d files, want %d", fp, arch.Files, i+1)
-		}
-		d.Stop(t)
-	}
 }
 
 // TestDaemonContract: one daemon per home; clear errors for bad archive-wal calls.

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,4 +154,155 @@ func TestBackupWaitNamesReceiver(t *testing.T) {
 	if !strings.Contains(last, "the streaming receiver of pg1 is not running") || strings.Contains(last, "archive_command") {
 		t.Fatalf("backup timeout on a streaming-only server: %q", last)
 	}
+}
+
+// TestDamagedIndexRecovered: with a truncated index table, every command that reads the
+// index gives a one-line error naming the index and the rebuild command (no panic);
+// the daemon moves the damaged index aside and rebuilds it by itself, and `index
+// rebuild` does the same without a daemon; status figures equal the ones before.
+func TestDamagedIndexRecovered(t *testing.T) {
+	env := newEnv(t)
+	pg, segs := segmentsOf(t, 3)
+	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
+	env.WriteConfig(t)
+	for _, s := range segs {
+		env.MustRun(t, "archive-wal", "pg1", s)
+	}
+	d := env.StartDaemon(t)
+	wktest.Eventually(t, 30*time.Second, "incoming/ to drain", func() bool {
+		return len(listDir(t, filepath.Join(env.Home, "pg1", "incoming"))) == 0
+	})
+	d.Stop(t)
+	var before status
+	env.JSON(t, &before, "status", "pg1")
+
+	truncateTable(t, env.Home)
+	for _, args := range [][]string{
+		{"status", "pg1"}, {"status", "pg1", "--json"}, {"list-backups", "pg1"}, {"list-servers"},
+		{"check", "pg1"}, {"show-backup", "pg1", "latest"}, {"retention", "pg1", "--dry-run"},
+	} {
+		r := env.Run(args...)
+		msg := strings.TrimRight(r.Stderr, "\n")
+		if strings.Contains(r.Stderr+r.Stdout, "panic") || strings.Contains(r.Stderr, "goroutine ") {
+			t.Fatalf("%v panicked: %s", args, r.Stderr)
+		}
+		if r.Code == 0 {
+			t.Fatalf("%v succeeded on a damaged index: %s", args, r.Stdout)
+		}
+		if args[0] == "check" {
+			// check reports it as a failed check, on its one line.
+			msg = ""
+			for _, l := range strings.Split(r.Stdout, "\n") {
+				if strings.Contains(l, "FAILED") && strings.Contains(l, "index") {
+					msg = l
+				}
+			}
+		}
+		if strings.Contains(msg, "\n") || !strings.Contains(msg, filepath.Join(env.Home, "index")) ||
+			!strings.Contains(msg, "walkeeper index rebuild SERVER") {
+			t.Fatalf("%v: exit %d, want one line naming the index and the rebuild command, got %q", args, r.Code, r.Stderr)
+		}
+	}
+
+	d = env.StartDaemon(t)
+	if d.Exited() {
+		t.Fatalf("the daemon did not start on a damaged index:\n%s", d.Output())
+	}
+	if !strings.Contains(d.Output(), "the index is damaged: moved it aside") {
+		t.Fatalf("the daemon did not say it moved the damaged index aside:\n%s", d.Output())
+	}
+	d.Stop(t)
+	var afterDaemon status
+	env.JSON(t, &afterDaemon, "status", "pg1")
+	if string(afterDaemon.Archive) != string(before.Archive) {
+		t.Fatalf("status after the daemon's rebuild differs:\nbefore %s\nafter  %s", before.Archive, afterDaemon.Archive)
+	}
+
+	truncateTable(t, env.Home)
+	out := env.MustRun(t, "index", "rebuild", "pg1")
+	if !strings.Contains(out, "moved it aside to "+filepath.Join(env.Home, "index.broken-")) {
+		t.Fatalf("index rebuild of a damaged index: %q", out)
+	}
+	var afterRebuild status
+	env.JSON(t, &afterRebuild, "status", "pg1")
+	if string(afterRebuild.Archive) != string(before.Archive) {
+		t.Fatalf("status after index rebuild differs:\nbefore %s\nafter  %s", before.Archive, afterRebuild.Archive)
+	}
+	broken, _ := filepath.Glob(filepath.Join(env.Home, "index.broken-*"))
+	if len(broken) != 2 {
+		t.Fatalf("want the two damaged indexes kept aside, found %v", broken)
+	}
+}
+
+// TestSIGTERMWithFilesInFlight: files made visible in incoming/ all at once, and the
+// daemon sent SIGTERM right after: it exits 0 having finished what it was working on;
+// every file is then either archived (byte-identical through get-wal) or still in
+// incoming/, none quarantined; after a restart all are archived.
+func TestSIGTERMWithFilesInFlight(t *testing.T) {
+	env := newEnv(t)
+	pg, segs := segmentsOf(t, 8)
+	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
+	env.WriteConfig(t)
+	incoming := filepath.Join(env.Home, "pg1", "incoming")
+	d := env.StartDaemon(t)
+	// The daemon makes incoming/ as it sets up its watch, which may come after
+	// StartDaemon returned.
+	wktest.Eventually(t, 30*time.Second, "the daemon made incoming/", func() bool {
+		fi, err := os.Stat(incoming)
+		return err == nil && fi.IsDir()
+	})
+	var tmps []string
+	for _, s := range segs {
+		data, err := os.ReadFile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(incoming, ".wk-tmp-"+filepath.Base(s))
+		writeFile(t, tmp, data)
+		tmps = append(tmps, tmp)
+	}
+	for i, tmp := range tmps {
+		if err := os.Rename(tmp, filepath.Join(incoming, filepath.Base(segs[i]))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Stop(t) // SIGTERM; fails the test unless the daemon exits 0
+	left := map[string]bool{}
+	for _, n := range listDir(t, incoming) {
+		left[n] = true
+	}
+	archivedAtStop := 0
+	for _, s := range segs {
+		name := filepath.Base(s)
+		found, _ := filepath.Glob(filepath.Join(env.Home, "pg1", "wals", "*", name+"*"))
+		if len(found) == 0 && !left[name] {
+			t.Fatalf("%s is neither archived nor in incoming/ after SIGTERM", name)
+		}
+		if len(found) == 1 {
+			archivedAtStop++
+			want, _ := os.ReadFile(s)
+			if got := getWAL(t, env, name); !bytes.Equal(got, want) {
+				t.Fatalf("%s: archived copy differs after SIGTERM", name)
+			}
+		}
+	}
+	if errs := listDir(t, filepath.Join(env.Home, "pg1", "errors")); len(errs) != 0 {
+		t.Fatalf("files quarantined by a SIGTERM: %v", errs)
+	}
+	env.StartDaemon(t)
+	wktest.Eventually(t, 60*time.Second, "incoming/ to drain after the restart", func() bool { return len(listDir(t, incoming)) == 0 })
+	for _, s := range segs {
+		want, _ := os.ReadFile(s)
+		if got := getWAL(t, env, filepath.Base(s)); !bytes.Equal(got, want) {
+			t.Fatalf("%s: archived copy differs from the original", filepath.Base(s))
+		}
+	}
+	var st status
+	env.JSON(t, &st, "status", "pg1")
+	var arch struct{ Files int64 }
+	_ = json.Unmarshal(st.Archive, &arch)
+	if arch.Files != int64(len(segs)) || st.ErrorFiles != 0 {
+		t.Fatalf("after the restart: %d files indexed (want %d), %d quarantined", arch.Files, len(segs), st.ErrorFiles)
+	}
+	t.Logf("at SIGTERM: %d of %d archived, %d left in incoming/", archivedAtStop, len(segs), len(left))
 }

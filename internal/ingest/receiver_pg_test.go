@@ -600,3 +600,8 @@ func TestReceiverFailoverToLaggingStandby(t *testing.T) {
 	}
 	t.Logf("fork at %s (walkeeper had %s); archive: %v", fork, end, keys(arch))
 }
+
+// TestReceiveWALCommand: `walkeeper receive-wal` manages the slot (create_slot = manual
+// by default), streams in the foreground without a daemon (completed segments wait in
+// incoming/), stops cleanly on SIGTERM, and --reset starts at the server's position.
+func TestReceiveWALCommand(t *testing.T) { testReceiveWALCommand(t, 0) }

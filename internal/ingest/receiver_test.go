@@ -181,11 +181,6 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
-// TestReceiveWALCommand: `walkeeper receive-wal` manages the slot (create_slot = manual
-// by default), streams in the foreground without a daemon (completed segments wait in
-// incoming/), stops cleanly on SIGTERM, and --reset starts at the server's position.
-func TestReceiveWALCommand(t *testing.T) { testReceiveWALCommand(t, 0) }
-
 type lockedWriter struct {
 	mu sync.Mutex
 	b  *strings.Builder

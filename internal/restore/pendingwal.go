@@ -134,24 +134,6 @@ func partialWanted(ctx context.Context, store storage.Store, server string, n se
 	return true, nil
 }
 
-// IncomingBacklog counts the WAL files waiting in incoming/ (temporary files aside).
-func IncomingBacklog(incomingDir string) (files int, bytes int64) {
-	ents, err := os.ReadDir(incomingDir)
-	if err != nil {
-		return 0, 0
-	}
-	for _, e := range ents {
-		if e.IsDir() || fsutil.IsTemp(e.Name()) {
-			continue
-		}
-		if fi, err := e.Info(); err == nil {
-			files++
-			bytes += fi.Size()
-		}
-	}
-	return files, bytes
-}
-
 // ArchiveLagWarning is the one line a restore that replays past the backup's end
 // prints when the daemon is down or behind ("" when there is nothing to say): WAL
 // waiting in incoming/ is served to recovery from there (invariant 9), but it is not in
@@ -160,7 +142,7 @@ func ArchiveLagWarning(server, incomingDir string, daemonRunning func() bool, t 
 	if t.Immediate {
 		return "" // recovery stops at the backup's end: the backlog does not matter
 	}
-	n, size := IncomingBacklog(incomingDir)
+	n, size := archive.IncomingBacklog(incomingDir)
 	running := daemonRunning()
 	switch {
 	case !running && n > 0:

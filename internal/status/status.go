@@ -16,7 +16,6 @@ import (
 	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/index"
 	"github.com/walkeeper/walkeeper/internal/record"
-	"github.com/walkeeper/walkeeper/internal/restore"
 	"github.com/walkeeper/walkeeper/internal/storage"
 	"github.com/walkeeper/walkeeper/internal/textout"
 )
@@ -67,7 +66,7 @@ func Gather(ctx context.Context, srv *config.Server, src Sources) (Report, error
 	if st.Archive, err = idx.WALStats(ctx, srv.Name); err != nil {
 		return st, err
 	}
-	st.IncomingBacklog, st.IncomingBytes = restore.IncomingBacklog(srv.IncomingDir())
+	st.IncomingBacklog, st.IncomingBytes = archive.IncomingBacklog(srv.IncomingDir())
 	st.Errors, _ = archive.Quarantined(srv.ErrorsDir())
 	st.ErrorFiles = len(st.Errors)
 	if st.Backups, st.LastBackup, err = Backups(ctx, idx, srv.Name); err != nil {
@@ -179,7 +178,7 @@ func Summaries(ctx context.Context, servers []*config.Server, idx index.Index, n
 		if err != nil {
 			return nil, err
 		}
-		backlog, _ := restore.IncomingBacklog(s.IncomingDir())
+		backlog, _ := archive.IncomingBacklog(s.IncomingDir())
 		errs, _ := archive.Quarantined(s.ErrorsDir())
 		row := Summary{Server: s.Name, Description: s.Description, Active: s.Active,
 			Segments: stats.Segments, StoredBytes: stats.StoredBytes, LastArchived: stats.LastArrived, LastArchival: stats.LastArrival,

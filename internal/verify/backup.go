@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
@@ -138,6 +139,9 @@ func VerifyBackup(ctx context.Context, store storage.Store, b record.Backup, wor
 	}()
 	src := StoredBackup{Store: store, Server: b.Server, ID: b.ID}
 	stored, ferr := src.Files(ctx)
+	// What is not listed by design is not read (a stored file the manifest should list
+	// but does not is still read, and reported as extra).
+	stored = slices.DeleteFunc(stored, func(f File) bool { return notInManifest[f.Path] })
 	if ferr != nil {
 		if p := <-parsing; p.err != nil {
 			rep.Manifest = p.err.Error()
