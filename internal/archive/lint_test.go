@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/walkeeper/walkeeper/internal/pgtest"
 )
 
 // The layout's names, as a package outside this one would spell them to build or parse
@@ -209,21 +211,12 @@ func TestLayoutLintCatches(t *testing.T) {
 	}
 }
 
-// moduleRoot is the directory of go.mod above the test's directory.
+// moduleRoot is the repository's root (pgtest's ModuleRoot: go.mod above the test).
 func moduleRoot(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	root, err := pgtest.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
+	return root
 }

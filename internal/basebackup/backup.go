@@ -1,20 +1,15 @@
 package basebackup
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"runtime"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/compress"
@@ -265,34 +260,9 @@ func serverState(ctx context.Context, conninfo string) (bool, map[uint32]string,
 	return inRecovery, names, rows.Err()
 }
 
-// replConnect opens a physical replication connection from a conninfo (key=value or URL).
-func replConnect(ctx context.Context, conninfo, appName string) (*pgconn.PgConn, error) {
-	cfg, err := pgconn.ParseConfig(conninfo)
-	if err != nil {
-		return nil, fmt.Errorf("streaming conninfo: %w", err)
-	}
-	cfg.RuntimeParams["replication"] = "yes"
-	if cfg.RuntimeParams["application_name"] == "" {
-		cfg.RuntimeParams["application_name"] = appName
-	}
-	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = 10 * time.Second
-	}
-	// pgproto3 reads the socket 8 KiB at a time; the backup stream is hundreds of MB of
-	// CopyData, so a large buffer saves most of the read system calls.
-	cfg.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
-		return pgproto3.NewFrontend(bufio.NewReaderSize(r, 1<<20), w)
-	}
-	c, err := pgconn.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("replication connection (%s): %w", config.RedactConninfo(conninfo), err)
-	}
-	return c, nil
-}
-
 // run is the backup after backup.info exists: any error makes it FAILED.
 func run(ctx context.Context, o Options, b record.Backup, tsNames map[uint32]string) (record.Backup, error) {
-	conn, err := replConnect(ctx, o.StreamingConninfo, o.ApplicationName)
+	conn, err := pgutil.ReplConnect(ctx, o.StreamingConninfo, pgutil.ReplOptions{ApplicationName: o.ApplicationName, KeepConninfoName: true, ReadBuffer: 1 << 20})
 	if err != nil {
 		return b, err
 	}

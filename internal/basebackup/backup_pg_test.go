@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -210,29 +211,7 @@ func TestBackupFromStandby(t *testing.T) {
 func TestBackupTablespaceUnderLoad(t *testing.T) {
 	env, pg := setup(t, "", nil)
 	env.StartDaemon(t)
-	pg.Tablespace(t, "ts1")
-	pg.PgBench(t, "-i", "-s", "5", "-q", "--tablespace=ts1")
-	pg.Psql(t, "CREATE TABLE t (i int) TABLESPACE ts1; INSERT INTO t SELECT generate_series(1, 100000)")
-
-	var wg sync.WaitGroup
-	var benchOut string
-	var benchErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		benchOut, benchErr = runPgbench(pg, "-c", "2", "-T", "8", "-n")
-	}()
-	time.Sleep(time.Second) // pgbench is writing
-	out := env.MustRun(t, "backup", "pg1", "--name", "loaded", "--wait-timeout", "60s")
-	t.Log(out)
-	wg.Wait()
-	if benchErr != nil {
-		t.Fatalf("pgbench: %v\n%s", benchErr, benchOut)
-	}
-	pg.Psql(t, "INSERT INTO t VALUES (-1)")
-	env.MustRun(t, "switch-wal", "pg1", "--wait")
-
-	b := showBackup(t, env, "loaded")
+	b := backupUnderLoad(t, env, pg, "loaded", 5, 100000, 8)
 	if b.Status != record.StatusDone || b.BeginLSN == 0 || b.EndLSN <= b.BeginLSN || b.BeginWAL == "" || b.EndWAL < b.BeginWAL {
 		t.Fatalf("backup record: %+v", b)
 	}
@@ -255,18 +234,7 @@ func TestBackupTablespaceUnderLoad(t *testing.T) {
 	data := rebuild(t, env, b.ID)
 	verifyRebuilt(t, env, pg, b.ID, data)
 	r := startRestored(t, env, data)
-	if got := r.Psql(t, "SELECT count(*) FROM t"); got != "100001" {
-		t.Fatalf("restored t has %s rows, want 100001 (100000 before the backup, 1 after)", got)
-	}
-	// pgbench's own invariant: every transaction adds the same delta to an account and
-	// to the history, so the sums agree in any consistent state.
-	got := r.Psql(t, "SELECT (SELECT sum(abalance) FROM pgbench_accounts) = (SELECT coalesce(sum(delta),0) FROM pgbench_history), (SELECT count(*) > 0 FROM pgbench_history)")
-	if got != "t|t" {
-		t.Fatalf("restored pgbench data inconsistent or empty: %s", got)
-	}
-	if loc := r.Psql(t, "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'ts1'"); !strings.Contains(loc, "ts-") {
-		t.Fatalf("tablespace not relocated: %s", loc)
-	}
+	checkRestoredUnderLoad(t, r, 100000)
 }
 
 // TestBackupWALNeverArrives: archive_command = 'false' and no daemon: the backup fails
@@ -391,5 +359,51 @@ func TestBackupConnectionLost(t *testing.T) {
 	env.MustRun(t, "backup", "pg1", "--wait-timeout", "60s")
 	if b := showBackup(t, env, "latest"); b.Status != record.StatusDone {
 		t.Fatalf("next backup: %+v", b)
+	}
+}
+
+// backupUnderLoad fills a tablespace ts1 (pgbench at scale, a table t of rows rows),
+// takes backup name while pgbench writes for secs seconds, then writes a row (-1) after
+// the backup, switches WAL until it is archived, and returns the backup's record.
+func backupUnderLoad(t *testing.T, env *wktest.Env, pg *pgtest.Cluster, name string, scale, rows, secs int) record.Backup {
+	t.Helper()
+	pg.Tablespace(t, "ts1")
+	pg.PgBench(t, "-i", "-s", strconv.Itoa(scale), "-q", "--tablespace=ts1")
+	pg.Psql(t, fmt.Sprintf("CREATE TABLE t (i int) TABLESPACE ts1; INSERT INTO t SELECT generate_series(1, %d)", rows))
+	var wg sync.WaitGroup
+	var benchOut string
+	var benchErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		benchOut, benchErr = runPgbench(pg, "-c", "2", "-T", strconv.Itoa(secs), "-n")
+	}()
+	time.Sleep(time.Second) // pgbench is writing
+	t.Log(env.MustRun(t, "backup", "pg1", "--name", name, "--wait-timeout", "60s"))
+	wg.Wait()
+	if benchErr != nil {
+		t.Fatalf("pgbench: %v\n%s", benchErr, benchOut)
+	}
+	pg.Psql(t, "INSERT INTO t VALUES (-1)")
+	env.MustRun(t, "switch-wal", "pg1", "--wait")
+	return showBackup(t, env, name)
+}
+
+// checkRestoredUnderLoad checks a cluster restored from backupUnderLoad: t holds its
+// rows plus the one written after the backup, pgbench's data is consistent and not
+// empty, and ts1 was relocated.
+func checkRestoredUnderLoad(t *testing.T, r *pgtest.Cluster, rows int) {
+	t.Helper()
+	if got, want := r.Psql(t, "SELECT count(*) FROM t"), strconv.Itoa(rows+1); got != want {
+		t.Fatalf("restored t has %s rows, want %s (%d before the backup, 1 after)", got, want, rows)
+	}
+	// pgbench's own invariant: every transaction adds the same delta to an account and
+	// to the history, so the sums agree in any consistent state.
+	got := r.Psql(t, "SELECT (SELECT sum(abalance) FROM pgbench_accounts) = (SELECT coalesce(sum(delta),0) FROM pgbench_history), (SELECT count(*) > 0 FROM pgbench_history)")
+	if got != "t|t" {
+		t.Fatalf("restored pgbench data inconsistent or empty: %s", got)
+	}
+	if loc := r.Psql(t, "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'ts1'"); !strings.Contains(loc, "ts-") {
+		t.Fatalf("tablespace not relocated: %s", loc)
 	}
 }

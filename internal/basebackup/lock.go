@@ -29,21 +29,12 @@ func TryLock(serverDir string) (*Lock, error) {
 	l, err := fsutil.TryLock(p)
 	var held *fsutil.HeldError
 	if errors.As(err, &held) {
-		return nil, fmt.Errorf("%w (%s holds %s)", ErrBackupRunning, holderText(held.Holder), p)
+		return nil, fmt.Errorf("%w (%s holds %s)", ErrBackupRunning, held.Holder, p)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("backup lock %s: %w", p, err)
 	}
 	return &Lock{l: l}, nil
-}
-
-// holderText is "pid 1234" followed by the holder's command line when it wrote one, so
-// a DBA sees whether a `walkeeper backup` or the daemon's schedule holds the lock.
-func holderText(h fsutil.Holder) string {
-	if h.Command == "" {
-		return "pid " + h.PIDText()
-	}
-	return "pid " + h.PIDText() + ", `" + h.Command + "`,"
 }
 
 // Unlock releases the lock.

@@ -2,10 +2,7 @@ package basebackup_test
 
 import (
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/walkeeper/walkeeper/internal/pgtest"
 	"github.com/walkeeper/walkeeper/internal/record"
@@ -28,28 +25,7 @@ func TestBackupOldProtocol(t *testing.T) {
 			env.Servers[0].Settings["conninfo"] = pg.ConnString("")
 			env.WriteConfig(t)
 			env.StartDaemon(t)
-			pg.Tablespace(t, "ts1")
-			pg.PgBench(t, "-i", "-s", "2", "-q", "--tablespace=ts1")
-			pg.Psql(t, "CREATE TABLE t (i int) TABLESPACE ts1; INSERT INTO t SELECT generate_series(1, 50000)")
-
-			var wg sync.WaitGroup
-			var benchOut string
-			var benchErr error
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				benchOut, benchErr = runPgbench(pg, "-c", "2", "-T", "5", "-n")
-			}()
-			time.Sleep(time.Second) // pgbench is writing
-			t.Log(env.MustRun(t, "backup", "pg1", "--name", "old", "--wait-timeout", "60s"))
-			wg.Wait()
-			if benchErr != nil {
-				t.Fatalf("pgbench: %v\n%s", benchErr, benchOut)
-			}
-			pg.Psql(t, "INSERT INTO t VALUES (-1)")
-			env.MustRun(t, "switch-wal", "pg1", "--wait")
-
-			b := showBackup(t, env, "old")
+			b := backupUnderLoad(t, env, pg, "old", 2, 50000, 5)
 			if b.Status != record.StatusDone || b.PGVersion/10000 != major || b.EndLSN <= b.BeginLSN {
 				t.Fatalf("backup record: %+v", b)
 			}
@@ -68,16 +44,7 @@ func TestBackupOldProtocol(t *testing.T) {
 			if got := r.Psql(t, "SELECT current_setting('server_version_num')::int / 10000"); got != strconv.Itoa(major) {
 				t.Fatalf("restored server runs PostgreSQL %s, want %d", got, major)
 			}
-			if got := r.Psql(t, "SELECT count(*) FROM t"); got != "50001" {
-				t.Fatalf("restored t has %s rows, want 50001 (50000 before the backup, 1 after)", got)
-			}
-			got := r.Psql(t, "SELECT (SELECT sum(abalance) FROM pgbench_accounts) = (SELECT coalesce(sum(delta),0) FROM pgbench_history), (SELECT count(*) > 0 FROM pgbench_history)")
-			if got != "t|t" {
-				t.Fatalf("restored pgbench data inconsistent or empty: %s", got)
-			}
-			if loc := r.Psql(t, "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'ts1'"); !strings.Contains(loc, "ts-") {
-				t.Fatalf("tablespace not relocated: %s", loc)
-			}
+			checkRestoredUnderLoad(t, r, 50000)
 		})
 	}
 }

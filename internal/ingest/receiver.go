@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walkeeper/walkeeper/internal/fsutil"
+	"github.com/walkeeper/walkeeper/internal/pgutil"
 	"github.com/walkeeper/walkeeper/internal/segments"
 )
 
@@ -268,7 +269,7 @@ func reconnectDelay(progressed, recent bool, backoff *time.Duration, minB, maxB 
 const fastRetryWindow = 5 * time.Second
 
 func (r *Receiver) session(ctx context.Context) error {
-	conn, err := replConnect(ctx, r.cfg.Conninfo, r.cfg.ApplicationName)
+	conn, err := pgutil.ReplConnect(ctx, r.cfg.Conninfo, pgutil.ReplOptions{ApplicationName: r.cfg.ApplicationName})
 	if err != nil {
 		return err
 	}

@@ -27,28 +27,6 @@ func (e *walGoneError) Error() string { return e.err.Error() }
 
 func (e *walGoneError) Unwrap() error { return e.err }
 
-// Connect opens a physical replication connection with the receiver's conninfo.
-func replConnect(ctx context.Context, conninfo, appName string) (*pgconn.PgConn, error) {
-	pc, err := pgconn.ParseConfig(conninfo)
-	if err != nil {
-		return nil, fmt.Errorf("streaming_conninfo: %w", err)
-	}
-	if pc.RuntimeParams["replication"] == "" {
-		pc.RuntimeParams["replication"] = "yes"
-	}
-	if appName != "" {
-		pc.RuntimeParams["application_name"] = appName
-	}
-	if pc.ConnectTimeout == 0 {
-		pc.ConnectTimeout = 10 * time.Second
-	}
-	c, err := pgconn.ConnectConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	return c, nil
-}
-
 // pending reports whether more replication data is already waiting, in pgconn's
 // buffer or in the socket: a burst is not over, so the fsync can wait for it.
 func pending(conn *pgconn.PgConn) bool {

@@ -147,34 +147,37 @@ func ensureSlot(ctx context.Context, conn *pgconn.PgConn, conninfo, name string,
 // CreateSlot creates the physical replication slot (with RESERVE_WAL) that the receiver
 // streams through; an existing physical slot of that name is not an error.
 func CreateSlot(ctx context.Context, conninfo, name string) (created bool, err error) {
-	if err := ValidSlotName(name); err != nil {
-		return false, err
-	}
-	conn, err := replConnect(ctx, conninfo, "walkeeper")
-	if err != nil {
-		return false, err
-	}
-	defer conn.Close(context.Background())
-	si, err := readSlot(ctx, conn, conninfo, name)
-	if err != nil {
-		return false, err
-	}
-	if si.exists {
-		return false, nil
-	}
-	if _, err := ensureSlot(ctx, conn, conninfo, name, true, slog.New(slog.DiscardHandler)); err != nil {
-		return false, err
-	}
-	return true, nil
+	return withSlot(ctx, conninfo, name, func(conn *pgconn.PgConn, si slotInfo) (bool, error) {
+		if si.exists {
+			return false, nil
+		}
+		if _, err := ensureSlot(ctx, conn, conninfo, name, true, slog.New(slog.DiscardHandler)); err != nil {
+			return false, err
+		}
+		return true, nil
+	})
 }
 
 // DropSlot drops the receiver's replication slot, so the server stops keeping WAL for
 // it; a missing slot is not an error.
 func DropSlot(ctx context.Context, conninfo, name string) (dropped bool, err error) {
+	return withSlot(ctx, conninfo, name, func(conn *pgconn.PgConn, si slotInfo) (bool, error) {
+		if !si.exists {
+			return false, nil
+		}
+		if err := pglogrepl.DropReplicationSlot(ctx, conn, name, pglogrepl.DropReplicationSlotOptions{}); err != nil {
+			return false, fmt.Errorf("drop replication slot %s: %w", name, err)
+		}
+		return true, nil
+	})
+}
+
+// withSlot checks the slot name, connects for replication and reads the slot, for fn.
+func withSlot(ctx context.Context, conninfo, name string, fn func(*pgconn.PgConn, slotInfo) (bool, error)) (bool, error) {
 	if err := ValidSlotName(name); err != nil {
 		return false, err
 	}
-	conn, err := replConnect(ctx, conninfo, "walkeeper")
+	conn, err := pgutil.ReplConnect(ctx, conninfo, pgutil.ReplOptions{ApplicationName: "walkeeper"})
 	if err != nil {
 		return false, err
 	}
@@ -183,11 +186,5 @@ func DropSlot(ctx context.Context, conninfo, name string) (dropped bool, err err
 	if err != nil {
 		return false, err
 	}
-	if !si.exists {
-		return false, nil
-	}
-	if err := pglogrepl.DropReplicationSlot(ctx, conn, name, pglogrepl.DropReplicationSlotOptions{}); err != nil {
-		return false, fmt.Errorf("drop replication slot %s: %w", name, err)
-	}
-	return true, nil
+	return fn(conn, si)
 }

@@ -5,7 +5,6 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,14 +15,17 @@ import (
 // PostgreSQL, or such a helper), lives in a file named *_pg_test.go, and such a file
 // uses the harness. A reader then sees from the file name which tests start a cluster.
 func TestPostgresTestsAreNamed(t *testing.T) {
-	root := repoRoot(t)
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
 	type decl struct {
 		file string // relative to root
 		name string
 		node ast.Decl
 	}
 	byDir := map[string][]decl{}
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -132,22 +134,4 @@ func declName(d ast.Decl) string {
 		return fd.Name.Name
 	}
 	return "" // a type, var or const: only funcs are followed
-}
-
-// repoRoot is the directory of go.mod above this package.
-func repoRoot(t *testing.T) string {
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
 }
