@@ -53,7 +53,7 @@ type RestoreCmd struct {
 	CopyWAL          bool     `name:"copy-wal" xor:"walmode" help:"Copy exactly the WAL needed into DEST/pg_wal/walkeeper_wal (restore_command = cp); the default for remote restores."`
 	Prefetch         int      `default:"8" help:"Segments get-wal decompresses ahead of replay (--get-wal)."`
 	Force            bool     `help:"Overwrite non-empty target directories (their content is removed first). Never allowed for walkeeper's home or anything inside or above it, nor for a directory a running PostgreSQL uses."`
-	Archive          bool     `help:"Let the restored cluster archive as the backed-up server did (its archive_command comes with the backup), into this server's archive once promoted. Off by default: walkeeper writes archive_mode = off."`
+	Archive          bool     `help:"Let the restored cluster archive as the backed-up server did (its archive_command comes with the backup), into this server's archive once promoted. Off by default: walkeeper writes archive_mode = off into postgresql.auto.conf, which wins over postgresql.conf (use this flag for a standby with archive_mode = always)."`
 	Jobs             int      `help:"Parallel extraction workers (default: the server's parallel_jobs, else all cores)."`
 	RemoteSSHCommand string   `name:"remote-ssh-command" placeholder:"\"ssh user@host\"" help:"Write the cluster on another host through this ssh command (GNU tar needed there; implies --copy-wal)."`
 }

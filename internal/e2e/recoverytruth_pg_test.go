@@ -65,7 +65,13 @@ func restoreTo(t *testing.T, env *wktest.Env, id string, args ...string) (string
 // restore wrote, so they win whatever restore's defaults are.
 func appendAuto(t *testing.T, dir string, settings ...string) {
 	t.Helper()
-	f, err := os.OpenFile(filepath.Join(dir, "postgresql.auto.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	appendFile(t, filepath.Join(dir, "postgresql.auto.conf"), settings...)
+}
+
+// appendFile appends settings to a configuration file, as a DBA editing it would.
+func appendFile(t *testing.T, path string, settings ...string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,15 +407,21 @@ func TestAlwaysStandbyArchivesPrefetched(t *testing.T) {
 	last := switchWAL(t, x.pg)
 	waitArchived(t, x.pg, last)
 
-	dest, r := restoreTo(t, x.env, id)
+	// As the README tells a DBA: restore with --archive (else walkeeper's
+	// archive_mode = off in postgresql.auto.conf wins), set archive_mode = always and
+	// the standby's own archive_command in postgresql.conf, standby.signal, start.
+	dest, r := restoreTo(t, x.env, id, "--archive")
 	if !strings.Contains(r.Stdout, "--prefetch") {
 		t.Fatalf("restore did not set up get-wal with prefetch:\n%s", r.Stdout)
 	}
 	archived := pgtest.TempDir(t)
 	touch(t, filepath.Join(dest, "standby.signal"))
 	sb := pgtest.Adopt(t, "always-standby", dest)
-	appendAuto(t, dest, "archive_mode = always", fmt.Sprintf("archive_command = 'cp %%p %s/%%f'", archived))
+	appendFile(t, filepath.Join(dest, "postgresql.conf"), "archive_mode = always", fmt.Sprintf("archive_command = 'cp %%p %s/%%f'", archived))
 	sb.Start(t)
+	if got := sb.Psql(t, "SHOW archive_mode"); got != "always" {
+		t.Fatalf("archive_mode = always in postgresql.conf of a --archive restore: the server runs with %q", got)
+	}
 	sb.WaitFor(t, "SELECT count(*) FROM rows", "7", 60*time.Second)
 	start, err := segments.Parse(startSeg)
 	if err != nil {

@@ -162,7 +162,7 @@ tablespace ts1 (oid 16400): /t1
 recovery: to xid 100 on timeline 2
 WAL: 4 files (4.0 MiB) copied into /d/` + CopyWALDir + `
 restore_command = 'cp %p'
-archiving: off (archive_mode = off; --archive keeps the server's archive settings)
+archiving: off (archive_mode = off in postgresql.auto.conf, which wins over postgresql.conf; --archive keeps the server's archive settings)
 start it with: pg_ctl -D /d start
 `
 	if w.String() != want {

@@ -215,6 +215,24 @@ func ArchiveSettings(archive bool) []Setting {
 	return []Setting{{"archive_mode", "off"}}
 }
 
+// ArchiveConf renders ArchiveSettings for postgresql.auto.conf under a comment that
+// says what the line overrides and how to archive anyway: PostgreSQL reads
+// postgresql.auto.conf after postgresql.conf and says nothing when one overrides the
+// other, so a DBA who sets archive_mode = always in postgresql.conf (a restored standby
+// that archives what it replays) would otherwise see it ignored without a word.
+func ArchiveConf(archive bool) string {
+	s := ArchiveSettings(archive)
+	if len(s) == 0 {
+		return ""
+	}
+	return RenderSettings(ArchiveOffNote, s)
+}
+
+// ArchiveOffNote is the comment above the archive_mode = off a restore writes.
+const ArchiveOffNote = "walkeeper restore: this copy does not archive (it came with production's archive_command).\n" +
+	"This line wins over postgresql.conf. To archive (e.g. a standby with archive_mode = always),\n" +
+	"restore with --archive, or ALTER SYSTEM SET archive_mode, or remove these lines."
+
 // targetLabels names each root of a restore the way errors show it.
 func targetLabels(dest string, ts []TablespaceTarget) map[string]string {
 	m := map[string]string{dest: "DEST"}

@@ -184,6 +184,26 @@ func TestArchiveSettings(t *testing.T) {
 	}
 }
 
+// TestArchiveConf: the archive_mode = off a restore writes says, in
+// postgresql.auto.conf itself, that it overrides postgresql.conf and how to archive
+// anyway; every line of the note is a comment.
+func TestArchiveConf(t *testing.T) {
+	if s := ArchiveConf(true); s != "" {
+		t.Errorf("--archive: %q", s)
+	}
+	s := ArchiveConf(false)
+	for _, want := range []string{"wins over postgresql.conf", "--archive", "ALTER SYSTEM SET archive_mode", "\narchive_mode = 'off'\n"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("ArchiveConf(false) lacks %q:\n%s", want, s)
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
+		if !strings.HasPrefix(line, "#") && line != "archive_mode = 'off'" {
+			t.Errorf("line %q is neither a comment nor the setting", line)
+		}
+	}
+}
+
 func TestLocalOnlyHBA(t *testing.T) {
 	in := `# comment
 local   all             all                                     peer

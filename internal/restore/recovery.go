@@ -73,10 +73,11 @@ func RecoverySettings(restoreCommand, endCommand string, t Target, tli string) [
 	return s
 }
 
-// RenderSettings renders settings as postgresql.conf lines under a comment header.
+// RenderSettings renders settings as postgresql.conf lines under a comment header
+// (each of its lines a comment).
 func RenderSettings(header string, settings []Setting) string {
 	var b strings.Builder
-	b.WriteString("\n# " + header + "\n")
+	b.WriteString("\n# " + strings.ReplaceAll(header, "\n", "\n# ") + "\n")
 	for _, s := range settings {
 		fmt.Fprintf(&b, "%s = %s\n", s.Name, QuoteConf(s.Value))
 	}

@@ -92,7 +92,7 @@ func (res Result) WriteText(w io.Writer, b record.Backup) {
 	if res.Archive {
 		fmt.Fprintf(w, "archiving: as the backed-up server (--archive): once promoted it archives into %s's archive\n", res.Server)
 	} else {
-		fmt.Fprintln(w, "archiving: off (archive_mode = off; --archive keeps the server's archive settings)")
+		fmt.Fprintln(w, "archiving: off (archive_mode = off in postgresql.auto.conf, which wins over postgresql.conf; --archive keeps the server's archive settings)")
 	}
 	fmt.Fprintf(w, "start it with: pg_ctl -D %s start\n", res.Dest)
 }

@@ -303,9 +303,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	res.RestoreCommand = restoreCmd
 	settings := RecoverySettings(restoreCmd, endCmd, o.Target, o.Choice.TimelineSetting())
-	settings = append(settings, ArchiveSettings(o.Archive)...)
 	settings = append(settings, o.ExtraSettings...)
-	confText := RenderSettings(header(o.Server, b.ID, o.Target, time.Now()), settings)
+	confText := RenderSettings(header(o.Server, b.ID, o.Target, time.Now()), settings) + ArchiveConf(o.Archive)
 
 	items, jobs, err := buildItems(o, entries, tsRoot, confText, manifest, wal)
 	if err != nil {
