@@ -245,6 +245,12 @@ func TestTimelinesFollowed(t *testing.T) {
 	waitArchived(t, x.pg, switchWAL(t, x.pg))
 
 	dest, _ := restoreTo(t, x.env, id)
+	// A default restore does not archive, and says so where a DBA who edits
+	// postgresql.conf would look: the line that wins over it.
+	if auto, err := os.ReadFile(filepath.Join(dest, "postgresql.auto.conf")); err != nil ||
+		!strings.Contains(string(auto), "wins over postgresql.conf") || !strings.Contains(string(auto), "archive_mode = 'off'") {
+		t.Fatalf("postgresql.auto.conf of a default restore does not explain its archive_mode = off (%v):\n%s", err, auto)
+	}
 	touch(t, filepath.Join(dest, "standby.signal"))
 	sb := pgtest.Adopt(t, "archive-standby", dest)
 	appendAuto(t, dest, "wal_retrieve_retry_interval = '200ms'")
