@@ -449,3 +449,53 @@ func TestAlwaysStandbyArchivesPrefetched(t *testing.T) {
 		return true
 	})
 }
+
+// TestAlwaysStandbyOfStreamedServer: with the receiver streaming the primary, the
+// segment being written exists only as a .partial. A standby restored with --archive
+// and archive_mode = always, archiving also into the same server (production's
+// archive_command), must not be handed that partial as the segment: PostgreSQL would
+// archive it under the complete segment's name, the daemon would archive it, and the
+// real segment would then be quarantined as a conflict, with the standby (and every
+// later restore) stopped where the partial ended.
+func TestAlwaysStandbyOfStreamedServer(t *testing.T) {
+	x := newTruth(t, "", nil)
+	x.daemon.Stop(t)
+	x.env.Servers[0].Settings["streaming_archiver"] = "on"
+	x.env.Servers[0].Settings["create_slot"] = "auto"
+	x.env.WriteConfig(t)
+	x.daemon = x.env.StartDaemon(t)
+	id := x.backup(t)
+
+	dest, _ := restoreTo(t, x.env, id, "--archive")
+	archived := pgtest.TempDir(t)
+	touch(t, filepath.Join(dest, "standby.signal"))
+	sb := pgtest.Adopt(t, "always-standby", dest)
+	appendFile(t, filepath.Join(dest, "postgresql.conf"), "archive_mode = always", "wal_retrieve_retry_interval = '200ms'",
+		fmt.Sprintf("archive_command = 'cp %%p %s/%%f && %s'", archived, x.env.ArchiveCommand("pg1")))
+	sb.Start(t)
+
+	// Rows the receiver has flushed into streaming/<segment>.partial, not archived yet.
+	x.pg.Psql(t, "INSERT INTO rows SELECT g, 'streamed' FROM generate_series(1, 100) g")
+	seg := x.pg.Psql(t, "SELECT pg_walfile_name(pg_current_wal_lsn())")
+	lsn := x.pg.Psql(t, "SELECT pg_current_wal_lsn()")
+	x.pg.WaitFor(t, fmt.Sprintf("SELECT count(*) FROM pg_stat_replication WHERE application_name LIKE 'walkeeper%%' AND flush_lsn >= '%s'", lsn), "1", 60*time.Second)
+	// The standby asks for that segment again at least twice once it is streamed.
+	before := strings.Count(sb.Log(), seg)
+	wktest.Eventually(t, 30*time.Second, "the standby to ask for "+seg, func() bool { return strings.Count(sb.Log(), seg) >= before+2 })
+
+	x.pg.Psql(t, "INSERT INTO rows VALUES (1000, 'after the partial')")
+	waitArchived(t, x.pg, switchWAL(t, x.pg))
+	sb.WaitFor(t, "SELECT count(*) FROM rows", "101", 60*time.Second)
+	if q := listDir(t, filepath.Join(x.env.Home, "pg1", "errors")); len(q) != 0 {
+		t.Fatalf("files quarantined: %v", q)
+	}
+	// errors/ is empty, so what the archive holds is the first copy that arrived.
+	want, ok := servedByGetWAL(x.env, seg)
+	if !ok {
+		t.Fatalf("%s is not archived", seg)
+	}
+	wktest.Eventually(t, 30*time.Second, "the standby to archive "+seg, func() bool { return contains(listDir(t, archived), seg) })
+	if got, _ := os.ReadFile(filepath.Join(archived, seg)); !bytes.Equal(got, want) {
+		t.Fatalf("the standby archived a %s that is not the primary's (a partial under the segment's name)", seg)
+	}
+}

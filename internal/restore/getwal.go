@@ -23,6 +23,11 @@ import (
 // it, which PostgreSQL reads as "no such file" (end of recovery or a probe).
 var ErrNotArchived = errors.New("not archived")
 
+// ErrOnlyPartial means the segment is not archived complete and only its .partial
+// would do, which is not served to a cluster that archives what it restores
+// (archive_mode = always, see fetchUnarchived). It is an ErrNotArchived.
+var ErrOnlyPartial = fmt.Errorf("%w complete (only its .partial, which this cluster would archive as the complete segment: archive_mode = always)", ErrNotArchived)
+
 // Where get-wal found a file.
 const (
 	FromSpool            = "spool"

@@ -90,6 +90,25 @@ func TestGetFallbacks(t *testing.T) {
 	if _, err := Get(ctx, store, "pg1", "bad/name", filepath.Join(dir, "x"), GetOptions{}); err == nil {
 		t.Error("bad name accepted")
 	}
+
+	// A cluster under archive_mode = always archives what restore_command returns
+	// under the name it asked for: neither partial is served to it, complete
+	// segments and history files are.
+	data := t.TempDir()
+	pgwal := filepath.Join(data, "pg_wal")
+	os.MkdirAll(filepath.Join(pgwal, "archive_status"), 0o700)
+	os.WriteFile(filepath.Join(data, "postgresql.conf"), []byte("archive_mode = always\n"), 0o600)
+	dest := filepath.Join(pgwal, "RECOVERYXLOG")
+	for _, n := range []string{seg(1, 2), seg(2, 3)} {
+		if _, err := Get(ctx, store, "pg1", n, dest, GetOptions{StreamingDir: streaming}); !errors.Is(err, ErrOnlyPartial) || !errors.Is(err, ErrNotArchived) {
+			t.Errorf("%s for an archive_mode = always cluster: want ErrOnlyPartial, got %v", n, err)
+		}
+	}
+	for _, n := range []string{seg(1, 1), "00000002.history"} {
+		if from, err := Get(ctx, store, "pg1", n, dest, GetOptions{StreamingDir: streaming}); err != nil || from != FromArchive {
+			t.Errorf("%s for an archive_mode = always cluster: from %q err %v", n, from, err)
+		}
+	}
 }
 
 // TestPrefetchSpool runs the prefetcher in-process: get-wal serves from the archive,

@@ -39,6 +39,9 @@ func fetchUnarchived(ctx context.Context, store storage.Store, server string, n 
 	if !wanted {
 		return "", fmt.Errorf("get-wal %s: %w", walName, ErrNotArchived)
 	}
+	if archivesRestored(dest) {
+		return "", fmt.Errorf("get-wal %s: %w", walName, ErrOnlyPartial)
+	}
 	partial := walName + ".partial"
 	key, codec, err := archive.Find(ctx, store, server, partial)
 	if err == nil {
@@ -75,6 +78,23 @@ func fetchUnarchived(ctx context.Context, store storage.Store, server string, n 
 		}
 	}
 	return "", fmt.Errorf("get-wal %s: %w", walName, ErrNotArchived)
+}
+
+// archivesRestored reports whether the cluster that asked for a file at dest (%p,
+// pg_wal/RECOVERYXLOG in its data directory) archives what restore_command returns:
+// under archive_mode = always PostgreSQL marks every restored file .ready under the
+// name it asked for (KeepFileRestoredFromArchive). A .partial served as its segment
+// would then be archived as the complete segment, into production's archive when the
+// restored cluster keeps its archive_command (restore --archive); the real segment,
+// arriving later, would be refused there as a conflict and every restore past it would
+// stop short. Such a cluster waits for the complete segment, as with any archive that
+// holds no partials.
+func archivesRestored(dest string) bool {
+	abs, err := filepath.Abs(dest)
+	if err != nil {
+		return false
+	}
+	return restoredStatus(filepath.Dir(abs)) == ".ready"
 }
 
 // serveWaiting writes the valid copy of name waiting in incoming/ to dest. The daemon
