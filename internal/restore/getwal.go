@@ -24,9 +24,9 @@ import (
 var ErrNotArchived = errors.New("not archived")
 
 // ErrOnlyPartial means the segment is not archived complete and only its .partial
-// would do, which is not served to a cluster that archives what it restores
-// (archive_mode = always, see fetchUnarchived). It is an ErrNotArchived.
-var ErrOnlyPartial = fmt.Errorf("%w complete (only its .partial, which this cluster would archive as the complete segment: archive_mode = always)", ErrNotArchived)
+// would do, which is not served to a standby that archives what it restores
+// (archive_mode = always, see archivesRestored). It is an ErrNotArchived.
+var ErrOnlyPartial = fmt.Errorf("%w complete (only its .partial, which this standby would archive as the complete segment: archive_mode = always)", ErrNotArchived)
 
 // Where get-wal found a file.
 const (

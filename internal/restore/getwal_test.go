@@ -91,22 +91,26 @@ func TestGetFallbacks(t *testing.T) {
 		t.Error("bad name accepted")
 	}
 
-	// A cluster under archive_mode = always archives what restore_command returns
+	// A standby under archive_mode = always archives what restore_command returns
 	// under the name it asked for: neither partial is served to it, complete
-	// segments and history files are.
+	// segments and history files are. A recovery that ends still gets the partial.
 	data := t.TempDir()
 	pgwal := filepath.Join(data, "pg_wal")
 	os.MkdirAll(filepath.Join(pgwal, "archive_status"), 0o700)
 	os.WriteFile(filepath.Join(data, "postgresql.conf"), []byte("archive_mode = always\n"), 0o600)
 	dest := filepath.Join(pgwal, "RECOVERYXLOG")
+	if from, err := Get(ctx, store, "pg1", seg(2, 3), dest, GetOptions{StreamingDir: streaming}); err != nil || from != FromStreamingPartial {
+		t.Errorf("always, no standby.signal: from %q err %v, want the streaming partial", from, err)
+	}
+	os.WriteFile(filepath.Join(data, "standby.signal"), nil, 0o600)
 	for _, n := range []string{seg(1, 2), seg(2, 3)} {
 		if _, err := Get(ctx, store, "pg1", n, dest, GetOptions{StreamingDir: streaming}); !errors.Is(err, ErrOnlyPartial) || !errors.Is(err, ErrNotArchived) {
-			t.Errorf("%s for an archive_mode = always cluster: want ErrOnlyPartial, got %v", n, err)
+			t.Errorf("%s for an archive_mode = always standby: want ErrOnlyPartial, got %v", n, err)
 		}
 	}
 	for _, n := range []string{seg(1, 1), "00000002.history"} {
 		if from, err := Get(ctx, store, "pg1", n, dest, GetOptions{StreamingDir: streaming}); err != nil || from != FromArchive {
-			t.Errorf("%s for an archive_mode = always cluster: from %q err %v", n, from, err)
+			t.Errorf("%s for an archive_mode = always standby: from %q err %v", n, from, err)
 		}
 	}
 }

@@ -81,20 +81,26 @@ func fetchUnarchived(ctx context.Context, store storage.Store, server string, n 
 }
 
 // archivesRestored reports whether the cluster that asked for a file at dest (%p,
-// pg_wal/RECOVERYXLOG in its data directory) archives what restore_command returns:
-// under archive_mode = always PostgreSQL marks every restored file .ready under the
-// name it asked for (KeepFileRestoredFromArchive). A .partial served as its segment
-// would then be archived as the complete segment, into production's archive when the
-// restored cluster keeps its archive_command (restore --archive); the real segment,
-// arriving later, would be refused there as a conflict and every restore past it would
-// stop short. Such a cluster waits for the complete segment, as with any archive that
-// holds no partials.
+// pg_wal/RECOVERYXLOG in its data directory) is a standby that archives what
+// restore_command returns: under archive_mode = always PostgreSQL marks every restored
+// file .ready under the name it asked for (KeepFileRestoredFromArchive). A .partial
+// served as its segment would then be archived as the complete segment, into
+// production's archive when the restored cluster keeps its archive_command (restore
+// --archive); the real segment, arriving later, would be refused there as a conflict,
+// and the standby (and every restore past it) would stop where the partial ended. A
+// standby waits for the complete segment instead, as with any archive that holds no
+// partials. A recovery that ends (no standby.signal) still gets the partial: it is the
+// end of a lost primary's WAL, whose last commits only the partial holds.
 func archivesRestored(dest string) bool {
 	abs, err := filepath.Abs(dest)
 	if err != nil {
 		return false
 	}
-	return restoredStatus(filepath.Dir(abs)) == ".ready"
+	pgwal := filepath.Dir(abs)
+	if _, err := os.Stat(filepath.Join(filepath.Dir(pgwal), "standby.signal")); err != nil {
+		return false
+	}
+	return restoredStatus(pgwal) == ".ready"
 }
 
 // serveWaiting writes the valid copy of name waiting in incoming/ to dest. The daemon
