@@ -167,8 +167,10 @@ func (c *GetWALCmd) Run(a *App) error {
 		o.StartPrefetcher = func(spool string) error { return a.startPrefetcher(srv, spool) }
 	}
 	from, err := restore.Get(context.Background(), a.Store(), srv.Name, c.WALName, c.Dest, o)
-	if errors.Is(err, restore.ErrOnlyPartial) {
-		return &exitError{code: 1, err: fmt.Errorf("%s: %s is %w", srv.Name, c.WALName, restore.ErrOnlyPartial)}
+	for _, e := range []error{restore.ErrOnlyPartial, restore.ErrPartialNotFinal} {
+		if errors.Is(err, e) {
+			return &exitError{code: 1, err: fmt.Errorf("%s: %s is %w", srv.Name, c.WALName, e)}
+		}
 	}
 	if errors.Is(err, restore.ErrNotArchived) {
 		return &exitError{code: 1, err: fmt.Errorf("%s: %s is not in the archive", srv.Name, c.WALName)}

@@ -31,24 +31,32 @@ func restoredStatus(pgwal string) string {
 var statusCache sync.Map
 
 // ArchiveMode is the archive_mode a data directory's server runs with, as far as its
-// files tell: postgresql.conf (with its include, include_if_exists and include_dir
-// directives), then postgresql.auto.conf, then a -c on the command line recorded in
-// postmaster.opts, the last setting winning as in PostgreSQL. "off" when unset.
+// files tell (see ConfValue). "off" when unset.
 func ArchiveMode(dataDir string) string {
-	mode := "off"
+	if v := ConfValue(dataDir, "archive_mode"); v != "" {
+		return v
+	}
+	return "off"
+}
+
+// ConfValue is the value of a configuration parameter a data directory's server runs
+// with, as far as its files tell: postgresql.conf (with its include, include_if_exists
+// and include_dir directives), then postgresql.auto.conf, then a -c on the command line
+// recorded in postmaster.opts, the last setting winning as in PostgreSQL. "" when unset.
+func ConfValue(dataDir, name string) string {
+	val := ""
 	seen := map[string]bool{}
-	set := func(v string) { mode = v }
-	readConf(filepath.Join(dataDir, "postgresql.conf"), "archive_mode", set, seen, 0)
-	readConf(filepath.Join(dataDir, "postgresql.auto.conf"), "archive_mode", set, seen, 0)
+	set := func(v string) { val = v }
+	readConf(filepath.Join(dataDir, "postgresql.conf"), name, set, seen, 0)
+	readConf(filepath.Join(dataDir, "postgresql.auto.conf"), name, set, seen, 0)
 	if b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.opts")); err == nil {
-		for _, m := range optsRe.FindAllStringSubmatch(string(b), -1) {
+		re := regexp.MustCompile(`"?(?:-c|--)"?\s*"?` + regexp.QuoteMeta(name) + `=([^"\s]*)"?`)
+		for _, m := range re.FindAllStringSubmatch(string(b), -1) {
 			set(m[1])
 		}
 	}
-	return mode
+	return val
 }
-
-var optsRe = regexp.MustCompile(`"?(?:-c|--)"?\s*"?archive_mode=([A-Za-z]+)"?`)
 
 // readConf applies every setting of name in a postgresql.conf-style file to set, in
 // order, following include directives (relative to the including file).

@@ -23,10 +23,14 @@ import (
 // it, which PostgreSQL reads as "no such file" (end of recovery or a probe).
 var ErrNotArchived = errors.New("not archived")
 
-// ErrOnlyPartial means the segment is not archived complete and only its .partial
-// would do, which is not served to a standby that archives what it restores
-// (archive_mode = always, see archivesRestored). It is an ErrNotArchived.
-var ErrOnlyPartial = fmt.Errorf("%w complete (only its .partial, which this standby would archive as the complete segment: archive_mode = always)", ErrNotArchived)
+// ErrOnlyPartial and ErrPartialNotFinal mean the segment is not archived complete
+// and only its .partial would do, which is not served to this standby (see
+// partialRefused): one that archives what it restores (archive_mode = always), or one
+// that follows the archive with no recovery target. Both are an ErrNotArchived.
+var (
+	ErrOnlyPartial     = fmt.Errorf("%w complete (only its .partial, which this standby would archive as the complete segment: archive_mode = always)", ErrNotArchived)
+	ErrPartialNotFinal = fmt.Errorf("%w complete (only its .partial, not served to a standby without a recovery target: a replica promoted later may not have its tail)", ErrNotArchived)
+)
 
 // Where get-wal found a file.
 const (

@@ -113,6 +113,16 @@ func TestGetFallbacks(t *testing.T) {
 			t.Errorf("%s for an archive_mode = always standby: from %q err %v", n, from, err)
 		}
 	}
+	// A standby that follows the archive (no target) gets complete segments only; one
+	// with a target inside the partial (the sandbox) gets the partial.
+	os.WriteFile(filepath.Join(data, "postgresql.conf"), []byte("archive_mode = on\n"), 0o600)
+	if _, err := Get(ctx, store, "pg1", seg(2, 3), dest, GetOptions{StreamingDir: streaming}); !errors.Is(err, ErrPartialNotFinal) || !errors.Is(err, ErrNotArchived) {
+		t.Errorf("standby without a target: want ErrPartialNotFinal, got %v", err)
+	}
+	os.WriteFile(filepath.Join(data, "postgresql.auto.conf"), []byte("recovery_target_time = '2026-12-01 10:00:00+00'\n"), 0o600)
+	if from, err := Get(ctx, store, "pg1", seg(2, 3), dest, GetOptions{StreamingDir: streaming}); err != nil || from != FromStreamingPartial {
+		t.Errorf("standby with a target: from %q err %v, want the streaming partial", from, err)
+	}
 }
 
 // TestPrefetchSpool runs the prefetcher in-process: get-wal serves from the archive,

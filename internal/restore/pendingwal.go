@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/dustin/go-humanize"
 	"github.com/walkeeper/walkeeper/internal/archive"
@@ -39,8 +40,8 @@ func fetchUnarchived(ctx context.Context, store storage.Store, server string, n 
 	if !wanted {
 		return "", fmt.Errorf("get-wal %s: %w", walName, ErrNotArchived)
 	}
-	if archivesRestored(dest) {
-		return "", fmt.Errorf("get-wal %s: %w", walName, ErrOnlyPartial)
+	if err := partialRefused(dest); err != nil {
+		return "", fmt.Errorf("get-wal %s: %w", walName, err)
 	}
 	partial := walName + ".partial"
 	key, codec, err := archive.Find(ctx, store, server, partial)
@@ -80,27 +81,43 @@ func fetchUnarchived(ctx context.Context, store storage.Store, server string, n 
 	return "", fmt.Errorf("get-wal %s: %w", walName, ErrNotArchived)
 }
 
-// archivesRestored reports whether the cluster that asked for a file at dest (%p,
-// pg_wal/RECOVERYXLOG in its data directory) is a standby that archives what
-// restore_command returns: under archive_mode = always PostgreSQL marks every restored
-// file .ready under the name it asked for (KeepFileRestoredFromArchive). A .partial
-// served as its segment would then be archived as the complete segment, into
-// production's archive when the restored cluster keeps its archive_command (restore
-// --archive); the real segment, arriving later, would be refused there as a conflict,
-// and the standby (and every restore past it) would stop where the partial ended. A
-// standby waits for the complete segment instead, as with any archive that holds no
-// partials. A recovery that ends (no standby.signal) still gets the partial: it is the
-// end of a lost primary's WAL, whose last commits only the partial holds.
-func archivesRestored(dest string) bool {
+// partialRefused says why the cluster that asked for a file at dest (%p,
+// pg_wal/RECOVERYXLOG in its data directory) must not get a .partial as its segment
+// (nil: it may). Only a recovery that ends gets one: the end of a lost primary's WAL,
+// whose last commits only the partial holds, or a recovery target inside it (the
+// sandbox). A standby (standby.signal) that follows the archive with no target waits
+// for complete segments, as with any archive that holds no partials:
+//
+//   - the partial is not final: a replica promoted after losing the primary may not
+//     have its tail, and a standby that replayed past the new timeline's fork point
+//     can never follow it ("new timeline forked off ... before current recovery
+//     point");
+//   - under archive_mode = always PostgreSQL marks every restored file .ready under
+//     the name it asked for (KeepFileRestoredFromArchive): the partial would be
+//     archived as the complete segment, into production's archive when the restored
+//     cluster keeps its archive_command (restore --archive), where the real segment,
+//     arriving later, is refused as a conflict; the standby, and every restore past it,
+//     would stop where the partial ended. This holds with a target too.
+func partialRefused(dest string) error {
 	abs, err := filepath.Abs(dest)
 	if err != nil {
-		return false
+		return nil
 	}
 	pgwal := filepath.Dir(abs)
-	if _, err := os.Stat(filepath.Join(filepath.Dir(pgwal), "standby.signal")); err != nil {
-		return false
+	dataDir := filepath.Dir(pgwal)
+	if _, err := os.Stat(filepath.Join(dataDir, "standby.signal")); err != nil {
+		return nil
 	}
-	return restoredStatus(pgwal) == ".ready"
+	// Read afresh, not through restoredStatus's cache: this get-wal serves one request.
+	if strings.EqualFold(ArchiveMode(dataDir), "always") {
+		return ErrOnlyPartial
+	}
+	for _, name := range []string{"recovery_target", "recovery_target_time", "recovery_target_xid", "recovery_target_name", "recovery_target_lsn"} {
+		if ConfValue(dataDir, name) != "" {
+			return nil
+		}
+	}
+	return ErrPartialNotFinal
 }
 
 // serveWaiting writes the valid copy of name waiting in incoming/ to dest. The daemon
