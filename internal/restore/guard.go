@@ -63,7 +63,13 @@ func checkHome(t target, home string, scratch []string) error {
 	if home == "" {
 		return nil
 	}
-	switch relation(t.resolved, home) {
+	return homeRefusal(t, relation(t.resolved, home), home, scratch)
+}
+
+// homeRefusal is the refusal of target t that stands in relation rel ("is", "inside",
+// "above" or "") to walkeeper's home, or nil.
+func homeRefusal(t target, rel, home string, scratch []string) error {
+	switch rel {
 	case "is":
 		return usage("%s is walkeeper's home: restoring there would destroy the archive; choose a directory outside %s", t, home)
 	case "inside":

@@ -3,6 +3,7 @@ package restore
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -245,5 +246,40 @@ func FuzzLocalOnlyHBA(f *testing.F) {
 func BenchmarkLocalClusters(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		LocalClusters()
+	}
+}
+
+// The remote probe, run by the local shell (a remote host that is this host, as with
+// ssh to localhost), finds walkeeper's home by identity: the home itself, what lies
+// inside it (also not created yet, also through a link) and what contains it; other
+// directories pass, and so does everything when the boot id says another host.
+func TestHomeOnRemote(t *testing.T) {
+	base := t.TempDir()
+	home := filepath.Join(base, "home")
+	other := filepath.Join(base, "other")
+	for _, d := range []string{filepath.Join(home, "pg1", "wals"), other} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(home, "pg1"), filepath.Join(other, "link")); err != nil {
+		t.Fatal(err)
+	}
+	roots := []string{home, filepath.Join(home, "pg1", "wals"), filepath.Join(home, "new", "dir"), base, "/",
+		filepath.Join(other, "link"), filepath.Join(other, "dest"), other}
+	want := []string{"is", "inside", "inside", "above", "above", "inside", "", ""}
+	out, err := exec.Command("sh", "-c", remoteProbeScript(roots)+"true\n").Output()
+	if err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	ri := parseRemoteIdentity(string(out))
+	for i, r := range roots {
+		if got := homeOnRemote(ri, i, home); got != want[i] {
+			t.Errorf("%s: %q, want %q (ids %v)", r, got, want[i], ri.ids[i])
+		}
+	}
+	ri.boot = "another-host"
+	if got := homeOnRemote(ri, 0, home); got != "" {
+		t.Errorf("another host's %s: %q, want none", home, got)
 	}
 }

@@ -318,7 +318,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 	var sk sink
 	if o.Remote != nil {
-		sk = &sshSink{argv: o.Remote, log: o.Log, labels: targetLabels(o.Dest, ts)}
+		home := ""
+		if o.Guard.Home != "" {
+			home = resolvePath(o.Guard.Home)
+		}
+		sk = &sshSink{argv: o.Remote, log: o.Log, labels: targetLabels(o.Dest, ts), home: home}
 	} else {
 		sk = &localSink{owner: o.Owner}
 	}

@@ -141,6 +141,10 @@ func TestRestoreNeverHarmsProduction(t *testing.T) {
 			{"above a running cluster", []string{filepath.Dir(primary.Dir), "--tablespace", "ts1:" + filepath.Join(scratch, "b")}, "contains the data directory " + primary.Dir},
 			{"live tablespace named", []string{filepath.Join(scratch, "c"), "--tablespace", "ts1:" + liveTS}, "remote tablespace ts1 " + liveTS + " is the tablespace " + liveTS},
 			{"live tablespace by default", []string{filepath.Join(scratch, "d")}, "would be restored to its original location " + liveTS + " while server pg1 answers"},
+			// The sshd runs on this host: its walkeeper home is refused through ssh too.
+			{"home through ssh to this host", []string{env.Home, "--tablespace", "ts1:" + filepath.Join(scratch, "e")}, "remote DEST " + env.Home + " is walkeeper's home"},
+			{"inside home through ssh", []string{serverDir, "--tablespace", "ts1:" + filepath.Join(scratch, "f")}, "is inside walkeeper's home"},
+			{"home's parent through ssh", []string{filepath.Dir(env.Home), "--tablespace", "ts1:" + filepath.Join(scratch, "g")}, "contains walkeeper's home"},
 		} {
 			r := env.Run(append([]string{"restore", "pg1", bk.ID, "--remote-ssh-command", sshCmd, "--force"}, c.args...)...)
 			msg := strings.TrimSpace(r.Stderr)
