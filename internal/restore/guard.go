@@ -106,13 +106,13 @@ func checkLive(t target, live []LiveCluster) error {
 // backed-up server answers: that location is most likely production's tablespace.
 // A location named explicitly with --tablespace is the DBA's choice and passes (the
 // running-cluster check still applies to it).
-func checkOriginal(ctx context.Context, server string, ts []TablespaceTarget, relocated map[string]string, answers func(context.Context) (string, bool)) error {
+func checkOriginal(ctx context.Context, server string, ts []TablespaceTarget, answers func(context.Context) (string, bool)) error {
 	if answers == nil {
 		return nil
 	}
 	var orig []TablespaceTarget
 	for _, t := range ts {
-		if _, ok := relocated[t.Name]; !ok {
+		if !t.relocated {
 			orig = append(orig, t)
 		}
 	}
@@ -124,7 +124,7 @@ func checkOriginal(ctx context.Context, server string, ts []TablespaceTarget, re
 		return nil
 	}
 	t := orig[0]
-	return usage("tablespace %s would be restored to its original location %s while server %s answers at %s (production's tablespace): relocate it with --tablespace %s:PATH", t.Name, t.Location, server, where, t.Name)
+	return usage("tablespace %s would be restored to its original location %s while server %s answers at %s (production's tablespace): relocate it with --tablespace %s:PATH", t.label(), t.Location, server, where, t.label())
 }
 
 // resolvePath resolves the symlinks of p's longest existing prefix and appends the
@@ -163,12 +163,12 @@ func resolveDepth(p string, depth int) string {
 func guardTargets(ctx context.Context, o Options, ts []TablespaceTarget, live []LiveCluster) error {
 	// First the tablespaces left at their original location: when the server
 	// answers, that is the refusal that says what to do (relocate).
-	if err := checkOriginal(ctx, o.Server, ts, o.Tablespaces, o.Guard.ServerAnswers); err != nil {
+	if err := checkOriginal(ctx, o.Server, ts, o.Guard.ServerAnswers); err != nil {
 		return err
 	}
 	targets := []target{{label: "DEST", path: o.Dest}}
 	for _, t := range ts {
-		targets = append(targets, target{label: "tablespace " + t.Name, path: t.Target})
+		targets = append(targets, target{label: "tablespace " + t.label(), path: t.Target})
 	}
 	local := o.Remote == nil
 	home := ""
@@ -225,7 +225,7 @@ func ArchiveSettings(archive bool) []Setting {
 func targetLabels(dest string, ts []TablespaceTarget) map[string]string {
 	m := map[string]string{dest: "DEST"}
 	for _, t := range ts {
-		m[t.Target] = "tablespace " + t.Name
+		m[t.Target] = "tablespace " + t.label()
 	}
 	return m
 }

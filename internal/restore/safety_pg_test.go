@@ -288,3 +288,43 @@ func TestRestoreNeverHarmsProduction(t *testing.T) {
 		}
 	})
 }
+
+// TestNamelessTablespace: a pg_tblspc link without a pg_tablespace row (left behind,
+// or planted) is sent by the server as a tablespace with no name. Restore names it by
+// its OID, refuses its original location while the server answers and says how to
+// relocate it, and --tablespace OID:PATH relocates it.
+func TestNamelessTablespace(t *testing.T) {
+	env := wktest.New(t, wktest.ServerSection{Name: "pg1", Settings: map[string]string{}})
+	primary := pgtest.New(t, "primary", pgtest.Options{ArchiveCommand: env.ArchiveCommand("pg1")})
+	env.Servers[0].Settings["conninfo"] = primary.ConnString("")
+	env.WriteConfig(t)
+	env.StartDaemon(t)
+	orphan := filepath.Join(primary.Root, "orphan")
+	if err := os.MkdirAll(orphan, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(primary.Dir, "pg_tblspc", "99999")
+	if err := os.Symlink(orphan, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{orphan, link} {
+		if err := pgtest.Chown(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var bk struct {
+		ID string `json:"id"`
+	}
+	env.JSON(t, &bk, "backup", "pg1")
+	dest := filepath.Join(pgtest.TempDir(t), "data")
+	r := env.Run("restore", "pg1", bk.ID, dest)
+	if msg := strings.TrimSpace(r.Stderr); r.Code != 2 || !strings.Contains(msg, "tablespace 99999 would be restored to its original location "+orphan) ||
+		!strings.Contains(msg, "--tablespace 99999:PATH") {
+		t.Errorf("default restore: exit %d %q; want the refusal naming 99999 and how to relocate it", r.Code, msg)
+	}
+	moved := filepath.Join(pgtest.TempDir(t), "ts")
+	env.MustRun(t, "restore", "pg1", bk.ID, dest, "--tablespace", "99999:"+moved)
+	if got, err := os.Readlink(filepath.Join(dest, "pg_tblspc", "99999")); err != nil || got != moved {
+		t.Errorf("pg_tblspc/99999 -> %q (%v), want %s", got, err, moved)
+	}
+}
