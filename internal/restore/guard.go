@@ -86,16 +86,17 @@ func homeRefusal(t target, rel, home string, scratch []string) error {
 }
 
 // checkLive refuses a target that is, lies inside or contains the data directory or
-// a tablespace of a running cluster. All paths are resolved.
+// a tablespace of a running cluster. All paths are resolved. Like every refused
+// target, a bad argument: exit status 2.
 func checkLive(t target, live []LiveCluster) error {
 	for _, c := range live {
 		how := map[string]string{"is": "is", "inside": "is inside", "above": "contains"}
 		if r := relation(t.resolved, c.DataDir); r != "" {
-			return fmt.Errorf("%s %s the data directory %s of a running PostgreSQL (pid %d): stop that cluster or choose another directory", t, how[r], c.DataDir, c.PID)
+			return usage("%s %s the data directory %s of a running PostgreSQL (pid %d): stop that cluster or choose another directory", t, how[r], c.DataDir, c.PID)
 		}
 		for _, ts := range c.Tablespaces {
 			if r := relation(t.resolved, ts); r != "" {
-				return fmt.Errorf("%s %s the tablespace %s of the running PostgreSQL in %s (pid %d): choose another directory (--tablespace NAME:PATH relocates a tablespace)", t, how[r], ts, c.DataDir, c.PID)
+				return usage("%s %s the tablespace %s of the running PostgreSQL in %s (pid %d): choose another directory (--tablespace NAME:PATH relocates a tablespace)", t, how[r], ts, c.DataDir, c.PID)
 			}
 		}
 	}

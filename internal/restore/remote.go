@@ -137,7 +137,7 @@ done
 		case "NOTDIR":
 			return usage("remote %s exists and is not a directory", dir)
 		case "RUNNING":
-			return fmt.Errorf("remote %s holds a running PostgreSQL: stop it first", dir)
+			return usage("remote %s holds a running PostgreSQL: stop it first", dir)
 		case "NONEMPTY":
 			if !force {
 				return usage("remote %s is not empty: restore never overwrites without --force", dir)

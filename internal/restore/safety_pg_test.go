@@ -103,8 +103,8 @@ func TestRestoreNeverHarmsProduction(t *testing.T) {
 			r := env.Run(append([]string{"restore", "pg1", bk.ID}, append(c.args, "--force")...)...)
 			msg := strings.TrimSpace(r.Stderr)
 			t.Logf("%s: exit %d: %s", c.name, r.Code, msg)
-			if r.Code == 0 || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
-				t.Errorf("%s: exit %d, stderr %q; want a one-line refusal with %q", c.name, r.Code, msg, c.want)
+			if r.Code != 2 || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
+				t.Errorf("%s: exit %d, stderr %q; want a one-line refusal (exit 2, a bad argument) with %q", c.name, r.Code, msg, c.want)
 			}
 			if !strings.Contains(msg, "--tablespace") && !strings.Contains(msg, "choose") && !strings.Contains(msg, "stop") {
 				t.Errorf("%s: the refusal says no way out: %q", c.name, msg)
@@ -149,8 +149,8 @@ func TestRestoreNeverHarmsProduction(t *testing.T) {
 			r := env.Run(append([]string{"restore", "pg1", bk.ID, "--remote-ssh-command", sshCmd, "--force"}, c.args...)...)
 			msg := strings.TrimSpace(r.Stderr)
 			t.Logf("%s: exit %d: %s", c.name, r.Code, msg)
-			if r.Code == 0 || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
-				t.Errorf("remote %s: exit %d, stderr %q; want a one-line refusal with %q", c.name, r.Code, msg, c.want)
+			if r.Code != 2 || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
+				t.Errorf("remote %s: exit %d, stderr %q; want a one-line refusal (exit 2, a bad argument) with %q", c.name, r.Code, msg, c.want)
 			}
 		}
 		if after := archiveTree(t, serverDir); !sameTree(before, after) {
