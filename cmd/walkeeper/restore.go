@@ -48,7 +48,7 @@ type RestoreCmd struct {
 	ID     string `arg:"" help:"Backup id, name, latest, oldest, or auto (the newest backup that can reach the target)."`
 	Dest   string `arg:"" help:"Data directory to create (must be empty or missing, unless --force)."`
 	TargetOptions
-	Tablespace       []string `sep:"none" placeholder:"NAME:PATH" help:"Restore tablespace NAME to PATH instead of its original location (repeatable)."`
+	Tablespace       []string `sep:"none" placeholder:"NAME:PATH" help:"Restore tablespace NAME (its name or OID) to PATH instead of its original location (repeatable)."`
 	GetWAL           bool     `name:"get-wal" xor:"walmode" help:"restore_command calls this walkeeper (get-wal with prefetch); the default for local restores."`
 	CopyWAL          bool     `name:"copy-wal" xor:"walmode" help:"Copy exactly the WAL needed into DEST/pg_wal/walkeeper_wal (restore_command = cp); the default for remote restores."`
 	Prefetch         int      `default:"8" help:"Segments get-wal decompresses ahead of replay (--get-wal)."`
@@ -236,7 +236,7 @@ type SandboxStartCmd struct {
 	Dir        string        `placeholder:"DIR" help:"Scratch directory (default <home>/<server>/sandbox)."`
 	Port       int           `help:"TCP port on 127.0.0.1 (default: a free one)."`
 	PGBin      string        `name:"pg-bin" placeholder:"DIR" help:"PostgreSQL bin directory (default: found from the backup's version)."`
-	Tablespace []string      `sep:"none" placeholder:"NAME:PATH" help:"Where to put tablespace NAME (default: inside the scratch directory)."`
+	Tablespace []string      `sep:"none" placeholder:"NAME:PATH" help:"Where to put tablespace NAME (its name or OID; default: inside the scratch directory)."`
 	Prefetch   int           `default:"8" help:"get-wal prefetch depth."`
 	Timeout    time.Duration `default:"10m" help:"How long to wait for replay to pause at the target."`
 }

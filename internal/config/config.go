@@ -185,6 +185,11 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A home that cannot be a directory is a bad value of this file, not a failure
+	// of whatever command first tries to create something in it.
+	if fi, err := os.Stat(cfg.Home); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("%s: [%s] home = %q: exists and is not a directory", path, GlobalSection, cfg.Home)
+	}
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		if where := passwordAt(cfg); where != "" {
 			cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s is readable by group or others (mode %04o) and holds a password (%s): chmod 600 %s, or keep the password in ~/.pgpass",

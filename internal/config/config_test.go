@@ -387,6 +387,14 @@ func TestLoad(t *testing.T) {
 	if _, err := Load(bad); err == nil || !strings.HasPrefix(err.Error(), bad+`: [pg1] compression = "lz9"`) {
 		t.Fatalf("err = %v", err)
 	}
+	// A home that is a file is this file's bad value, named with its option.
+	fileHome := filepath.Join(dir, "notadir")
+	os.WriteFile(fileHome, nil, 0o600)
+	hf := filepath.Join(dir, "hf.conf")
+	os.WriteFile(hf, []byte("[walkeeper]\nhome = "+fileHome+"\n[pg1]\nconninfo=x\n"), 0o600)
+	if _, err := Load(hf); err == nil || err.Error() != hf+`: [walkeeper] home = "`+fileHome+`": exists and is not a directory` {
+		t.Fatalf("home is a file: err = %v", err)
+	}
 }
 
 func TestFind(t *testing.T) {

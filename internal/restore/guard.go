@@ -63,7 +63,13 @@ func checkHome(t target, home string, scratch []string) error {
 	if home == "" {
 		return nil
 	}
-	switch relation(t.resolved, home) {
+	return homeRefusal(t, relation(t.resolved, home), home, scratch)
+}
+
+// homeRefusal is the refusal of target t that stands in relation rel ("is", "inside",
+// "above" or "") to walkeeper's home, or nil.
+func homeRefusal(t target, rel, home string, scratch []string) error {
+	switch rel {
 	case "is":
 		return usage("%s is walkeeper's home: restoring there would destroy the archive; choose a directory outside %s", t, home)
 	case "inside":
@@ -80,16 +86,17 @@ func checkHome(t target, home string, scratch []string) error {
 }
 
 // checkLive refuses a target that is, lies inside or contains the data directory or
-// a tablespace of a running cluster. All paths are resolved.
+// a tablespace of a running cluster. All paths are resolved. Like every refused
+// target, a bad argument: exit status 2.
 func checkLive(t target, live []LiveCluster) error {
 	for _, c := range live {
 		how := map[string]string{"is": "is", "inside": "is inside", "above": "contains"}
 		if r := relation(t.resolved, c.DataDir); r != "" {
-			return fmt.Errorf("%s %s the data directory %s of a running PostgreSQL (pid %d): stop that cluster or choose another directory", t, how[r], c.DataDir, c.PID)
+			return usage("%s %s the data directory %s of a running PostgreSQL (pid %d): stop that cluster or choose another directory", t, how[r], c.DataDir, c.PID)
 		}
 		for _, ts := range c.Tablespaces {
 			if r := relation(t.resolved, ts); r != "" {
-				return fmt.Errorf("%s %s the tablespace %s of the running PostgreSQL in %s (pid %d): choose another directory (--tablespace NAME:PATH relocates a tablespace)", t, how[r], ts, c.DataDir, c.PID)
+				return usage("%s %s the tablespace %s of the running PostgreSQL in %s (pid %d): choose another directory (--tablespace NAME:PATH relocates a tablespace)", t, how[r], ts, c.DataDir, c.PID)
 			}
 		}
 	}
@@ -100,13 +107,13 @@ func checkLive(t target, live []LiveCluster) error {
 // backed-up server answers: that location is most likely production's tablespace.
 // A location named explicitly with --tablespace is the DBA's choice and passes (the
 // running-cluster check still applies to it).
-func checkOriginal(ctx context.Context, server string, ts []TablespaceTarget, relocated map[string]string, answers func(context.Context) (string, bool)) error {
+func checkOriginal(ctx context.Context, server string, ts []TablespaceTarget, answers func(context.Context) (string, bool)) error {
 	if answers == nil {
 		return nil
 	}
 	var orig []TablespaceTarget
 	for _, t := range ts {
-		if _, ok := relocated[t.Name]; !ok {
+		if !t.relocated {
 			orig = append(orig, t)
 		}
 	}
@@ -118,7 +125,7 @@ func checkOriginal(ctx context.Context, server string, ts []TablespaceTarget, re
 		return nil
 	}
 	t := orig[0]
-	return usage("tablespace %s would be restored to its original location %s while server %s answers at %s (production's tablespace): relocate it with --tablespace %s:PATH", t.Name, t.Location, server, where, t.Name)
+	return usage("tablespace %s would be restored to its original location %s while server %s answers at %s (production's tablespace): relocate it with --tablespace %s:PATH", t.label(), t.Location, server, where, t.label())
 }
 
 // resolvePath resolves the symlinks of p's longest existing prefix and appends the
@@ -157,12 +164,12 @@ func resolveDepth(p string, depth int) string {
 func guardTargets(ctx context.Context, o Options, ts []TablespaceTarget, live []LiveCluster) error {
 	// First the tablespaces left at their original location: when the server
 	// answers, that is the refusal that says what to do (relocate).
-	if err := checkOriginal(ctx, o.Server, ts, o.Tablespaces, o.Guard.ServerAnswers); err != nil {
+	if err := checkOriginal(ctx, o.Server, ts, o.Guard.ServerAnswers); err != nil {
 		return err
 	}
 	targets := []target{{label: "DEST", path: o.Dest}}
 	for _, t := range ts {
-		targets = append(targets, target{label: "tablespace " + t.Name, path: t.Target})
+		targets = append(targets, target{label: "tablespace " + t.label(), path: t.Target})
 	}
 	local := o.Remote == nil
 	home := ""
@@ -237,7 +244,7 @@ const ArchiveOffNote = "walkeeper restore: this copy does not archive (it came w
 func targetLabels(dest string, ts []TablespaceTarget) map[string]string {
 	m := map[string]string{dest: "DEST"}
 	for _, t := range ts {
-		m[t.Target] = "tablespace " + t.Name
+		m[t.Target] = "tablespace " + t.label()
 	}
 	return m
 }

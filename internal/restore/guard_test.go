@@ -3,9 +3,12 @@ package restore
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/walkeeper/walkeeper/internal/record"
 )
 
 func TestRelation(t *testing.T) {
@@ -74,25 +77,64 @@ func TestCheckLive(t *testing.T) {
 }
 
 func TestCheckOriginal(t *testing.T) {
-	ts := []TablespaceTarget{{Name: "ts1", Location: "/prod/ts1", Target: "/prod/ts1"}, {Name: "ts2", Location: "/prod/ts2", Target: "/new/ts2"}}
+	ts := []TablespaceTarget{{Name: "ts1", Location: "/prod/ts1", Target: "/prod/ts1"}, {Name: "ts2", Location: "/prod/ts2", Target: "/new/ts2", relocated: true}}
 	up := func(context.Context) (string, bool) { return "db1:5432", true }
 	down := func(context.Context) (string, bool) { return "db1:5432", false }
 	asked := false
 	spy := func(context.Context) (string, bool) { asked = true; return "", true }
 	ctx := context.Background()
-	err := checkOriginal(ctx, "pg1", ts, map[string]string{"ts2": "/new/ts2"}, up)
+	err := checkOriginal(ctx, "pg1", ts, up)
 	if err == nil || !strings.Contains(err.Error(), "tablespace ts1 would be restored to its original location /prod/ts1 while server pg1 answers at db1:5432") ||
 		!strings.Contains(err.Error(), "--tablespace ts1:PATH") {
 		t.Errorf("original location while up: %v", err)
 	}
-	if err := checkOriginal(ctx, "pg1", ts, map[string]string{"ts2": "/new/ts2"}, down); err != nil {
+	if err := checkOriginal(ctx, "pg1", ts, down); err != nil {
 		t.Errorf("server down (the disaster case) must pass: %v", err)
 	}
-	if err := checkOriginal(ctx, "pg1", ts, map[string]string{"ts1": "/prod/ts1", "ts2": "/new/ts2"}, spy); err != nil || asked {
+	all := []TablespaceTarget{ts[0], ts[1]}
+	all[0].relocated = true // named with --tablespace ts1:/prod/ts1: the DBA's choice
+	if err := checkOriginal(ctx, "pg1", all, spy); err != nil || asked {
 		t.Errorf("all relocated: %v, server asked %v", err, asked)
 	}
-	if err := checkOriginal(ctx, "pg1", ts, nil, nil); err != nil {
+	if err := checkOriginal(ctx, "pg1", ts, nil); err != nil {
 		t.Errorf("no probe: %v", err)
+	}
+	// A tablespace the backup knows no name of (a pg_tblspc link without a
+	// pg_tablespace row) is named by its OID, which --tablespace takes.
+	nameless := []TablespaceTarget{{OID: 99999, Location: "/prod/x", Target: "/prod/x"}}
+	if err := checkOriginal(ctx, "pg1", nameless, up); err == nil || !strings.Contains(err.Error(), "tablespace 99999 would be restored") ||
+		!strings.Contains(err.Error(), "--tablespace 99999:PATH") {
+		t.Errorf("nameless tablespace: %v", err)
+	}
+}
+
+// --tablespace takes a tablespace's name or its OID (the only handle of a nameless one).
+func TestTablespaceTargetsByOID(t *testing.T) {
+	b := record.Backup{ID: "b1", Tablespaces: []record.Tablespace{{OID: 16384, Name: "ts1", Location: "/prod/ts1"}, {OID: 99999, Location: "/prod/x"}}}
+	for _, c := range []struct {
+		reloc map[string]string
+		want  []string // targets, or the error's text
+	}{
+		{map[string]string{"ts1": "/a", "99999": "/b"}, []string{"/a", "/b"}},
+		{map[string]string{"16384": "/a"}, []string{"/a", "/prod/x"}},
+		{map[string]string{"ts1": "/a", "16384": "/b"}, []string{"relocated twice"}},
+		{map[string]string{"ts9": "/a"}, []string{`no tablespace "ts9" (its tablespaces: ts1, 99999)`}},
+	} {
+		got, err := tablespaceTargets(b, c.reloc, "/dest")
+		if err != nil {
+			if len(c.want) != 1 || !strings.Contains(err.Error(), c.want[0]) {
+				t.Errorf("%v: %v, want %v", c.reloc, err, c.want)
+			}
+			continue
+		}
+		if len(got) != len(c.want) {
+			t.Fatalf("%v: %+v", c.reloc, got)
+		}
+		for i, g := range got {
+			if g.Target != c.want[i] || g.relocated != (c.want[i] != b.Tablespaces[i].Location) {
+				t.Errorf("%v: %s -> %s (relocated %v), want %s", c.reloc, g.label(), g.Target, g.relocated, c.want[i])
+			}
+		}
 	}
 }
 
@@ -265,5 +307,40 @@ func FuzzLocalOnlyHBA(f *testing.F) {
 func BenchmarkLocalClusters(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		LocalClusters()
+	}
+}
+
+// The remote probe, run by the local shell (a remote host that is this host, as with
+// ssh to localhost), finds walkeeper's home by identity: the home itself, what lies
+// inside it (also not created yet, also through a link) and what contains it; other
+// directories pass, and so does everything when the boot id says another host.
+func TestHomeOnRemote(t *testing.T) {
+	base := t.TempDir()
+	home := filepath.Join(base, "home")
+	other := filepath.Join(base, "other")
+	for _, d := range []string{filepath.Join(home, "pg1", "wals"), other} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(home, "pg1"), filepath.Join(other, "link")); err != nil {
+		t.Fatal(err)
+	}
+	roots := []string{home, filepath.Join(home, "pg1", "wals"), filepath.Join(home, "new", "dir"), base, "/",
+		filepath.Join(other, "link"), filepath.Join(other, "dest"), other}
+	want := []string{"is", "inside", "inside", "above", "above", "inside", "", ""}
+	out, err := exec.Command("sh", "-c", remoteProbeScript(roots)+"true\n").Output()
+	if err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	ri := parseRemoteIdentity(string(out))
+	for i, r := range roots {
+		if got := homeOnRemote(ri, i, home); got != want[i] {
+			t.Errorf("%s: %q, want %q (ids %v)", r, got, want[i], ri.ids[i])
+		}
+	}
+	ri.boot = "another-host"
+	if got := homeOnRemote(ri, 0, home); got != "" {
+		t.Errorf("another host's %s: %q, want none", home, got)
 	}
 }

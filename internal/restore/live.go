@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // LocalClusters finds the PostgreSQL servers running on this host from /proc: every
@@ -69,7 +71,10 @@ func LocalClusters() []LiveCluster {
 }
 
 // remoteProbeScript prints, for the remote host, one "REAL <i> <path>" line per root
-// (symlinks resolved with GNU readlink -m, the path itself without it), then
+// (symlinks resolved with GNU readlink -m, the path itself without it), one
+// "IDS <i> <dev:ino>..." line per root with the identity of the resolved root and of
+// each of its parents up to / ("-" where nothing exists yet), the host's
+// "BOOT <boot id>", then
 // "LIVE <pid> <datadir>" for every running postgres in the shell's mount namespace
 // and "TBLSPC <datadir> <location>" for its tablespaces: the same facts
 // LocalClusters reads here.
@@ -78,7 +83,12 @@ func remoteProbeScript(roots []string) string {
 	for i, r := range roots {
 		q := ShellQuote(r)
 		fmt.Fprintf(&b, "echo \"REAL %d $(readlink -m %s 2>/dev/null || echo %s)\"\n", i, q, q)
+		fmt.Fprintf(&b, `p=$(readlink -m %s 2>/dev/null || echo %s); ids=""
+while :; do ids="$ids $(stat -L -c %%d:%%i "$p" 2>/dev/null || echo -)"; [ "$p" = / ] && break; p=$(dirname "$p"); done
+echo "IDS %d$ids"
+`, q, q, i)
 	}
+	b.WriteString("echo \"BOOT $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)\"\n")
 	b.WriteString(`me=$(readlink /proc/$$/ns/mnt 2>/dev/null)
 for p in /proc/[0-9]*; do
   case "$(cat "$p/comm" 2>/dev/null)" in postgres|postmaster) ;; *) continue;; esac
@@ -129,4 +139,75 @@ func parseRemoteProbe(out string, roots []string) ([]string, []LiveCluster) {
 		}
 	}
 	return real, live
+}
+
+// remoteIdentity is what remoteProbeScript says about where the roots are: the remote
+// kernel's boot id and, per root, the dev:ino of the resolved root and of its parents
+// ("-" for a component that does not exist).
+type remoteIdentity struct {
+	boot string
+	ids  map[int][]string
+}
+
+func parseRemoteIdentity(out string) remoteIdentity {
+	ri := remoteIdentity{ids: map[int][]string{}}
+	for _, line := range strings.Split(out, "\n") {
+		kind, rest, _ := strings.Cut(line, " ")
+		switch kind {
+		case "BOOT":
+			ri.boot = strings.TrimSpace(rest)
+		case "IDS":
+			f := strings.Fields(rest)
+			if len(f) < 2 {
+				continue
+			}
+			if i, err := strconv.Atoi(f[0]); err == nil {
+				ri.ids[i] = f[1:]
+			}
+		}
+	}
+	return ri
+}
+
+// fileID is the dev:ino of what p names (links followed), as stat -L -c %d:%i
+// prints it.
+func fileID(p string) string {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+}
+
+// homeOnRemote says how the remote root whose identity chain is ids (itself, then
+// its parents) stands to walkeeper's home on this host: "is", "inside", "above" or
+// "". A remote restore reaches this host itself when the remote kernel is this
+// kernel (same boot id: ssh to localhost, or to a container of this host with the
+// home mounted), and then the home is compared by identity, whatever path it has
+// there.
+func homeOnRemote(ri remoteIdentity, i int, home string) string {
+	if home == "" || ri.boot == "" || ri.boot != bootID() {
+		return ""
+	}
+	ids := ri.ids[i]
+	homeID := fileID(home)
+	if len(ids) == 0 || homeID == "" {
+		return ""
+	}
+	if ids[0] == homeID {
+		return "is"
+	}
+	for _, id := range ids[1:] {
+		if id == homeID {
+			return "inside"
+		}
+	}
+	for d := filepath.Dir(home); ; d = filepath.Dir(d) {
+		if fileID(d) == ids[0] {
+			return "above"
+		}
+		if d == filepath.Dir(d) {
+			return ""
+		}
+	}
 }

@@ -42,7 +42,7 @@ func checkTarget(dir string, force bool) error {
 	}
 	if pid := postmasterPID(filepath.Join(dir, "postmaster.pid")); pid > 0 {
 		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
-			return fmt.Errorf("%s holds a running PostgreSQL (postmaster.pid: pid %d): stop it first", dir, pid)
+			return usage("%s holds a running PostgreSQL (postmaster.pid: pid %d): stop it first", dir, pid)
 		}
 	}
 	ents, err := os.ReadDir(dir)

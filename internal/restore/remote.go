@@ -77,6 +77,7 @@ type sshSink struct {
 	argv   []string
 	log    *slog.Logger
 	labels map[string]string // root -> how errors name it
+	home   string            // walkeeper's home on this host (resolved), refused if the remote host is this one
 }
 
 // run runs a shell script on the remote host and returns its output.
@@ -114,12 +115,19 @@ done
 	// A running cluster's data directory or tablespace, or a directory above or
 	// inside one, is refused before anything is removed (invariant 8).
 	real, live := parseRemoteProbe(out, roots)
+	ri := parseRemoteIdentity(out)
 	for i, r := range roots {
 		label := s.labels[r]
 		if label == "" {
 			label = "target"
 		}
-		if err := checkLive(target{label: "remote " + label, path: r, resolved: real[i]}, live); err != nil {
+		t := target{label: "remote " + label, path: r, resolved: real[i]}
+		// The remote host may be this host (ssh to localhost): its home is refused
+		// there as here (invariant 8).
+		if err := homeRefusal(t, homeOnRemote(ri, i, s.home), s.home, nil); err != nil {
+			return err
+		}
+		if err := checkLive(t, live); err != nil {
 			return err
 		}
 	}
@@ -129,7 +137,7 @@ done
 		case "NOTDIR":
 			return usage("remote %s exists and is not a directory", dir)
 		case "RUNNING":
-			return fmt.Errorf("remote %s holds a running PostgreSQL: stop it first", dir)
+			return usage("remote %s holds a running PostgreSQL: stop it first", dir)
 		case "NONEMPTY":
 			if !force {
 				return usage("remote %s is not empty: restore never overwrites without --force", dir)

@@ -126,7 +126,12 @@ type TablespaceTarget struct {
 	Name     string `json:"name"`
 	Location string `json:"original_location"`
 	Target   string `json:"restored_to"`
+	// relocated is set when --tablespace named this one (by name or OID).
+	relocated bool
 }
+
+// label is how messages and --tablespace name the tablespace.
+func (t TablespaceTarget) label() string { return tablespaceLabel(t.Name, t.OID) }
 
 // Result describes a finished restore.
 type Result struct {
@@ -317,7 +322,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 	var sk sink
 	if o.Remote != nil {
-		sk = &sshSink{argv: o.Remote, log: o.Log, labels: targetLabels(o.Dest, ts)}
+		home := ""
+		if o.Guard.Home != "" {
+			home = resolvePath(o.Guard.Home)
+		}
+		sk = &sshSink{argv: o.Remote, log: o.Log, labels: targetLabels(o.Dest, ts), home: home}
 	} else {
 		sk = &localSink{owner: o.Owner}
 	}
@@ -360,8 +369,9 @@ func tablespaceTargets(b record.Backup, relocate map[string]string, dest string)
 	known := map[string]bool{}
 	var names []string
 	for _, t := range b.Tablespaces {
-		known[t.Name] = true
-		names = append(names, t.Name)
+		oid := strconv.FormatUint(uint64(t.OID), 10)
+		known[t.Name], known[oid] = true, true
+		names = append(names, tablespaceLabel(t.Name, t.OID))
 	}
 	for name := range relocate {
 		if !known[name] {
@@ -375,24 +385,42 @@ func tablespaceTargets(b record.Backup, relocate map[string]string, dest string)
 	var out []TablespaceTarget
 	seen := map[string]string{}
 	for _, t := range b.Tablespaces {
+		label := tablespaceLabel(t.Name, t.OID)
 		target := t.Location
-		if p, ok := relocate[t.Name]; ok {
+		p, byName := relocate[t.Name]
+		q, byOID := relocate[strconv.FormatUint(uint64(t.OID), 10)]
+		switch {
+		case byName && t.Name != "" && byOID:
+			return nil, usage("--tablespace: tablespace %s (oid %d) is relocated twice, by name and by oid", t.Name, t.OID)
+		case byName && t.Name != "":
 			target = p
+		case byOID:
+			target = q
 		}
 		if !filepath.IsAbs(target) {
-			return nil, usage("--tablespace %s:%s: the path must be absolute", t.Name, target)
+			return nil, usage("--tablespace %s:%s: the path must be absolute", label, target)
 		}
 		target = filepath.Clean(target)
 		if within(target, dest) || within(dest, target) {
-			return nil, usage("tablespace %s would be restored to %s, which overlaps the destination %s: relocate it with --tablespace %s:PATH", t.Name, target, dest, t.Name)
+			return nil, usage("tablespace %s would be restored to %s, which overlaps the destination %s: relocate it with --tablespace %s:PATH", label, target, dest, label)
 		}
 		if other, dup := seen[target]; dup {
-			return nil, usage("tablespaces %s and %s would both be restored to %s", other, t.Name, target)
+			return nil, usage("tablespaces %s and %s would both be restored to %s", other, label, target)
 		}
-		seen[target] = t.Name
-		out = append(out, TablespaceTarget{OID: t.OID, Name: t.Name, Location: t.Location, Target: target})
+		seen[target] = label
+		out = append(out, TablespaceTarget{OID: t.OID, Name: t.Name, Location: t.Location, Target: target,
+			relocated: (byName && t.Name != "") || byOID})
 	}
 	return out, nil
+}
+
+// tablespaceLabel names a tablespace in messages and in --tablespace: its name, or its
+// OID when the backup knows no name (a pg_tblspc link without a pg_tablespace row).
+func tablespaceLabel(name string, oid uint32) string {
+	if name != "" {
+		return name
+	}
+	return strconv.FormatUint(uint64(oid), 10)
 }
 
 func within(p, dir string) bool {

@@ -103,8 +103,8 @@ func TestRestoreNeverHarmsProduction(t *testing.T) {
 			r := env.Run(append([]string{"restore", "pg1", bk.ID}, append(c.args, "--force")...)...)
 			msg := strings.TrimSpace(r.Stderr)
 			t.Logf("%s: exit %d: %s", c.name, r.Code, msg)
-			if r.Code == 0 || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
-				t.Errorf("%s: exit %d, stderr %q; want a one-line refusal with %q", c.name, r.Code, msg, c.want)
+			if r.Code != 2 || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
+				t.Errorf("%s: exit %d, stderr %q; want a one-line refusal (exit 2, a bad argument) with %q", c.name, r.Code, msg, c.want)
 			}
 			if !strings.Contains(msg, "--tablespace") && !strings.Contains(msg, "choose") && !strings.Contains(msg, "stop") {
 				t.Errorf("%s: the refusal says no way out: %q", c.name, msg)
@@ -141,12 +141,16 @@ func TestRestoreNeverHarmsProduction(t *testing.T) {
 			{"above a running cluster", []string{filepath.Dir(primary.Dir), "--tablespace", "ts1:" + filepath.Join(scratch, "b")}, "contains the data directory " + primary.Dir},
 			{"live tablespace named", []string{filepath.Join(scratch, "c"), "--tablespace", "ts1:" + liveTS}, "remote tablespace ts1 " + liveTS + " is the tablespace " + liveTS},
 			{"live tablespace by default", []string{filepath.Join(scratch, "d")}, "would be restored to its original location " + liveTS + " while server pg1 answers"},
+			// The sshd runs on this host: its walkeeper home is refused through ssh too.
+			{"home through ssh to this host", []string{env.Home, "--tablespace", "ts1:" + filepath.Join(scratch, "e")}, "remote DEST " + env.Home + " is walkeeper's home"},
+			{"inside home through ssh", []string{serverDir, "--tablespace", "ts1:" + filepath.Join(scratch, "f")}, "is inside walkeeper's home"},
+			{"home's parent through ssh", []string{filepath.Dir(env.Home), "--tablespace", "ts1:" + filepath.Join(scratch, "g")}, "contains walkeeper's home"},
 		} {
 			r := env.Run(append([]string{"restore", "pg1", bk.ID, "--remote-ssh-command", sshCmd, "--force"}, c.args...)...)
 			msg := strings.TrimSpace(r.Stderr)
 			t.Logf("%s: exit %d: %s", c.name, r.Code, msg)
-			if r.Code == 0 || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
-				t.Errorf("remote %s: exit %d, stderr %q; want a one-line refusal with %q", c.name, r.Code, msg, c.want)
+			if r.Code != 2 || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
+				t.Errorf("remote %s: exit %d, stderr %q; want a one-line refusal (exit 2, a bad argument) with %q", c.name, r.Code, msg, c.want)
 			}
 		}
 		if after := archiveTree(t, serverDir); !sameTree(before, after) {
@@ -283,4 +287,44 @@ func TestRestoreNeverHarmsProduction(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestNamelessTablespace: a pg_tblspc link without a pg_tablespace row (left behind,
+// or planted) is sent by the server as a tablespace with no name. Restore names it by
+// its OID, refuses its original location while the server answers and says how to
+// relocate it, and --tablespace OID:PATH relocates it.
+func TestNamelessTablespace(t *testing.T) {
+	env := wktest.New(t, wktest.ServerSection{Name: "pg1", Settings: map[string]string{}})
+	primary := pgtest.New(t, "primary", pgtest.Options{ArchiveCommand: env.ArchiveCommand("pg1")})
+	env.Servers[0].Settings["conninfo"] = primary.ConnString("")
+	env.WriteConfig(t)
+	env.StartDaemon(t)
+	orphan := filepath.Join(primary.Root, "orphan")
+	if err := os.MkdirAll(orphan, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(primary.Dir, "pg_tblspc", "99999")
+	if err := os.Symlink(orphan, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{orphan, link} {
+		if err := pgtest.Chown(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var bk struct {
+		ID string `json:"id"`
+	}
+	env.JSON(t, &bk, "backup", "pg1")
+	dest := filepath.Join(pgtest.TempDir(t), "data")
+	r := env.Run("restore", "pg1", bk.ID, dest)
+	if msg := strings.TrimSpace(r.Stderr); r.Code != 2 || !strings.Contains(msg, "tablespace 99999 would be restored to its original location "+orphan) ||
+		!strings.Contains(msg, "--tablespace 99999:PATH") {
+		t.Errorf("default restore: exit %d %q; want the refusal naming 99999 and how to relocate it", r.Code, msg)
+	}
+	moved := filepath.Join(pgtest.TempDir(t), "ts")
+	env.MustRun(t, "restore", "pg1", bk.ID, dest, "--tablespace", "99999:"+moved)
+	if got, err := os.Readlink(filepath.Join(dest, "pg_tblspc", "99999")); err != nil || got != moved {
+		t.Errorf("pg_tblspc/99999 -> %q (%v), want %s", got, err, moved)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -216,8 +217,11 @@ func prepareSandboxDirs(st SandboxState, owner *Owner) error {
 // tablespaces not relocated put inside the root.
 func (o SandboxOptions) restoreOptions(st SandboxState, src Source, tl *Timelines, choice Choice, owner *Owner, reloc map[string]string) Options {
 	for _, ts := range choice.Backup.Tablespaces {
-		if _, ok := reloc[ts.Name]; !ok {
-			reloc[ts.Name] = filepath.Join(o.Root, "tablespaces", ts.Name)
+		label := tablespaceLabel(ts.Name, ts.OID)
+		_, byName := reloc[ts.Name]
+		_, byOID := reloc[strconv.FormatUint(uint64(ts.OID), 10)]
+		if !(byName && ts.Name != "") && !byOID {
+			reloc[label] = filepath.Join(o.Root, "tablespaces", label)
 		}
 	}
 	extra := SandboxSettings(st.Port, st.SocketDir, st.DataDir, o.Target.Action)
