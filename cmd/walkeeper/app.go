@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/runas"
+
 	"github.com/alecthomas/kong"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -68,6 +70,11 @@ func (a *App) Config() (*config.Config, error) {
 	}
 	for _, w := range cfg.Warnings {
 		a.log.Warn(w)
+	}
+	if u, err := runas.OwnerOf(cfg.Home); err != nil {
+		return nil, err
+	} else if u != nil {
+		a.log.Debug("running as the owner of home", "home", cfg.Home, "user", u.Username)
 	}
 	a.cfg = cfg
 	return cfg, nil

@@ -114,6 +114,15 @@ func (c *RestoreCmd) Run(a *App) error {
 		Jobs: c.Jobs, Remote: p.Remote, Progress: progressFor("restoring"), Log: a.log,
 		Archive: c.Archive, Guard: restoreGuard(srv, nil),
 	}
+	if p.Remote == nil {
+		opts.Owner = restore.RestoreOwner(p.Dest)
+		if p.WAL == restore.WALGet {
+			// restore_command runs as the owner: get-wal must be able to read the archive.
+			if d, perm, ok := restore.Reachable(srv.IncomingDir(), opts.Owner); !ok {
+				return usageErr("restore as root: the restored cluster's owner (uid %d) cannot reach %s (mode %v), so its restore_command (get-wal) could not read the archive: use --copy-wal, or run walkeeper as the owner of its home", opts.Owner.UID, d, perm)
+			}
+		}
+	}
 	if opts.Jobs <= 0 {
 		opts.Jobs = srv.ParallelJobs // restore.Run takes every core when it is 0 too
 	}

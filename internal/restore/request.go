@@ -94,5 +94,10 @@ func (res Result) WriteText(w io.Writer, b record.Backup) {
 	} else {
 		fmt.Fprintln(w, "archiving: off (archive_mode = off in postgresql.auto.conf, which wins over postgresql.conf; --archive keeps the server's archive settings)")
 	}
+	if res.Owner != "" {
+		fmt.Fprintf(w, "owner: %s (restore ran as root; PostgreSQL runs as the data directory's owner)\n", res.Owner)
+		fmt.Fprintf(w, "start it with: su %s -c %s\n", res.Owner, ShellQuote("pg_ctl -D "+ShellQuote(res.Dest)+" start"))
+		return
+	}
 	fmt.Fprintf(w, "start it with: pg_ctl -D %s start\n", res.Dest)
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/user"
 	"path"
 	"path/filepath"
 	"runtime"
@@ -149,7 +150,9 @@ type Result struct {
 	WALFiles       int                `json:"wal_files"`
 	WALBytes       int64              `json:"wal_bytes"`
 	Tablespaces    []TablespaceTarget `json:"tablespaces,omitempty"`
-	Seconds        float64            `json:"seconds"`
+	// Owner is the OS user the restored files were given (restore run as root).
+	Owner   string  `json:"owner,omitempty"`
+	Seconds float64 `json:"seconds"`
 }
 
 // item is one thing to create under a root.
@@ -253,6 +256,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	start := time.Now()
 	b := o.Choice.Backup
 	res := Result{Server: o.Server, BackupID: b.ID, Dest: o.Dest, Timeline: o.Choice.TLI, Target: o.Target.String(), WALMode: o.WAL, Archive: o.Archive}
+	if o.Owner != nil && o.Remote == nil {
+		res.Owner = strconv.Itoa(o.Owner.UID)
+		if u, err := user.LookupId(res.Owner); err == nil {
+			res.Owner = u.Username
+		}
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}

@@ -241,8 +241,17 @@ func PostgresOwner() (*Owner, string, error) {
 // CheckReachable fails when the owner cannot traverse to dir (root restoring under a
 // 0700 home that PostgreSQL, as postgres, could not open).
 func CheckReachable(dir string, o *Owner) error {
+	if d, perm, ok := Reachable(dir, o); !ok {
+		return usage("%s: the postgres OS user cannot reach %s (mode %v): choose a --dir it can reach", dir, d, perm)
+	}
+	return nil
+}
+
+// Reachable says whether o may traverse every directory above dir; when not, it
+// names the first that stops it and its mode. A nil o (not root) reaches everything.
+func Reachable(dir string, o *Owner) (string, os.FileMode, bool) {
 	if o == nil {
-		return nil
+		return "", 0, true
 	}
 	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
 		fi, err := os.Stat(d)
@@ -251,11 +260,11 @@ func CheckReachable(dir string, o *Owner) error {
 			perm := fi.Mode().Perm()
 			ok := perm&0o001 != 0 || int(st.Uid) == o.UID && perm&0o100 != 0 || int(st.Gid) == o.GID && perm&0o010 != 0
 			if !ok {
-				return usage("%s: the postgres OS user cannot reach %s (mode %v): choose a --dir it can reach", dir, d, perm)
+				return d, perm, false
 			}
 		}
 		if d == filepath.Dir(d) {
-			return nil
+			return "", 0, true
 		}
 	}
 }

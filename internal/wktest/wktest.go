@@ -89,11 +89,18 @@ type Result struct {
 }
 
 // Run calls walkeeper with args (as the PostgreSQL user) and returns its outcome.
-func (e *Env) Run(args ...string) Result {
+func (e *Env) Run(args ...string) Result { return e.run(true, args...) }
+
+// RunAsCaller is Run as the test's own user (root in CI): a DBA's `sudo walkeeper`.
+func (e *Env) RunAsCaller(args ...string) Result { return e.run(false, args...) }
+
+func (e *Env) run(asPG bool, args ...string) Result {
 	cmd := exec.Command(e.Bin, append([]string{"--config", e.Config}, args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	pgtest.RunAs(cmd)
+	if asPG {
+		pgtest.RunAs(cmd)
+	}
 	err := cmd.Run()
 	r := Result{Stdout: out.String(), Stderr: errb.String()}
 	if ee, ok := err.(*exec.ExitError); ok {
