@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -49,6 +50,9 @@ func checkTarget(dir string, force bool) error {
 	if err != nil {
 		return err
 	}
+	if len(ents) > 0 && force {
+		return clearable(dir)
+	}
 	if len(ents) > 0 && !force {
 		names := make([]string, 0, 3)
 		for i := 0; i < len(ents) && i < 3; i++ {
@@ -57,6 +61,30 @@ func checkTarget(dir string, force bool) error {
 		return usage("%s is not empty (%d entries: %s...): restore never overwrites without --force", dir, len(ents), strings.Join(names, ", "))
 	}
 	return nil
+}
+
+// clearable walks what --force would remove, before anything is removed: a directory
+// that cannot be read (another user's cluster, invisible in /proc to a non-root caller)
+// or a postmaster.pid of a live process anywhere below would otherwise be found only
+// halfway through the removal, after the entries before it were gone.
+func clearable(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return usage("--force: %s cannot be removed (%v): nothing was removed", p, err)
+		}
+		if d.Name() == "postmaster.pid" && d.Type().IsRegular() {
+			if pid := postmasterPID(p); pid > 0 {
+				if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+					return usage("--force: %s holds a running PostgreSQL (postmaster.pid: pid %d): stop it first; nothing was removed", filepath.Dir(p), pid)
+				}
+			}
+		}
+		return nil
+	})
 }
 
 func postmasterPID(p string) int {
