@@ -1,13 +1,16 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/record"
@@ -89,19 +92,71 @@ func FindPending(ctx context.Context, store storage.Store, server, incomingDir, 
 	}
 	for _, c := range copies {
 		p := filepath.Join(incomingDir, c)
-		fi, err := os.Lstat(p)
-		if err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
-		data, err := os.ReadFile(p)
+		data, err := readPending(p, n.Kind, id, known)
 		if err != nil {
-			continue // archived and removed meanwhile: the caller looks in the archive
+			// Invalid by its size or header alone (ingest quarantines it), not a
+			// regular file, or archived and removed meanwhile: the caller looks in
+			// the archive.
+			continue
 		}
 		if ValidatePending(n, data, id, known) == nil {
 			return Waiting{Path: p, Data: data}, nil
 		}
 	}
 	return Waiting{}, fmt.Errorf("%s: %w", name, storage.ErrNotFound)
+}
+
+// readPending reads a waiting copy only when its size allows a valid file of its kind
+// (segments.MaxFileSize for the server's segment size), and never more than that: a
+// huge file dropped into incoming/ is invalid by its size alone and costs get-wal and
+// restore no memory, as it costs ingest none. With the identity not known yet, a
+// segment's size is the one its own first page header claims (as ValidatePending
+// takes it); a header that claims none PostgreSQL allows makes the copy invalid.
+func readPending(p string, kind segments.Kind, id record.Identity, known bool) ([]byte, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", p)
+	}
+	var segSize uint64
+	if known {
+		segSize = id.SegSize
+	} else if kind == segments.KindSegment || kind == segments.KindPartial {
+		var hdr [segments.LongHeaderSize]byte
+		if _, err := io.ReadFull(f, hdr[:]); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		h, err := segments.ParseLongHeader(hdr[:])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		if !segments.ValidSegSize(uint64(h.SegSize)) {
+			return nil, fmt.Errorf("%s: its header claims a segment size of %d", p, h.SegSize)
+		}
+		segSize = uint64(h.SegSize)
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+	}
+	limit := segments.MaxFileSize(kind, segSize)
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%s: size %d is larger than a valid %s can be (%d)", p, fi.Size(), kind, limit)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+bytes.MinRead))
+	if _, err := buf.ReadFrom(io.LimitReader(f, limit+1)); err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	if int64(buf.Len()) > limit {
+		return nil, fmt.Errorf("%s: grew past %d bytes while read", p, limit)
+	}
+	return buf.Bytes(), nil
 }
 
 // ValidatePending checks a waiting file as ingest will before archiving it: a history

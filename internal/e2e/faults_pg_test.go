@@ -60,6 +60,38 @@ func TestHugeIncomingFileQuarantined(t *testing.T) {
 	}
 	t.Logf("daemon peak RSS (VmHWM) %d MB after a 4 GiB file in incoming/", hwm>>20)
 	d.Stop(t)
+
+	// With the daemon stopped, 4 GiB files wait in incoming/ under a segment's, a
+	// .partial's and a history file's name. get-wal (invariant 9 reads incoming/)
+	// does not serve them and does not read them: it took 11 GiB before. The daemon
+	// started afterwards quarantines them all, its memory bounded the same way.
+	waiting := []string{"0000000100000000000000F2", "0000000100000000000000F3.partial", "00000002.history"}
+	for _, n := range waiting {
+		p := filepath.Join(incoming, n)
+		writeFile(t, p, nil)
+		if err := os.Truncate(p, 4<<30); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pgtest.Chown(incoming); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(env.Dir, "RECOVERYXLOG")
+	for _, n := range []string{"0000000100000000000000F2", "0000000100000000000000F3", "00000002.history"} {
+		r := env.Run("get-wal", "pg1", n, dest)
+		if r.Code != 1 || r.MaxRSS >= 200<<20 {
+			t.Errorf("get-wal %s with a 4 GiB file waiting: exit %d, peak RSS %d MB (want 1, < 200 MB): %s", n, r.Code, r.MaxRSS>>20, r.Stderr)
+		}
+	}
+	d = env.StartDaemon(t)
+	wktest.Eventually(t, 60*time.Second, "the waiting 4 GiB files to be quarantined", func() bool {
+		env.JSON(t, &st, "status", "pg1")
+		return st.ErrorFiles == 1+len(waiting)
+	})
+	if hwm := vmHWM(t, d.PID()); hwm >= 200<<20 {
+		t.Fatalf("daemon started with 4 GiB files waiting: peak RSS %d MB, want < 200 MB", hwm>>20)
+	}
+	d.Stop(t)
 }
 
 // TestStaleTempsRemoved: the daemon's start removes temp files of killed writers: in

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -48,8 +49,10 @@ func OpenBadger(dir string, logger *slog.Logger) (x *Badger, err error) {
 		WithMetricsEnabled(false).
 		WithSyncWrites(true).
 		WithLogger(nil)
+	var bl *badgerLogger
 	if logger != nil {
-		opts = opts.WithLogger(badgerLogger{logger})
+		bl = &badgerLogger{l: logger, holding: true}
+		opts = opts.WithLogger(bl)
 	}
 	// The lock first: the tables of a database another process holds are not ours to
 	// read (that process may be rewriting them), and "locked" is the answer then.
@@ -63,6 +66,7 @@ func OpenBadger(dir string, logger *slog.Logger) (x *Badger, err error) {
 		if p := recover(); p != nil {
 			x, err = nil, &DamagedError{Dir: dir, Cause: oneLine(fmt.Sprint(p))}
 		}
+		bl.release(err == nil)
 	}()
 	db, err := badger.Open(opts)
 	if err != nil {
@@ -77,16 +81,56 @@ func OpenBadger(dir string, logger *slog.Logger) (x *Badger, err error) {
 	return &Badger{db: db, dir: dir}, nil
 }
 
-type badgerLogger struct{ l *slog.Logger }
+// badgerLogger hands badger's messages to slog. While the database opens it holds
+// them: an open that fails is reported once, as the error (a DamagedError naming the
+// cause), not also as badger's own lines on stderr before it, so a command's failure
+// stays one line; after a successful open the held messages are logged in order.
+type badgerLogger struct {
+	l       *slog.Logger
+	mu      sync.Mutex
+	holding bool
+	held    []heldMsg
+}
 
-func (b badgerLogger) Errorf(f string, a ...any) {
-	b.l.Error(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+type heldMsg struct {
+	level slog.Level
+	msg   string
 }
-func (b badgerLogger) Warningf(f string, a ...any) {
-	b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+
+func (b *badgerLogger) log(level slog.Level, f string, a ...any) {
+	msg := strings.TrimSpace(fmt.Sprintf(f, a...))
+	b.mu.Lock()
+	if b.holding {
+		b.held = append(b.held, heldMsg{level, msg})
+		b.mu.Unlock()
+		return
+	}
+	b.mu.Unlock()
+	b.l.Log(context.Background(), level, msg, "component", "badger")
 }
-func (b badgerLogger) Infof(string, ...any)  {}
-func (b badgerLogger) Debugf(string, ...any) {}
+
+// release ends the hold: the held messages are logged when the open succeeded and
+// dropped when it failed (its error carries the cause). A nil logger is a no-op.
+func (b *badgerLogger) release(opened bool) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	held := b.held
+	b.holding, b.held = false, nil
+	b.mu.Unlock()
+	if !opened {
+		return
+	}
+	for _, m := range held {
+		b.l.Log(context.Background(), m.level, m.msg, "component", "badger")
+	}
+}
+
+func (b *badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a...) }
+func (b *badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a...) }
+func (b *badgerLogger) Infof(string, ...any)        {}
+func (b *badgerLogger) Debugf(string, ...any)       {}
 
 func walPrefix(server string) []byte { return []byte("w/" + server + "/") }
 func walKey(server, name string) []byte {

@@ -1,8 +1,10 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,6 +58,9 @@ func TestDamagedIndex(t *testing.T) {
 			must(t, os.Truncate(filepath.Join(dir, "MANIFEST"), 10))
 		},
 		"missing table": func(t *testing.T, _ string, ssts []string) { must(t, os.Remove(ssts[0])) },
+		"empty key registry": func(t *testing.T, dir string, _ []string) {
+			must(t, os.Truncate(filepath.Join(dir, "KEYREGISTRY"), 0))
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir, ssts := damagedIndex(t)
@@ -123,5 +128,29 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDamagedOpenLogsNothing: when badger itself finds the damage while opening (a
+// missing table, a truncated key registry), its own error lines are not logged beside
+// the DamagedError: a command's failure is its one line on stderr. A healthy open
+// still passes badger's messages on.
+func TestDamagedOpenLogsNothing(t *testing.T) {
+	for name, damage := range map[string]func(dir string, ssts []string) error{
+		"missing table":          func(_ string, ssts []string) error { return os.Remove(ssts[0]) },
+		"truncated key registry": func(dir string, _ []string) error { return os.Truncate(filepath.Join(dir, "KEYREGISTRY"), 5) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir, ssts := damagedIndex(t)
+			must(t, damage(dir, ssts))
+			var logged bytes.Buffer
+			_, err := OpenBadger(dir, slog.New(slog.NewTextHandler(&logged, nil)))
+			if !errors.Is(err, ErrDamaged) {
+				t.Fatalf("open: %v, want ErrDamaged", err)
+			}
+			if logged.Len() != 0 {
+				t.Fatalf("a failed open logged badger's lines besides its error:\n%s", logged.String())
+			}
+		})
 	}
 }

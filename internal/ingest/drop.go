@@ -119,7 +119,9 @@ func HandOver(incomingDir, name, src string) error {
 	}
 }
 
-// sameContent reports whether both files exist and hold the same bytes.
+// sameContent reports whether both files exist and hold the same bytes. It compares
+// them a block at a time: the files may be as large as anything dropped into incoming/
+// (a 4 GiB file archived twice), and memory must not grow with them.
 func sameContent(a, b string) bool {
 	fb, err := os.Stat(b)
 	if err != nil {
@@ -129,10 +131,29 @@ func sameContent(a, b string) bool {
 	if err != nil || fa.Size() != fb.Size() {
 		return false
 	}
-	x, err := os.ReadFile(a)
+	x, err := os.Open(a)
 	if err != nil {
 		return false
 	}
-	y, err := os.ReadFile(b)
-	return err == nil && bytes.Equal(x, y)
+	defer x.Close()
+	y, err := os.Open(b)
+	if err != nil {
+		return false
+	}
+	defer y.Close()
+	const block = 1 << 20
+	bx, by := make([]byte, block), make([]byte, block)
+	for {
+		nx, ex := io.ReadFull(x, bx)
+		ny, ey := io.ReadFull(y, by)
+		if nx != ny || !bytes.Equal(bx[:nx], by[:ny]) {
+			return false
+		}
+		if ex == io.EOF || ex == io.ErrUnexpectedEOF {
+			return ey == ex
+		}
+		if ex != nil || ey != nil {
+			return false
+		}
+	}
 }

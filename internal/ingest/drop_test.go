@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -119,5 +120,33 @@ func TestHandOverNeverReplaces(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(streaming, name)); !os.IsNotExist(err) {
 		t.Fatalf("streaming/ still holds the handed-over file: %v", err)
+	}
+}
+
+// TestSameContentByBlocks: equal files of several blocks are equal, one byte changed
+// at the very end, or a missing file or another size, are not.
+func TestSameContentByBlocks(t *testing.T) {
+	dir := t.TempDir()
+	data := bytes.Repeat([]byte("0123456789abcdef"), 3<<16+7) // 3 MiB and a bit: several blocks
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(a, data, 0o600))
+	must(os.WriteFile(b, data, 0o600))
+	if !sameContent(a, b) {
+		t.Fatal("equal files compared different")
+	}
+	other := bytes.Clone(data)
+	other[len(other)-1] ^= 1
+	must(os.WriteFile(b, other, 0o600))
+	if sameContent(a, b) {
+		t.Fatal("files differing in the last byte compared equal")
+	}
+	must(os.WriteFile(b, data[:len(data)-1], 0o600))
+	if sameContent(a, b) || sameContent(a, filepath.Join(dir, "missing")) {
+		t.Fatal("a shorter or a missing file compared equal")
 	}
 }

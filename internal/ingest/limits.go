@@ -7,25 +7,17 @@ import (
 	"github.com/walkeeper/walkeeper/internal/segments"
 )
 
-// maxSmallFile bounds the files that are not segments (.history, .backup labels):
-// PostgreSQL writes them in a few hundred bytes; a history file of thousands of
-// timelines stays well under a megabyte.
-const maxSmallFile = 16 << 20
+// maxSmallFile is segments.MaxSmallFile: the limit of .history and .backup files.
+const maxSmallFile = segments.MaxSmallFile
 
-// maxFileSize is the largest file of kind that can be valid for the server: its segment
-// size (or the largest segment size PostgreSQL allows while the server's is unknown)
-// for segments and .partial files, maxSmallFile for the others. The pipeline checks
-// it before reading a file, and bounds the read by it, so a huge file in incoming/
-// costs no memory: it is quarantined by its size alone.
+// maxFileSize is segments.MaxFileSize for the server's identity (its segment size when
+// known). The pipeline checks it before reading a file, and bounds the read by it, so
+// a huge file in incoming/ costs no memory: it is quarantined by its size alone.
 func maxFileSize(kind segments.Kind, id record.Identity, known bool) int64 {
-	switch kind {
-	case segments.KindSegment, segments.KindPartial:
-		if known && id.SegSize != 0 {
-			return int64(id.SegSize)
-		}
-		return segments.MaxSegSize
+	if !known {
+		id.SegSize = 0
 	}
-	return maxSmallFile
+	return segments.MaxFileSize(kind, id.SegSize)
 }
 
 // errTooLarge is readInto's answer for a file that grew past its limit while read.

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
+	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/segments"
 )
@@ -133,5 +135,56 @@ func TestPartialOnlyWhereRecoveryWantsIt(t *testing.T) {
 	putArchived(t, store, "pg1", seg(2, 6)+".partial", segData("new timeline's partial"))
 	if from, err := Get(ctx, store, "pg1", seg(2, 6), dest, o); err != nil || from != FromArchivedPartial {
 		t.Fatalf("new timeline's partial: %q %v", from, err)
+	}
+}
+
+// TestHugeWaitingFileNotRead: a file far larger than any valid file of its kind waits
+// in incoming/ (a segment's name, a .partial's, a history file's), with the identity
+// known and with it unknown (a zeroed header claims no segment size). get-wal does not
+// serve it and restore's timeline discovery ignores it, without reading it: the
+// memory allocated stays far below the file's size (it was read whole before).
+func TestHugeWaitingFileNotRead(t *testing.T) {
+	ctx := context.Background()
+	const huge = 256 << 20
+	for _, known := range []bool{true, false} {
+		store, home := newArchive(t)
+		if !known {
+			if err := store.Delete(ctx, archive.IdentityKey("pg1")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		incoming := filepath.Join(home, "pg1", "incoming")
+		names := []string{segments.SegmentFileName(1, 3, testSeg), segments.SegmentFileName(1, 4, testSeg) + ".partial", "00000002.history"}
+		for _, n := range names {
+			if err := os.MkdirAll(incoming, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(incoming, n), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(filepath.Join(incoming, n), huge); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o := GetOptions{IncomingDir: incoming}
+		dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for _, n := range []string{names[0], segments.SegmentFileName(1, 4, testSeg), names[2]} {
+			if _, err := Get(ctx, store, "pg1", n, dest, o); !errors.Is(err, ErrNotArchived) {
+				t.Errorf("known %v: %s: %v, want not archived", known, n, err)
+			}
+		}
+		tl, err := LoadTimelines(ctx, store, "pg1", incoming)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&after)
+		if tl.Newest() != 1 {
+			t.Errorf("known %v: a %d MiB history file became timeline %d", known, huge>>20, tl.Newest())
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+			t.Errorf("known %v: %d MiB allocated to turn down %d MiB files", known, alloc>>20, huge>>20)
+		}
 	}
 }

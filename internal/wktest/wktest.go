@@ -86,6 +86,8 @@ func (e *Env) RestoreCommand(server string) string {
 type Result struct {
 	Stdout, Stderr string
 	Code           int
+	// MaxRSS is the process's peak resident set size in bytes (its rusage).
+	MaxRSS int64
 }
 
 // Run calls walkeeper with args (as the PostgreSQL user) and returns its outcome.
@@ -103,6 +105,11 @@ func (e *Env) run(asPG bool, args ...string) Result {
 	}
 	err := cmd.Run()
 	r := Result{Stdout: out.String(), Stderr: errb.String()}
+	if cmd.ProcessState != nil {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			r.MaxRSS = ru.Maxrss << 10 // kilobytes on Linux
+		}
+	}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.Code = ee.ExitCode()
 	} else if err != nil {
