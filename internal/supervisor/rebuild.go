@@ -26,7 +26,10 @@ func RebuildServer(ctx context.Context, idx index.Index, store storage.Store, se
 }
 
 // RebuildLost rebuilds the index of every server whose records are missing while its
-// archive is not empty.
+// archive is not empty, and reconciles every other server's records with its archive
+// (rebuild.Reconcile): a damage badger does not report, such as a truncated memtable
+// log after a crash, silently drops the newest records, which would otherwise stay
+// missing from status, list-backups and retention until a rebuild by hand.
 func RebuildLost(ctx context.Context, servers []*config.Server, idx index.Index, store storage.Store, log *slog.Logger) error {
 	for _, s := range servers {
 		lost, err := indexLost(ctx, idx, store, s.Name)
@@ -34,6 +37,18 @@ func RebuildLost(ctx context.Context, servers []*config.Server, idx index.Index,
 			return err
 		}
 		if !lost {
+			segSize, err := archive.SegSize(ctx, store, s.Name)
+			if err != nil {
+				return err
+			}
+			d, err := rebuild.Reconcile(ctx, idx, store, s.Name, segSize)
+			if err != nil {
+				return err
+			}
+			if !d.Empty() {
+				log.Warn("the index did not match the archive: repaired it from the archive", "server", s.Name,
+					"wal_added", d.WALAdded, "wal_removed", d.WALRemoved, "backups_added", d.BackupsAdded, "skipped", len(d.Skipped))
+			}
 			continue
 		}
 		log.Warn("the index holds nothing for a server whose archive is not empty: rebuilding it", "server", s.Name)
