@@ -16,8 +16,8 @@ import (
 // Diff counts what Reconcile found the index to lack or hold wrongly.
 type Diff struct {
 	// WALAdded: archived objects the index had no record of (or a record of another
-	// object or size), now recorded; WALRemoved: records of objects no longer archived.
-	WALAdded, WALRemoved int
+	// object or size), now recorded.
+	WALAdded int
 	// BackupsAdded: backups whose backup.info the index did not hold, or held
 	// otherwise, now recorded.
 	BackupsAdded int
@@ -25,17 +25,18 @@ type Diff struct {
 }
 
 // Empty reports whether the index matched the archive.
-func (d Diff) Empty() bool { return d.WALAdded == 0 && d.WALRemoved == 0 && d.BackupsAdded == 0 }
+func (d Diff) Empty() bool { return d.WALAdded == 0 && d.BackupsAdded == 0 }
 
 // Reconcile makes server's index records match the archive without rebuilding what
 // already matches: the index is derived (invariant 4), and damage that badger cannot see
 // (a truncated or corrupted memtable log after a crash, which badger replays up to the
 // damage and silently drops the rest) loses records without any error. Every archived
 // WAL object is listed and compared with its record by key and stored size; only
-// objects without a matching record are read back (as Server reads them), and records
-// of objects that are gone are removed. Every backup.info is compared with its record
-// and recorded again when it differs. A record without a backup.info is left alone:
-// it is what an interrupted deletion leaves, and retention finishes that deletion.
+// objects without a matching record are read back (as Server reads them). Every
+// backup.info is compared with its record and recorded again when it differs. Nothing
+// is removed: a record whose object is gone is evidence of a loss for verify and check
+// to report (or what an interrupted retention run leaves for the next to finish), and
+// a backup record without a backup.info is an interrupted deletion retention finishes.
 func Reconcile(ctx context.Context, idx index.Index, store storage.Store, server string, segSize uint64) (Diff, error) {
 	var d Diff
 	have := map[string]record.WALFile{}
@@ -45,13 +46,11 @@ func Reconcile(ctx context.Context, idx index.Index, store storage.Store, server
 	}); err != nil {
 		return d, fmt.Errorf("reconcile %s: %w", server, err)
 	}
-	seen := make(map[string]bool, len(have))
 	var missing []object
 	if err := archive.ListWAL(ctx, store, server, func(i storage.Info, k archive.Key, err error) error {
 		if err != nil {
 			return nil // not a WAL object (Server skips it too)
 		}
-		seen[k.Name] = true
 		if r, ok := have[k.Name]; ok && r.Key == i.Key && r.StoredSize == i.Size {
 			return nil
 		}
@@ -78,19 +77,6 @@ func Reconcile(ctx context.Context, idx index.Index, store storage.Store, server
 		}
 		d.WALAdded++
 	}
-	var gone []string
-	for name := range have {
-		if !seen[name] {
-			gone = append(gone, name)
-		}
-	}
-	if len(gone) > 0 {
-		if err := idx.DeleteWAL(ctx, server, gone); err != nil {
-			return d, fmt.Errorf("reconcile %s: %w", server, err)
-		}
-		d.WALRemoved = len(gone)
-	}
-
 	ids, err := archive.ListBackupIDs(ctx, store, server)
 	if err != nil {
 		return d, fmt.Errorf("reconcile %s: %w", server, err)

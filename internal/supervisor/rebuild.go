@@ -47,7 +47,7 @@ func RebuildLost(ctx context.Context, servers []*config.Server, idx index.Index,
 			}
 			if !d.Empty() {
 				log.Warn("the index did not match the archive: repaired it from the archive", "server", s.Name,
-					"wal_added", d.WALAdded, "wal_removed", d.WALRemoved, "backups_added", d.BackupsAdded, "skipped", len(d.Skipped))
+					"wal_added", d.WALAdded, "backups_added", d.BackupsAdded, "skipped", len(d.Skipped))
 			}
 			continue
 		}
