@@ -150,3 +150,45 @@ func TestSameContentByBlocks(t *testing.T) {
 		t.Fatal("a shorter or a missing file compared equal")
 	}
 }
+
+// TestStaleTempSweptWhileRunning: a temporary file an archive-wal killed mid-copy left
+// in incoming/ is removed by the running pipeline once no writer touched it for
+// StaleTempAge (it was removed only at the daemon's start before); a fresh one stays.
+func TestStaleTempSweptWhileRunning(t *testing.T) {
+	f := newFixture(t, "zstd")
+	defer func(d time.Duration) { RescanInterval = d }(RescanInterval)
+	RescanInterval = 50 * time.Millisecond
+	p, err := NewPipeline(f.srv, f.store, f.idx, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, nil) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(200 * time.Millisecond)
+	stale := fsutil.TempName(f.srv.IncomingDir, "000000010000000000000005")
+	fresh := fsutil.TempName(f.srv.IncomingDir, "000000010000000000000006")
+	for _, tmp := range []string{stale, fresh} {
+		if err := os.WriteFile(tmp, []byte("half a copy"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-StaleTempAge - time.Minute)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(stale); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a stale temporary file stayed in incoming/ while the pipeline ran")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Fatalf("a fresh temporary file (a live writer's) was removed: %v", err)
+	}
+}

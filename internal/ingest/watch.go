@@ -123,6 +123,7 @@ func (p *Pipeline) Run(ctx context.Context, onResult func(Result)) error {
 			p.log.Error("watch", "dir", p.srv.IncomingDir, "err", err)
 		case <-tick.C:
 			scan()
+			p.sweepTemps()
 		}
 	}
 }
@@ -236,3 +237,18 @@ func failpoint(name string) {
 }
 
 var failpointName = os.Getenv("WALKEEPER_FAILPOINT")
+
+// sweepTemps removes temporary files in incoming/ that no writer touched for
+// StaleTempAge while the daemon runs: an archive-wal killed mid-copy leaves one (as
+// large as what it copied) that nobody renames, and a daemon that runs for months must
+// not keep it until its next start. A live writer keeps its file's mtime fresh, and
+// one that lost its file fails at the rename, so PostgreSQL archives the file again.
+func (p *Pipeline) sweepTemps() {
+	removed, err := fsutil.RemoveStaleTemps(p.srv.IncomingDir, StaleTempAge)
+	if err != nil {
+		p.log.Warn("stale temporary files", "dir", p.srv.IncomingDir, "err", err)
+	}
+	if len(removed) > 0 {
+		p.log.Info("removed temporary files of interrupted writes", "count", len(removed), "files", removed)
+	}
+}
