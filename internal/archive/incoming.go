@@ -113,7 +113,9 @@ func FindPending(ctx context.Context, store storage.Store, server, incomingDir, 
 // segment's size is the one its own first page header claims (as ValidatePending
 // takes it); a header that claims none PostgreSQL allows makes the copy invalid.
 func readPending(p string, kind segments.Kind, id record.Identity, known bool) ([]byte, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	// O_NOFOLLOW: a link is never served; O_NONBLOCK: a FIFO dropped there must not
+	// block the open (it is no regular file, refused below).
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}

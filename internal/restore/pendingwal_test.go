@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
@@ -174,6 +175,14 @@ func TestHugeWaitingFileNotRead(t *testing.T) {
 			if _, err := Get(ctx, store, "pg1", n, dest, o); !errors.Is(err, ErrNotArchived) {
 				t.Errorf("known %v: %s: %v, want not archived", known, n, err)
 			}
+		}
+		// A FIFO under a segment's name is no file to serve, and must not block.
+		fifo := segments.SegmentFileName(1, 5, testSeg)
+		if err := syscall.Mkfifo(filepath.Join(incoming, fifo), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Get(ctx, store, "pg1", fifo, dest, o); !errors.Is(err, ErrNotArchived) {
+			t.Errorf("known %v: a FIFO was served: %v", known, err)
 		}
 		tl, err := LoadTimelines(ctx, store, "pg1", incoming)
 		if err != nil {
