@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/runas"
+	"github.com/walkeeper/walkeeper/internal/supervisor"
 
 	"github.com/alecthomas/kong"
 	"github.com/schollz/progressbar/v3"
@@ -38,6 +39,8 @@ type App struct {
 	out    io.Writer
 	idx    index.Index
 	client *daemon.Client
+	// noReconcile: the command repairs the index itself (index rebuild).
+	noReconcile bool
 }
 
 func newApp(g *Globals) *App {
@@ -71,10 +74,8 @@ func (a *App) Config() (*config.Config, error) {
 	for _, w := range cfg.Warnings {
 		a.log.Warn(w)
 	}
-	if u, err := runas.OwnerOf(cfg.Home); err != nil {
+	if _, err := runas.OwnerOf(cfg.Home); err != nil {
 		return nil, err
-	} else if u != nil {
-		a.log.Debug("running as the owner of home", "home", cfg.Home, "user", u.Username)
 	}
 	a.cfg = cfg
 	return cfg, nil
@@ -102,7 +103,7 @@ func (a *App) Index() (index.Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	idx, client, err := daemon.OpenIndex(cfg.Home, a.log)
+	idx, client, err := supervisor.OpenIndex(context.Background(), cfg, a.Store(), a.log, !a.noReconcile)
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,7 @@ func (c *IndexRebuildCmd) Run(a *App) error {
 	}
 	store := a.Store()
 	ctx := context.Background()
+	a.noReconcile = true // it rebuilds the server itself
 	idx, err := a.Index()
 	var res rebuild.Result
 	if err == nil {

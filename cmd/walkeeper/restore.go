@@ -112,16 +112,10 @@ func (c *RestoreCmd) Run(a *App) error {
 		Server: srv.Name, Source: src, Store: store, Timelines: tl, Choice: choice, Target: t,
 		Dest: p.Dest, Tablespaces: p.Tablespaces, Force: c.Force, WAL: p.WAL, StreamingDir: srv.StreamingDir(), IncomingDir: srv.IncomingDir(),
 		Jobs: c.Jobs, Remote: p.Remote, Progress: progressFor("restoring"), Log: a.log,
-		Archive: c.Archive, Guard: restoreGuard(srv, nil),
+		Archive: c.Archive, Guard: restore.GuardFor(srv, nil),
 	}
-	if p.Remote == nil {
-		opts.Owner = restore.RestoreOwner(p.Dest)
-		if p.WAL == restore.WALGet {
-			// restore_command runs as the owner: get-wal must be able to read the archive.
-			if d, perm, ok := restore.Reachable(srv.IncomingDir(), opts.Owner); !ok {
-				return usageErr("restore as root: the restored cluster's owner (uid %d) cannot reach %s (mode %v), so its restore_command (get-wal) could not read the archive: use --copy-wal, or run walkeeper as the owner of its home", opts.Owner.UID, d, perm)
-			}
-		}
+	if opts.Owner, err = restore.LocalOwner(p, srv.IncomingDir()); err != nil {
+		return cliErr(err)
 	}
 	if opts.Jobs <= 0 {
 		opts.Jobs = srv.ParallelJobs // restore.Run takes every core when it is 0 too
@@ -141,16 +135,6 @@ func (c *RestoreCmd) Run(a *App) error {
 		fmt.Fprintln(os.Stderr, w)
 	}
 	return a.output(res, func(w io.Writer) { res.WriteText(w, choice.Backup) })
-}
-
-// restoreGuard is what a restore of srv refuses to write into: walkeeper's home
-// (except the given scratch directories) and, while the server answers at its
-// conninfo, its tablespaces' original locations.
-func restoreGuard(srv *config.Server, scratch []string) restore.Guard {
-	return restore.Guard{Home: srv.Home, Scratch: scratch,
-		ServerAnswers: func(ctx context.Context) (string, bool) {
-			return pgutil.Answers(ctx, srv.Conninfo, 5*time.Second)
-		}}
 }
 
 // GetWALCmd is restore_command's helper.
@@ -270,7 +254,7 @@ func (c *SandboxStartCmd) Run(a *App) error {
 		IncomingDir: srv.IncomingDir(), StreamingDir: srv.StreamingDir(), Target: t, ID: c.ID, Root: c.Dir, Port: c.Port,
 		PGBin: c.PGBin, Tablespaces: c.Tablespace, Binary: bin, ConfigFile: cfgFile, Prefetch: c.Prefetch,
 		User: pgutil.ConnUser(srv.Conninfo), Jobs: srv.ParallelJobs, Timeout: c.Timeout,
-		Guard: restoreGuard(srv, []string{restore.DefaultSandboxRoot(srv.Dir())}), Progress: progressFor("restoring sandbox"), Log: a.log})
+		Guard: restore.GuardFor(srv, []string{restore.DefaultSandboxRoot(srv.Dir())}), Progress: progressFor("restoring sandbox"), Log: a.log})
 	if err != nil {
 		return cliErr(err)
 	}

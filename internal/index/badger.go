@@ -59,15 +59,22 @@ func OpenBadger(dir string, logger *slog.Logger) (x *Badger, err error) {
 	if err := probeLock(dir); err != nil {
 		return nil, fmt.Errorf("open index %s: %w", dir, err)
 	}
-	if err := checkTables(dir, opts); err != nil {
+	if err := markedDamaged(dir); err != nil {
 		return nil, err
 	}
 	defer func() {
 		if p := recover(); p != nil {
 			x, err = nil, &DamagedError{Dir: dir, Cause: oneLine(fmt.Sprint(p))}
 		}
+		var de *DamagedError
+		if errors.As(err, &de) {
+			markDamaged(de)
+		}
 		bl.release(err == nil)
 	}()
+	if err := checkTables(dir, opts); err != nil {
+		return nil, err
+	}
 	db, err := badger.Open(opts)
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {

@@ -112,7 +112,9 @@ func checkTable(path string) (err error) {
 // a DamagedError for the caller; used with defer at the top of every read and write.
 func (x *Badger) recoverRead(err *error) {
 	if p := recover(); p != nil {
-		*err = &DamagedError{Dir: x.dir, Cause: oneLine(fmt.Sprint(p))}
+		e := &DamagedError{Dir: x.dir, Cause: oneLine(fmt.Sprint(p))}
+		markDamaged(e)
+		*err = e
 	}
 }
 
@@ -148,4 +150,30 @@ func probeLock(dir string) error {
 		return err
 	}
 	return unix.Flock(int(f.Fd()), unix.LOCK_UN)
+}
+
+// damagedMark is a file left in the index directory by the first open or read that
+// found the database damaged. badger may already have "repaired" what it could during
+// that failed open (a truncated memtable log is dropped), after which the same
+// directory opens silently without its newest records; the mark keeps every later open
+// failing with the first cause until the index is moved aside and rebuilt (the rebuild
+// starts from a new directory, so the mark goes with the old one).
+const damagedMark = "WALKEEPER-DAMAGED"
+
+// markDamaged records e in its directory (best effort: a read-only home keeps only the
+// error this command prints).
+func markDamaged(e *DamagedError) {
+	if _, err := os.Stat(e.Dir); err != nil {
+		return
+	}
+	_, _ = fsutil.WriteAtomic(filepath.Join(e.Dir, damagedMark), strings.NewReader(e.Cause+"\n"), 0o600)
+}
+
+// markedDamaged is the DamagedError an earlier command recorded in dir, or nil.
+func markedDamaged(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, damagedMark))
+	if err != nil {
+		return nil
+	}
+	return &DamagedError{Dir: dir, Cause: "found damaged earlier: " + oneLine(string(b))}
 }

@@ -78,6 +78,14 @@ func TestDamagedIndex(t *testing.T) {
 			if strings.Contains(msg, "\n") || !strings.Contains(msg, dir) || !strings.Contains(msg, "walkeeper index rebuild SERVER") {
 				t.Fatalf("error is not one line naming %s and the rebuild command: %q", dir, msg)
 			}
+			// The next command must meet the same damage, not an index that badger's
+			// failed open left opening silently without what it could not read.
+			if x, err := OpenBadger(dir, nil); !errors.Is(err, ErrDamaged) {
+				if err == nil {
+					x.Close()
+				}
+				t.Fatalf("second open of the damaged index: %v, want ErrDamaged", err)
+			}
 			aside, err := MoveAside(dir)
 			if err != nil {
 				t.Fatal(err)

@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/walkeeper/walkeeper/internal/config"
+	"github.com/walkeeper/walkeeper/internal/pgutil"
 )
 
 // Guard is what a restore refuses to write into whatever --force says: invariant 8,
@@ -263,4 +267,14 @@ func (g Guard) Check(dir string) error {
 		}
 	}
 	return checkLive(t, LocalClusters())
+}
+
+// GuardFor is what a restore of srv refuses to write into: walkeeper's home (except
+// the given scratch directories) and, while the server answers at its conninfo, its
+// tablespaces' original locations.
+func GuardFor(srv *config.Server, scratch []string) Guard {
+	return Guard{Home: srv.Home, Scratch: scratch,
+		ServerAnswers: func(ctx context.Context) (string, bool) {
+			return pgutil.Answers(ctx, srv.Conninfo, 5*time.Second)
+		}}
 }

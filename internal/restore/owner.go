@@ -30,3 +30,19 @@ func RestoreOwner(dest string) *Owner {
 	}
 	return o
 }
+
+// LocalOwner is RestoreOwner for a placed restore: nil for a remote one, and an error
+// when the owner could not run get-wal (restore_command runs as the data directory's
+// owner, and get-wal reads the archive through incomingDir's parents).
+func LocalOwner(p Placed, incomingDir string) (*Owner, error) {
+	if p.Remote != nil {
+		return nil, nil
+	}
+	o := RestoreOwner(p.Dest)
+	if p.WAL == WALGet {
+		if d, perm, ok := Reachable(incomingDir, o); !ok {
+			return nil, usage("restore as root: the restored cluster's owner (uid %d) cannot reach %s (mode %v), so its restore_command (get-wal) could not read the archive: use --copy-wal, or run walkeeper as the owner of its home", o.UID, d, perm)
+		}
+	}
+	return o, nil
+}

@@ -104,3 +104,20 @@ func RepairIndex(ctx context.Context, home string, servers []*config.Server, sto
 	}
 	return idx, nil
 }
+
+// OpenIndex is daemon.OpenIndex for a command: the daemon's index when it runs, else
+// the local database, which the command then writes as the daemon would. With
+// reconcile, a local index is first repaired as the daemon's start repairs it
+// (RebuildLost): records a crash dropped without an error must not show as an archive
+// that lost files in a command run while the daemon is down.
+func OpenIndex(ctx context.Context, cfg *config.Config, store storage.Store, log *slog.Logger, reconcile bool) (index.Index, *daemon.Client, error) {
+	idx, client, err := daemon.OpenIndex(cfg.Home, log)
+	if err != nil || client != nil || !reconcile {
+		return idx, client, err
+	}
+	if err := RebuildLost(ctx, cfg.Servers, idx, store, log); err != nil {
+		_ = idx.Close()
+		return nil, nil, err
+	}
+	return idx, nil, nil
+}
