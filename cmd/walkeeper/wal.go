@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
@@ -57,7 +58,12 @@ func (c *SwitchWALCmd) Run(a *App) error {
 		return a.output(map[string]string{"server": srv.Name, "switched_at": lsnText, "wal": walName},
 			func(w io.Writer) { fmt.Fprintf(w, "%s: switched WAL at %s, closed %s\n", srv.Name, lsnText, walName) })
 	}
-	err = archive.WaitArchived(ctx, a.Store(), srv.Name, walName, c.Timeout, 100*time.Millisecond)
+	// With the daemon running, --wait waits for it to archive the segment (the quick
+	// start's end-to-end proof); without one, a valid copy in incoming/ is archived for
+	// PostgreSQL already (invariant 9) and nothing would move it: say so at once.
+	daemonDown := func() bool { return a.Daemon() == nil }
+	where, err := archive.WaitDurable(ctx, a.Store(), srv.Name, walName, archive.WaitOptions{
+		Timeout: c.Timeout, Poll: 100 * time.Millisecond, IncomingDir: srv.IncomingDir(), AcceptWaiting: daemonDown})
 	if errors.Is(err, archive.ErrWaitTimeout) {
 		cause := "the daemon is not running (walkeeper watch)"
 		if a.Daemon() != nil {
@@ -70,6 +76,12 @@ func (c *SwitchWALCmd) Run(a *App) error {
 	}
 	if err != nil {
 		return err
+	}
+	if where == archive.InIncoming {
+		fmt.Fprintf(os.Stderr, "warning: %s: the walkeeper daemon is not running: %s waits in %s (durable; restore and get-wal read it there); start `walkeeper watch` to archive it\n",
+			srv.Name, walName, srv.IncomingDir())
+		return a.output(map[string]string{"server": srv.Name, "switched_at": lsnText, "wal": walName, "archived": "true", "waiting_in": srv.IncomingDir()},
+			func(w io.Writer) { fmt.Fprintf(w, "%s: %s archived (waiting in incoming/ for the daemon)\n", srv.Name, walName) })
 	}
 	return a.output(map[string]string{"server": srv.Name, "switched_at": lsnText, "wal": walName, "archived": "true"},
 		func(w io.Writer) { fmt.Fprintf(w, "%s: %s archived\n", srv.Name, walName) })
