@@ -81,7 +81,9 @@ func (c *SwitchWALCmd) Run(a *App) error {
 		fmt.Fprintf(os.Stderr, "warning: %s: the walkeeper daemon is not running: %s waits in %s (durable; restore and get-wal read it there); start `walkeeper watch` to archive it\n",
 			srv.Name, walName, srv.IncomingDir())
 		return a.output(map[string]string{"server": srv.Name, "switched_at": lsnText, "wal": walName, "archived": "true", "waiting_in": srv.IncomingDir()},
-			func(w io.Writer) { fmt.Fprintf(w, "%s: %s archived (waiting in incoming/ for the daemon)\n", srv.Name, walName) })
+			func(w io.Writer) {
+				fmt.Fprintf(w, "%s: %s archived (waiting in incoming/ for the daemon)\n", srv.Name, walName)
+			})
 	}
 	return a.output(map[string]string{"server": srv.Name, "switched_at": lsnText, "wal": walName, "archived": "true"},
 		func(w io.Writer) { fmt.Fprintf(w, "%s: %s archived\n", srv.Name, walName) })
