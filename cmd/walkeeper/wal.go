@@ -2,14 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
-	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/ingest"
-	"github.com/walkeeper/walkeeper/internal/pgutil"
+	"github.com/walkeeper/walkeeper/internal/switchwal"
 )
 
 // ArchiveWALCmd is archive_command's helper.
@@ -43,34 +42,14 @@ func (c *SwitchWALCmd) Run(a *App) error {
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
-	conn, err := pgutil.Connect(ctx, srv.Conninfo)
-	if err != nil {
-		return fmt.Errorf("%s: connect: %w", srv.Name, err)
-	}
-	defer conn.Close(ctx)
-	lsnText, walName, err := pgutil.SwitchWAL(ctx, conn)
-	if err != nil {
-		return fmt.Errorf("%s: pg_switch_wal: %w", srv.Name, err)
-	}
-	if !c.Wait {
-		return a.output(map[string]string{"server": srv.Name, "switched_at": lsnText, "wal": walName},
-			func(w io.Writer) { fmt.Fprintf(w, "%s: switched WAL at %s, closed %s\n", srv.Name, lsnText, walName) })
-	}
-	err = archive.WaitArchived(ctx, a.Store(), srv.Name, walName, c.Timeout, 100*time.Millisecond)
-	if errors.Is(err, archive.ErrWaitTimeout) {
-		cause := "the daemon is not running (walkeeper watch)"
-		if a.Daemon() != nil {
-			cause = "the daemon runs but the file has not arrived in incoming/"
-		}
-		if st, err := pgutil.Archiver(ctx, conn); err == nil && st.Cause() != "" {
-			cause = st.Cause()
-		}
-		return fmt.Errorf("%s: %s not archived after %s: %s", srv.Name, walName, c.Timeout, cause)
-	}
+	res, err := switchwal.Run(context.Background(), switchwal.Options{Server: srv.Name, Conninfo: srv.Conninfo,
+		IncomingDir: srv.IncomingDir(), Store: a.Store(), Wait: c.Wait, Timeout: c.Timeout,
+		DaemonRunning: func() bool { return a.Daemon() != nil }})
 	if err != nil {
 		return err
 	}
-	return a.output(map[string]string{"server": srv.Name, "switched_at": lsnText, "wal": walName, "archived": "true"},
-		func(w io.Writer) { fmt.Fprintf(w, "%s: %s archived\n", srv.Name, walName) })
+	if w := res.Warning(); w != "" {
+		fmt.Fprintln(os.Stderr, w)
+	}
+	return a.output(res, func(w io.Writer) { fmt.Fprintln(w, res.Text()) })
 }

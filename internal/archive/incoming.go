@@ -77,6 +77,13 @@ type Waiting struct {
 // (invariant 3) against the server's stored identity. A copy that fails is never
 // served; storage.ErrNotFound when no valid copy waits.
 func FindPending(ctx context.Context, store storage.Store, server, incomingDir, name string) (Waiting, error) {
+	return FindPendingAs(ctx, store, server, incomingDir, name, record.Identity{})
+}
+
+// FindPendingAs is FindPending that validates against fallback (its system identifier
+// and segment size, when set) while the server has no stored identity yet: a caller
+// that asked the server itself (a backup) knows more than the header's own claims.
+func FindPendingAs(ctx context.Context, store storage.Store, server, incomingDir, name string, fallback record.Identity) (Waiting, error) {
 	n, err := segments.Parse(name)
 	if err != nil {
 		return Waiting{}, fmt.Errorf("%s: %w", name, err)
@@ -89,6 +96,9 @@ func FindPending(ctx context.Context, store storage.Store, server, incomingDir, 
 	known := err == nil
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return Waiting{}, err
+	}
+	if !known && fallback.SystemID != 0 {
+		id, known = fallback, true
 	}
 	for _, c := range copies {
 		p := filepath.Join(incomingDir, c)

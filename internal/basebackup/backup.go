@@ -46,6 +46,10 @@ type Options struct {
 	// DaemonRunning reports whether `walkeeper watch` runs (it ingests the WAL the
 	// backup waits for); nil means unknown.
 	DaemonRunning func() bool
+	// IncomingDir is the server's incoming/: while DaemonRunning says no daemon runs,
+	// a valid copy of a segment waiting there counts as archived (invariant 9: what
+	// archive-wal made durable is archived, and restore reads it there).
+	IncomingDir string
 	// StreamingArchiver is the server's streaming_archiver and SlotName its slot;
 	// Receiver, if set, gives the streaming receiver's state (false when none is known):
 	// a backup whose WAL does not arrive names the receiver's state, not only
@@ -382,19 +386,27 @@ func waitWAL(ctx context.Context, o Options, b record.Backup, startTLI uint32, n
 	}
 	deadline := time.Now().Add(o.WaitTimeout)
 	next := first
+	locate := archive.WaitOptions{IncomingDir: o.IncomingDir,
+		AcceptWaiting: func() bool { return o.DaemonRunning != nil && !o.DaemonRunning() },
+		Identity:      record.Identity{SystemID: b.SystemID, SegSize: b.SegSize}}
+	var waiting []string // segments found only in incoming/
 	// The first message after 2s: the end segment usually arrives at once.
 	lastNotify := time.Now().Add(-8 * time.Second)
 	for {
 		for next <= last {
 			found := false
 			for _, tli := range tlis {
-				_, _, err := archive.Find(ctx, o.Store, o.Server, segments.SegmentFileName(tli, next, b.SegSize))
-				if err == nil {
+				name := segments.SegmentFileName(tli, next, b.SegSize)
+				p, err := archive.Locate(ctx, o.Store, o.Server, name, locate)
+				if err != nil {
+					return err
+				}
+				if p == archive.InIncoming {
+					waiting = append(waiting, name)
+				}
+				if p != 0 {
 					found = true
 					break
-				}
-				if !errors.Is(err, storage.ErrNotFound) {
-					return err
 				}
 			}
 			if !found {
@@ -403,6 +415,14 @@ func waitWAL(ctx context.Context, o Options, b record.Backup, startTLI uint32, n
 			next++
 		}
 		if next > last {
+			if len(waiting) > 0 && o.Notify != nil {
+				what := waiting[0]
+				if len(waiting) > 1 {
+					what = fmt.Sprintf("%d segments (%s to %s)", len(waiting), waiting[0], waiting[len(waiting)-1])
+				}
+				o.Notify(fmt.Sprintf("warning: backup %s: WAL %s waits in %s, durable and read from there by restore, but the walkeeper daemon is NOT running: start `walkeeper watch` to archive it",
+					b.ID, what, o.IncomingDir))
+			}
 			return nil
 		}
 		missing := segments.SegmentFileName(b.Timeline, next, b.SegSize)

@@ -12,7 +12,7 @@ func ServerOptions(srv *config.Server) Options {
 		ApplicationName: srv.ApplicationName,
 		Compression:     srv.BackupCompression, CompressionLevel: srv.BackupCompressionLevel,
 		Jobs: srv.ParallelJobs, BandwidthLimit: srv.BandwidthLimit,
-		WaitTimeout:       srv.BackupWaitTimeout,
+		WaitTimeout: srv.BackupWaitTimeout, IncomingDir: srv.IncomingDir(),
 		StreamingArchiver: srv.StreamingArchiver, SlotName: srv.SlotName,
 	}
 }

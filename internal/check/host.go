@@ -41,7 +41,7 @@ func human(n int64) string { return humanize.IBytes(uint64(max(n, 0))) }
 func (r *runner) daemonRunning(ctx context.Context) {
 	if r.d.Daemon == nil {
 		r.add(CheckDaemon, false, "no `walkeeper watch` answers on "+daemon.SocketPath(r.srv.Home),
-			"start `walkeeper watch` (e.g. as a systemd service): without it no WAL is archived")
+			"start `walkeeper watch` (e.g. as a systemd service): without it WAL waits in incoming/ (restore reads it there), uncompressed and never removed by retention")
 		return
 	}
 	info, err := r.d.Daemon.Info(ctx)

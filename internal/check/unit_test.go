@@ -166,6 +166,21 @@ func TestChecksWithoutPostgres(t *testing.T) {
 	}
 	// The index holds no WAL record (only storage does, in this rig).
 	expect(CheckWALRecent, false, "no WAL segment has been archived yet")
+	// A file waiting in incoming/ with no daemon is archived for restore: said so.
+	incoming := r.srv.IncomingDir()
+	if err := os.MkdirAll(incoming, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(incoming, segments.SegmentFileName(2, 10, seg)), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m = r.run(t)
+	expect(CheckWALRecent, false, "no WAL segment moved into the archive yet; 1 files (1 B) wait in "+incoming+" (restore reads them there)")
+	expect(CheckDaemon, false, "no `walkeeper watch` answers")
+	if h := m[CheckDaemon].Hint; !strings.Contains(h, "without it WAL waits in incoming/ (restore reads it there)") {
+		t.Errorf("daemon hint %q", h)
+	}
+	os.RemoveAll(incoming)
 
 	// Fill the gap, a newer DONE backup, clean errors/: those checks pass.
 	r.put(t, segments.SegmentFileName(2, 7, seg), []byte("x"))

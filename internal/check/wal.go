@@ -35,6 +35,11 @@ func (r *runner) walRecent(ctx context.Context) {
 		return
 	}
 	if st.LastSegment == "" {
+		if n, size := archive.IncomingBacklog(r.srv.IncomingDir()); n > 0 {
+			r.add(CheckWALRecent, false, fmt.Sprintf("no WAL segment moved into the archive yet; %d files (%s) wait in %s (restore reads them there)",
+				n, human(size), r.srv.IncomingDir()), "see the daemon check: `walkeeper watch` archives them")
+			return
+		}
 		r.add(CheckWALRecent, false, "no WAL segment has been archived yet",
 			fmt.Sprintf("with the daemon running, `walkeeper switch-wal %s --wait` archives one", r.srv.Name))
 		return

@@ -168,7 +168,8 @@ case "$2" in
 *.history)
 	rc=0
 	%[1]s --config %[2]s restore pg1 "$(cat %[3]s/backup_id)" "%[3]s/$2/data" --target-tli latest >"%[3]s/$2.log" 2>&1 || rc=$?
-	echo $rc >"%[3]s/$2.rc" ;;
+	# published by a rename: the test polls for the file and must never read it empty
+	echo $rc >"%[3]s/$2.rc.tmp" && mv "%[3]s/$2.rc.tmp" "%[3]s/$2.rc" ;;
 esac
 `, env.Bin, env.Config, work)))
 	if err := os.Chmod(script, 0o755); err != nil {
@@ -448,4 +449,43 @@ func TestAlwaysStandbyArchivesPrefetched(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestDaemonNeverRan: a server whose daemon never ran (the systemd unit failed from
+// the start). What archive-wal made durable is archived (invariant 9), so
+// `switch-wal --wait` says so at once instead of timing out, a backup is DONE, and a
+// restore of it after the primary is lost has every committed row; each command says
+// the daemon is not running.
+func TestDaemonNeverRan(t *testing.T) {
+	env := newEnv(t)
+	pg := pgtest.New(t, "primary", pgtest.Options{ArchiveCommand: env.ArchiveCommand("pg1")})
+	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
+	env.WriteConfig(t)
+	pg.Psql(t, "CREATE TABLE rows (id int PRIMARY KEY, note text)")
+
+	r := env.Run("switch-wal", "pg1", "--wait", "--timeout", "30s")
+	if r.Code != 0 || !strings.Contains(r.Stdout, " archived (waiting in incoming/ for the daemon)") ||
+		!strings.HasPrefix(r.Stderr, "warning: pg1: the walkeeper daemon is not running: ") {
+		t.Fatalf("switch-wal --wait without a daemon: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	r = env.Run("backup", "pg1", "--wait-timeout", "30s")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "durable and read from there by restore, but the walkeeper daemon is NOT running") {
+		t.Fatalf("backup without a daemon: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	pg.Psql(t, "INSERT INTO rows SELECT g, 'after the backup' FROM generate_series(1, 1000) g")
+	waitArchived(t, pg, switchWAL(t, pg))
+	want := pg.Psql(t, "SELECT count(*), sum(id) FROM rows")
+	pg.Stop(t, "immediate") // the primary is lost
+	if n := len(listDir(t, filepath.Join(env.Home, "pg1", "wals"))); n != 0 {
+		t.Fatalf("wals/ holds %d entries; no daemon ever ran", n)
+	}
+	dest, r := restoreTo(t, env, "latest")
+	if !strings.Contains(r.Stderr, "warning: pg1: the walkeeper daemon is not running and ") {
+		t.Errorf("restore did not say that the daemon is down: %q", r.Stderr)
+	}
+	c := pgtest.FromDataDir(t, "restored", dest)
+	c.WaitFor(t, "SELECT pg_is_in_recovery()", "f", 120*time.Second)
+	if got := c.Psql(t, "SELECT count(*), sum(id) FROM rows"); got != want {
+		t.Fatalf("restored rows %q, want %q", got, want)
+	}
 }

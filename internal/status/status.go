@@ -146,7 +146,12 @@ func (st Report) WriteText(w io.Writer, now time.Time) {
 			fmt.Fprintf(w, "    last error: %s (%s)\n", r.LastError, r.LastErrorAt.Local().Format(time.RFC3339))
 		}
 	}
-	fmt.Fprintf(w, "  Incoming backlog:   %d files (%s)\n", st.IncomingBacklog, textout.Bytes(st.IncomingBytes))
+	waits := ""
+	if st.IncomingBacklog > 0 && !st.DaemonRunning {
+		// Archived for recovery all the same (invariant 9), but nobody moves them.
+		waits = "; restore reads them there, the daemon archives them once started"
+	}
+	fmt.Fprintf(w, "  Incoming backlog:   %d files (%s%s)\n", st.IncomingBacklog, textout.Bytes(st.IncomingBytes), waits)
 	fmt.Fprintf(w, "  Files in errors/:   %d\n", st.ErrorFiles)
 	for _, e := range st.Errors {
 		fmt.Fprintf(w, "    %s\n", e.Reason)

@@ -95,7 +95,8 @@ func TestGather(t *testing.T) {
 	}
 	w.Reset()
 	st.WriteText(&w, now)
-	if !strings.Contains(w.String(), "NOT running (start `walkeeper watch`)") || !strings.Contains(w.String(), "unknown (no WAL archived yet)") {
+	if !strings.Contains(w.String(), "NOT running (start `walkeeper watch`)") || !strings.Contains(w.String(), "unknown (no WAL archived yet)") ||
+		!strings.Contains(w.String(), "  Incoming backlog:   1 files (33 B; restore reads them there, the daemon archives them once started)\n") {
 		t.Errorf("status without daemon:\n%s", w.String())
 	}
 	src.Index = func() (index.Index, error) { return nil, errors.New("index locked") }
