@@ -42,7 +42,7 @@ func (c *SwitchWALCmd) Run(a *App) error {
 	if err != nil {
 		return err
 	}
-	res, err := switchwal.Run(context.Background(), switchwal.Options{Server: srv.Name, Conninfo: srv.Conninfo,
+	res, err := switchwal.Run(context.Background(), switchwal.Options{Server: srv.Name, Conninfo: srv.Conninfo, PrimaryConninfo: srv.PrimaryConninfo,
 		IncomingDir: srv.IncomingDir(), Store: a.Store(), Wait: c.Wait, Timeout: c.Timeout,
 		DaemonRunning: func() bool { return a.Daemon() != nil }})
 	if err != nil {

@@ -16,6 +16,9 @@ import (
 // Options configures one switch.
 type Options struct {
 	Server, Conninfo, IncomingDir string
+	// PrimaryConninfo reaches the primary when Conninfo is a standby: pg_switch_wal
+	// works only on a primary, and the standby archives the closed segment after it.
+	PrimaryConninfo string
 	Store                         storage.Store
 	Wait                          bool
 	Timeout                       time.Duration
@@ -43,8 +46,23 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	defer conn.Close(ctx)
 	res := Result{Server: o.Server}
-	if res.SwitchedAt, res.WAL, err = pgutil.SwitchWAL(ctx, conn); err != nil {
-		return res, fmt.Errorf("%s: pg_switch_wal: %w", o.Server, err)
+	on, server := conn, "the server"
+	var standby bool
+	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&standby); err != nil {
+		return res, fmt.Errorf("%s: pg_is_in_recovery: %w", o.Server, err)
+	}
+	if standby {
+		if o.PrimaryConninfo == "" {
+			return res, fmt.Errorf("%s: the server is a standby and pg_switch_wal works only on a primary: set primary_conninfo in [%s]", o.Server, o.Server)
+		}
+		if on, err = pgutil.Connect(ctx, o.PrimaryConninfo); err != nil {
+			return res, fmt.Errorf("%s: connect to the primary (primary_conninfo): %w", o.Server, err)
+		}
+		defer on.Close(ctx)
+		server = "the primary"
+	}
+	if res.SwitchedAt, res.WAL, err = pgutil.SwitchWAL(ctx, on); err != nil {
+		return res, fmt.Errorf("%s: pg_switch_wal on %s: %w", o.Server, server, err)
 	}
 	if !o.Wait {
 		return res, nil
