@@ -19,9 +19,9 @@ type Options struct {
 	// PrimaryConninfo reaches the primary when Conninfo is a standby: pg_switch_wal
 	// works only on a primary, and the standby archives the closed segment after it.
 	PrimaryConninfo string
-	Store                         storage.Store
-	Wait                          bool
-	Timeout                       time.Duration
+	Store           storage.Store
+	Wait            bool
+	Timeout         time.Duration
 	// DaemonRunning reports whether `walkeeper watch` answers.
 	DaemonRunning func() bool
 }
