@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -161,14 +160,11 @@ func readPending(p string, kind segments.Kind, id record.Identity, known bool) (
 	if fi.Size() > limit {
 		return nil, fmt.Errorf("%s: size %d is larger than a valid %s can be (%d)", p, fi.Size(), kind, limit)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+bytes.MinRead))
-	if _, err := buf.ReadFrom(io.LimitReader(f, limit+1)); err != nil {
+	data, err := fsutil.ReadLimited(f, make([]byte, 0, fi.Size()+1), limit)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	if int64(buf.Len()) > limit {
-		return nil, fmt.Errorf("%s: grew past %d bytes while read", p, limit)
-	}
-	return buf.Bytes(), nil
+	return data, nil
 }
 
 // ValidatePending checks a waiting file as ingest will before archiving it: a history

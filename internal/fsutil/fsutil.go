@@ -204,3 +204,31 @@ func RemoveStaleTemps(dir string, minAge time.Duration) ([]string, error) {
 	}
 	return removed, nil
 }
+
+// ErrTooLarge is ReadLimited's answer for input longer than its limit.
+var ErrTooLarge = errors.New("larger than its limit")
+
+// ReadLimited reads r to its end into buf's storage (growing it when needed) and fails
+// with ErrTooLarge once more than limit bytes came: every reader of an unvalidated file
+// (ingest, and get-wal serving a copy waiting in incoming/) bounds its memory by what a
+// valid file of its kind can be, even for a file that grows while read. buf's length is
+// kept (call with buf[:0]); give it limit plus a little capacity to see EOF without
+// growing.
+func ReadLimited(r io.Reader, buf []byte, limit int64) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), len(buf)+int(limit-int64(len(buf)))+1)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return nil, ErrTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -263,7 +262,7 @@ func (p *Pipeline) process(ctx context.Context, base, path string, fi os.FileInf
 			res.Outcome = Gone
 			return nil
 		}
-		if errors.Is(err, errTooLarge) {
+		if errors.Is(err, fsutil.ErrTooLarge) {
 			return tooLarge(limit+1, limit, name.Kind)
 		}
 		return err
@@ -398,7 +397,7 @@ const readSlack = 4096
 func getBuf(size int64) []byte { return bufs.Get(int(size) + readSlack) }
 
 // readInto reads a whole file into buf's storage (growing it if the file grew), and
-// fails with errTooLarge once it has read more than limit bytes.
+// fails with fsutil.ErrTooLarge once it has read more than limit bytes.
 func readInto(path string, buf []byte, limit int64) ([]byte, error) {
 	// O_NOATIME: the first read of a new file would otherwise dirty its inode (relatime)
 	// and join a journal transaction. Only the owner may ask for it.
@@ -410,22 +409,7 @@ func readInto(path string, buf []byte, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := f.Read(buf[len(buf):min(cap(buf), len(buf)+int(limit-int64(len(buf)))+1)])
-		buf = buf[:len(buf)+n]
-		if int64(len(buf)) > limit {
-			return nil, errTooLarge
-		}
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
+	return fsutil.ReadLimited(f, buf, limit)
 }
 
 // existing returns the archived record when base is already archived with the same

@@ -1,8 +1,6 @@
 package ingest
 
 import (
-	"errors"
-
 	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 )
@@ -19,9 +17,6 @@ func maxFileSize(kind segments.Kind, id record.Identity, known bool) int64 {
 	}
 	return segments.MaxFileSize(kind, id.SegSize)
 }
-
-// errTooLarge is readInto's answer for a file that grew past its limit while read.
-var errTooLarge = errors.New("file larger than its limit")
 
 func tooLarge(size, limit int64, kind segments.Kind) error {
 	what := "a WAL segment of this server"

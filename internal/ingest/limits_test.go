@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
 )
@@ -45,8 +46,8 @@ func TestReadIntoLimit(t *testing.T) {
 		if c.ok && (err != nil || len(got) != 100_000) {
 			t.Errorf("limit %d cap %d: %d bytes, %v", c.limit, c.bufCap, len(got), err)
 		}
-		if !c.ok && !errors.Is(err, errTooLarge) {
-			t.Errorf("limit %d cap %d: %v, want errTooLarge", c.limit, c.bufCap, err)
+		if !c.ok && !errors.Is(err, fsutil.ErrTooLarge) {
+			t.Errorf("limit %d cap %d: %v, want fsutil.ErrTooLarge", c.limit, c.bufCap, err)
 		}
 	}
 }
