@@ -5,17 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
 	"github.com/walkeeper/walkeeper/internal/compress"
-	"github.com/walkeeper/walkeeper/internal/index"
 	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/segments"
-	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
 // TestServer rebuilds an index from an archive holding every kind of WAL file, a stray
@@ -23,12 +20,7 @@ import (
 // what the archive holds.
 func TestServer(t *testing.T) {
 	ctx := context.Background()
-	store := storage.NewLocal(t.TempDir())
-	idx, err := index.OpenBadger(filepath.Join(t.TempDir(), "idx"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idx.Close()
+	store, idx := newArchive(t)
 	const segSize = 16 << 20
 	files := map[string][]byte{
 		"000000010000000000000002":                 bytes.Repeat([]byte("a"), 1000),
@@ -36,15 +28,7 @@ func TestServer(t *testing.T) {
 		"000000010000000000000002.00000028.backup": []byte("label"),
 		"00000002.history":                         []byte("1\t0/3000000\tno recovery target specified\n"),
 	}
-	for name, data := range files {
-		enc, err := compress.EncodeAll(compress.Zstd, 0, data, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := store.Put(ctx, archive.WALKey("pg1", name, compress.Zstd), bytes.NewReader(enc)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putWAL(t, store, files)
 	stray := archive.WALPrefix("pg1") + "0000000100000000/notes.txt"
 	bad := archive.WALKey("pg1", "000000010000000000000004", compress.Zstd)
 	for k, v := range map[string]string{stray: "x", bad: "not zstd"} {

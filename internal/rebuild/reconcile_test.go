@@ -3,15 +3,10 @@ package rebuild
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"testing"
 
-	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
-	"github.com/walkeeper/walkeeper/internal/compress"
-	"github.com/walkeeper/walkeeper/internal/index"
 	"github.com/walkeeper/walkeeper/internal/record"
-	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
 // TestReconcile: an index that matches the archive is left alone; one that lost
@@ -19,22 +14,13 @@ import (
 // of a file no longer archived stays (evidence of a loss, not the index's to hide).
 func TestReconcile(t *testing.T) {
 	ctx := context.Background()
-	store := storage.NewLocal(t.TempDir())
-	idx, err := index.OpenBadger(filepath.Join(t.TempDir(), "idx"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idx.Close()
+	store, idx := newArchive(t)
 	const segSize = 16 << 20
+	files := map[string][]byte{}
 	for _, name := range []string{"000000010000000000000002", "000000010000000000000003", "00000002.history"} {
-		enc, err := compress.EncodeAll(compress.Zstd, 0, bytes.Repeat([]byte(name), 100), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := store.Put(ctx, archive.WALKey("pg1", name, compress.Zstd), bytes.NewReader(enc)); err != nil {
-			t.Fatal(err)
-		}
+		files[name] = bytes.Repeat([]byte(name), 100)
 	}
+	putWAL(t, store, files)
 	for _, id := range []string{"20261201T101010", "20261201T111111"} {
 		if err := basebackup.SaveInfo(ctx, store, record.Backup{ID: id, Server: "pg1", Status: record.StatusDone, Timeline: 1}); err != nil {
 			t.Fatal(err)
