@@ -63,9 +63,7 @@ func TestArchiveRoundTrip(t *testing.T) {
 	if len(files) < 6 {
 		t.Fatalf("expected pgbench to fill many segments, PostgreSQL archived %d files", len(files))
 	}
-	wktest.Eventually(t, 60*time.Second, "incoming/ to drain", func() bool {
-		return len(listDir(t, filepath.Join(env.Home, "pg1", "incoming"))) == 0
-	})
+	drained(t, env, 60*time.Second)
 	for _, f := range files {
 		want, err := os.ReadFile(filepath.Join(copies, f))
 		if err != nil {
@@ -119,6 +117,24 @@ func TestArchiveRoundTrip(t *testing.T) {
 	d2.Stop(t)
 }
 
+// envWithSegments is newEnv for a server pg1 whose conninfo is a cluster that wrote n
+// segments (segmentsOf), with copies of them as archived.
+func envWithSegments(t *testing.T, n int) (*wktest.Env, []string) {
+	env := newEnv(t)
+	pg, segs := segmentsOf(t, n)
+	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
+	env.WriteConfig(t)
+	return env, segs
+}
+
+// drained waits until pg1's incoming/ is empty: the daemon ingested every file.
+func drained(t *testing.T, env *wktest.Env, timeout time.Duration) {
+	t.Helper()
+	wktest.Eventually(t, timeout, "incoming/ to drain", func() bool {
+		return len(listDir(t, filepath.Join(env.Home, "pg1", "incoming"))) == 0
+	})
+}
+
 // segmentsOf makes a cluster write n segments and returns copies of them as archived.
 func segmentsOf(t *testing.T, n int) (*pgtest.Cluster, []string) {
 	copies := pgtest.TempDir(t)
@@ -156,10 +172,7 @@ func writeFile(t *testing.T, path string, data []byte) string {
 // TestBadInputsQuarantined: each bad file goes to errors/ with its reason while the
 // daemon keeps running and the archive is unchanged; the same file twice is accepted.
 func TestBadInputsQuarantined(t *testing.T) {
-	env := newEnv(t)
-	pg, segs := segmentsOf(t, 3)
-	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
-	env.WriteConfig(t)
+	env, segs := envWithSegments(t, 3)
 	other := pgtest.New(t, "other", pgtest.Options{})
 	d := env.StartDaemon(t)
 
@@ -311,10 +324,7 @@ func lastSwitchedSegment(t *testing.T, pg *pgtest.Cluster) string {
 // point is a distinct crash state, checked on disk before the restart: the file in
 // incoming/ or not, its archived object there or not, its index record there or not.
 func TestCrashDuringIngest(t *testing.T) {
-	env := newEnv(t)
-	pg, segs := segmentsOf(t, 4)
-	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
-	env.WriteConfig(t)
+	env, segs := envWithSegments(t, 4)
 	points := []struct {
 		name                        string
 		incoming, archived, indexed bool

@@ -18,14 +18,11 @@ import (
 // into incoming/ is quarantined by its size alone, with the reason, while the daemon's
 // peak RSS stays under 200 MB; the daemon goes on archiving.
 func TestHugeIncomingFileQuarantined(t *testing.T) {
-	env := newEnv(t)
-	pg, segs := segmentsOf(t, 2)
-	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
-	env.WriteConfig(t)
+	env, segs := envWithSegments(t, 2)
 	env.MustRun(t, "archive-wal", "pg1", segs[0])
 	d := env.StartDaemon(t)
 	incoming := filepath.Join(env.Home, "pg1", "incoming")
-	wktest.Eventually(t, 30*time.Second, "incoming/ to drain", func() bool { return len(listDir(t, incoming)) == 0 })
+	drained(t, env, 30*time.Second)
 
 	const huge = "0000000100000000000000F0"
 	tmp := filepath.Join(incoming, ".wk-tmp-huge")
@@ -53,7 +50,7 @@ func TestHugeIncomingFileQuarantined(t *testing.T) {
 	}
 	// The daemon still archives.
 	env.MustRun(t, "archive-wal", "pg1", segs[1])
-	wktest.Eventually(t, 30*time.Second, "incoming/ to drain", func() bool { return len(listDir(t, incoming)) == 0 })
+	drained(t, env, 30*time.Second)
 	hwm := vmHWM(t, d.PID())
 	if hwm >= 200<<20 {
 		t.Fatalf("daemon peak RSS %d MB, want < 200 MB", hwm>>20)
@@ -197,17 +194,12 @@ func TestBackupWaitNamesReceiver(t *testing.T) {
 // the daemon moves the damaged index aside and rebuilds it by itself, and `index
 // rebuild` does the same without a daemon; status figures equal the ones before.
 func TestDamagedIndexRecovered(t *testing.T) {
-	env := newEnv(t)
-	pg, segs := segmentsOf(t, 3)
-	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
-	env.WriteConfig(t)
+	env, segs := envWithSegments(t, 3)
 	for _, s := range segs {
 		env.MustRun(t, "archive-wal", "pg1", s)
 	}
 	d := env.StartDaemon(t)
-	wktest.Eventually(t, 30*time.Second, "incoming/ to drain", func() bool {
-		return len(listDir(t, filepath.Join(env.Home, "pg1", "incoming"))) == 0
-	})
+	drained(t, env, 30*time.Second)
 	d.Stop(t)
 	var before status
 	env.JSON(t, &before, "status", "pg1")
@@ -275,10 +267,7 @@ func TestDamagedIndexRecovered(t *testing.T) {
 // every file is then either archived (byte-identical through get-wal) or still in
 // incoming/, none quarantined; after a restart all are archived.
 func TestSIGTERMWithFilesInFlight(t *testing.T) {
-	env := newEnv(t)
-	pg, segs := segmentsOf(t, 8)
-	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
-	env.WriteConfig(t)
+	env, segs := envWithSegments(t, 8)
 	incoming := filepath.Join(env.Home, "pg1", "incoming")
 	d := env.StartDaemon(t)
 	// The daemon makes incoming/ as it sets up its watch, which may come after
@@ -348,20 +337,16 @@ func TestSIGTERMWithFilesInFlight(t *testing.T) {
 // without a word and without them; the daemon's start compares the index with the
 // archive, says so, and restores the records: status figures equal the ones before.
 func TestTruncatedMemtableLogRepaired(t *testing.T) {
-	env := newEnv(t)
-	pg, segs := segmentsOf(t, 3)
-	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
-	env.WriteConfig(t)
-	incoming := filepath.Join(env.Home, "pg1", "incoming")
+	env, segs := envWithSegments(t, 3)
 	env.MustRun(t, "archive-wal", "pg1", segs[0])
 	d := env.StartDaemon(t)
-	wktest.Eventually(t, 30*time.Second, "incoming/ to drain", func() bool { return len(listDir(t, incoming)) == 0 })
+	drained(t, env, 30*time.Second)
 	d.Stop(t) // the first record is in a table file now
 	d = env.StartDaemon(t)
 	for _, s := range segs[1:] {
 		env.MustRun(t, "archive-wal", "pg1", s)
 	}
-	wktest.Eventually(t, 30*time.Second, "incoming/ to drain", func() bool { return len(listDir(t, incoming)) == 0 })
+	drained(t, env, 30*time.Second)
 	var before status
 	env.JSON(t, &before, "status", "pg1")
 	d.Kill()

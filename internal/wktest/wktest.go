@@ -5,6 +5,7 @@ package wktest
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/pgtest"
 )
 
@@ -178,8 +180,14 @@ func (e *Env) StartDaemon(t testing.TB, env ...string) *Daemon {
 	t.Cleanup(func() { d.Stop(t) })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if _, err := os.Stat(filepath.Join(e.Home, "walkeeper.sock")); err == nil {
-			if r := e.Run("status", e.Servers[0].Name); r.Code == 0 && strings.Contains(r.Stdout, "running (pid") {
+		// Asked over the socket, not with a command: a command that finds no daemon
+		// (one a failpoint killed) opens the index itself and repairs it, which would
+		// change the crash state a test is about to look at.
+		if c, err := daemon.Dial(e.Home); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			info, err := c.Info(ctx)
+			cancel()
+			if err == nil && info.PID == cmd.Process.Pid {
 				return d
 			}
 		}
