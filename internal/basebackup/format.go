@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	jsonv2 "github.com/go-json-experiment/json"
-
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/record"
@@ -126,11 +124,8 @@ func Contents(ctx context.Context, store storage.Store, server, id string) ([]En
 			return nil, fmt.Errorf("backup %s of %s: %s: %w", id, server, key, err)
 		}
 	}
-	var c contentsFile
-	// encoding/json/v2's decoder: a schema of thousands of relations is tens of
-	// thousands of entries, which encoding/json parsed in ~3x the time (profiled: a
-	// fifth of verify's CPU). The file is written by encoding/json, which v2 reads.
-	if err := jsonv2.Unmarshal(data, &c); err != nil {
+	c, err := decodeContents(data)
+	if err != nil {
 		return nil, fmt.Errorf("backup %s of %s: %s: %w", id, server, key, err)
 	}
 	if c.Version > formatVersion {
@@ -419,7 +414,7 @@ func (c *bundleCache) get(ctx context.Context, store storage.Store, skey, codec 
 		c.items = c.items[len(c.items)-keptBundles:]
 	}
 	c.mu.Unlock()
-	it.data, it.err = readSolid(ctx, store, skey, codec, nil)
+	it.data, it.err = readSolid(ctx, store, skey, codec, nil, false)
 	close(it.ready)
 	if it.err != nil {
 		// Not kept: the next reader tries again (and reports its own error).

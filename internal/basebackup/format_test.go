@@ -433,3 +433,50 @@ func TestStreamRefusesStrayLinks(t *testing.T) {
 		}
 	}
 }
+
+// TestReadUnitUncheckedOnlyWhenCovered: a solid bundle is decoded without its frame
+// checksum only for a caller that sums what it is passed (Summed) and only when the
+// unit's entries cover the bundle whole; else a damaged checksum fails every member.
+func TestReadUnitUncheckedOnlyWhenCovered(t *testing.T) {
+	ctx := context.Background()
+	store := storage.NewLocal(t.TempDir())
+	packed, err := compress.EncodeSolid(compress.Zstd, 3, []byte("aaaabbbbcccc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	packed[len(packed)-1] ^= 0xff // the frame checksum (the content is intact)
+	key := "pg1/base/x/data/bundles/000001.zst"
+	if _, err := store.Put(ctx, key, bytes.NewReader(packed)); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(p string, off int64) Entry {
+		return Entry{Path: p, Type: TypeFile, Key: key, Codec: compress.Zstd, Solid: true, Offset: off, Size: 4}
+	}
+	for _, c := range []struct {
+		name    string
+		entries []Entry
+		summed  bool
+		want    string
+	}{
+		{"summed, covered", []Entry{mk("a", 0), mk("b", 4), mk("c", 8)}, true, "aaaa bbbb cccc"},
+		{"summed, a gap", []Entry{mk("a", 0), mk("c", 8)}, true, "error error"},
+		{"not summed", []Entry{mk("a", 0), mk("b", 4), mk("c", 8)}, false, "error error error"},
+	} {
+		u := PlanReads(c.entries)[0]
+		u.Summed = c.summed
+		var got []string
+		if err := u.Read(ctx, store, func(e Entry, r io.Reader) error {
+			data, err := io.ReadAll(r)
+			if err != nil {
+				data = []byte("error")
+			}
+			got = append(got, string(data))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
