@@ -481,7 +481,7 @@ func runBaseBackup(ctx context.Context, conn *pgconn.PgConn, o streamOptions) (*
 	var (
 		resultSet  int // 0 start position, 1 tablespaces, 2 end position
 		columns    []string
-		tarW       *io.PipeWriter
+		tarW       *blockPipe
 		tarDone    chan error
 		inManifest bool
 		manifest   bytes.Buffer
@@ -513,18 +513,18 @@ func runBaseBackup(ctx context.Context, conn *pgconn.PgConn, o streamOptions) (*
 		return err
 	}
 	startArchive := func(oid uint32) {
-		pr, pw := io.Pipe()
-		tarW, tarDone = pw, make(chan error, 1)
+		pipe := newBlockPipe()
+		tarW, tarDone = pipe, make(chan error, 1)
 		go func() {
-			err := p.archive(pr, oid)
+			err := p.archive(pipe, oid)
 			if err == nil {
 				// Drain the tar padding so the writer never blocks.
-				_, err = io.Copy(io.Discard, pr)
+				_, err = io.Copy(io.Discard, pipe)
 			}
 			if err != nil {
 				p.fail(err)
-				pr.CloseWithError(err)
 			}
+			pipe.CloseReader(err)
 			tarDone <- err
 		}()
 	}
