@@ -163,7 +163,8 @@ func VerifyBackup(ctx context.Context, store storage.Store, b record.Backup, wor
 		rep.Manifest = p.err.Error()
 		return rep, nil
 	}
-	fr, err := compare(ctx, p.m, src, stored, <-summing, workers)
+	pr := match(p.m, stored) // while the files are summed
+	fr, err := compare(ctx, pr, src, stored, <-summing, workers)
 	if err != nil {
 		return rep, fmt.Errorf("backup %s: %w", b.ID, err)
 	}

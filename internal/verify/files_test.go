@@ -55,7 +55,7 @@ func TestCompareResumsOtherAlgorithms(t *testing.T) {
 		t.Fatal(err)
 	}
 	sums := sumFiles(ctx, src, stored, func(int) string { return "CRC32C" }, 2, nil)
-	rep, err := compare(ctx, m, src, stored, sums, 2)
+	rep, err := compare(ctx, match(m, stored), src, stored, sums, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
