@@ -414,7 +414,7 @@ func (c *bundleCache) get(ctx context.Context, store storage.Store, skey, codec 
 		c.items = c.items[len(c.items)-keptBundles:]
 	}
 	c.mu.Unlock()
-	it.data, it.err = readSolid(ctx, store, skey, codec, nil, false)
+	it.data, it.err = readSolid(ctx, store, skey, codec, nil)
 	close(it.ready)
 	if it.err != nil {
 		// Not kept: the next reader tries again (and reports its own error).

@@ -29,22 +29,6 @@ type ReadUnit struct {
 	Positions []int
 	// Size is the decompressed bytes of the entries: the work the unit costs.
 	Size int64
-	// Summed says the caller checks every byte Read passes against checksums of its
-	// own (verify, against backup_manifest's). A solid bundle whose entries cover it
-	// whole is then decoded without zstd's frame checksum (DecodeAllUnchecked).
-	Summed bool
-}
-
-// tiled reports whether the entries, in offset order, cover 0..end without a gap or
-// an overlap, and where they end.
-func (u ReadUnit) tiled() (end int64, ok bool) {
-	for _, e := range u.Entries {
-		if e.Offset != end {
-			return 0, false
-		}
-		end += e.Size
-	}
-	return end, true
 }
 
 // Solid reports whether the unit is a solid bundle (decoded whole into memory).
@@ -137,15 +121,7 @@ func (u ReadUnit) Read(ctx context.Context, store storage.Store, fn func(e Entry
 	if codec == "" {
 		codec = compress.None
 	}
-	// Unchecked only when the members cover the bundle whole: a byte no member holds
-	// would be summed by nobody. A length that turns out otherwise is decoded again
-	// with the frame checksum, so damage there still shows.
-	end, covered := u.tiled()
-	unchecked := u.Summed && covered
-	data, derr := readSolid(ctx, store, u.Key, codec, solidBufs.Get(int(u.Size)), unchecked)
-	if unchecked && derr == nil && int64(len(data)) != end {
-		data, derr = readSolid(ctx, store, u.Key, codec, data[:0], false)
-	}
+	data, derr := readSolid(ctx, store, u.Key, codec, solidBufs.Get(int(u.Size)))
 	// The members' readers are gone (valid only during fn): the buffer is kept for
 	// the next bundle, which spares a fresh 32 MiB (page faults, zeroing) per bundle.
 	defer solidBufs.Put(data)
@@ -190,9 +166,8 @@ var (
 	packedBufs = bufpool.New(cap(bundleSlots), 2*(bundleSize+smallFile))
 )
 
-// readSolid reads and decodes the solid bundle key, appending to dst (without zstd's
-// frame checksum if unchecked).
-func readSolid(ctx context.Context, store storage.Store, key, codec string, dst []byte, unchecked bool) ([]byte, error) {
+// readSolid reads and decodes the solid bundle key, appending to dst.
+func readSolid(ctx context.Context, store storage.Store, key, codec string, dst []byte) ([]byte, error) {
 	r, err := store.Get(ctx, key)
 	if err != nil {
 		return nil, err
@@ -213,11 +188,7 @@ func readSolid(ctx context.Context, store storage.Store, key, codec string, dst 
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
 	solidDecodes.Add(1)
-	decode := compress.DecodeAll
-	if unchecked {
-		decode = compress.DecodeAllUnchecked
-	}
-	data, err := decode(codec, packed, dst)
+	data, err := compress.DecodeAll(codec, packed, dst)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}

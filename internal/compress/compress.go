@@ -67,10 +67,6 @@ var (
 	encoders = map[encKey]*zstd.Encoder{}
 	decoder  *zstd.Decoder
 	decOnce  sync.Once
-	// unchecked skips zstd's frame checksum, for readers that sum every byte
-	// themselves (see DecodeAllUnchecked).
-	unchecked     *zstd.Decoder
-	uncheckedOnce sync.Once
 )
 
 // encKey names a shared encoder: its level, and its window (0: the level's default).
@@ -101,16 +97,14 @@ func zstdEncoder(level, window int) (*zstd.Encoder, error) {
 }
 
 func zstdDecoder() *zstd.Decoder {
-	decOnce.Do(func() { decoder = newSharedDecoder(false) })
+	decOnce.Do(func() {
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithDecoderMaxMemory(2<<30))
+		if err != nil {
+			panic(fmt.Sprintf("zstd decoder: %v", err))
+		}
+		decoder = d
+	})
 	return decoder
-}
-
-func newSharedDecoder(ignoreChecksum bool) *zstd.Decoder {
-	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithDecoderMaxMemory(2<<30), zstd.IgnoreChecksum(ignoreChecksum))
-	if err != nil {
-		panic(fmt.Sprintf("zstd decoder: %v", err))
-	}
-	return d
 }
 
 // EncodeAll compresses a whole buffer (one WAL file) and appends it to dst.
@@ -229,19 +223,6 @@ func DecodeAll(codec string, src, dst []byte) ([]byte, error) {
 		return append(dst, src...), nil
 	}
 	return nil, fmt.Errorf("unknown compression %q", codec)
-}
-
-// DecodeAllUnchecked is DecodeAll without zstd's frame checksum (an xxhash64 of the
-// content), for a caller that checks every byte of the result against checksums of
-// its own: verify sums each file against backup_manifest's CRC-32C, and the frame
-// checksum was a fifth of the CPU of decoding a solid bundle. Damage then shows as
-// a decoding error, a wrong length or the caller's checksum mismatch.
-func DecodeAllUnchecked(codec string, src, dst []byte) ([]byte, error) {
-	if codec != Zstd {
-		return DecodeAll(codec, src, dst)
-	}
-	uncheckedOnce.Do(func() { unchecked = newSharedDecoder(true) })
-	return unchecked.DecodeAll(src, dst)
 }
 
 // NewReader decompresses a stream.

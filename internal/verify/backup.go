@@ -49,9 +49,8 @@ func (s StoredBackup) Open(ctx context.Context, f File) (io.ReadCloser, error) {
 }
 
 // Units implements UnitSource: the files grouped by the object storing them
-// (basebackup.PlanReads), so each solid bundle is decoded once; summed, a bundle the
-// files cover whole is decoded without zstd's frame checksum.
-func (s StoredBackup) Units(files []File, summed bool) []FileUnit {
+// (basebackup.PlanReads), so each solid bundle is decoded once.
+func (s StoredBackup) Units(files []File) []FileUnit {
 	es := make([]basebackup.Entry, 0, len(files))
 	at := make([]int, 0, len(files)) // es[k] is files[at[k]]
 	for i, f := range files {
@@ -63,7 +62,6 @@ func (s StoredBackup) Units(files []File, summed bool) []FileUnit {
 	plan := basebackup.PlanReads(es)
 	out := make([]FileUnit, len(plan))
 	for k, u := range plan {
-		u.Summed = summed
 		fu := FileUnit{Size: u.Size, Files: make([]int, len(u.Positions))}
 		for j, pos := range u.Positions {
 			fu.Files[j] = at[pos]

@@ -47,14 +47,7 @@ func sumFiles(ctx context.Context, src Source, files []File, alg func(i int) str
 		sums[i] = s
 	}
 	if us, ok := src.(UnitSource); ok {
-		summed, last := true, "\x00"
-		for i := 0; i < len(files) && summed; i++ {
-			if a := alg(i); a != last {
-				h, _ := newChecksum(a)
-				summed, last = h != nil, a
-			}
-		}
-		units := us.Units(files, summed)
+		units := us.Units(files)
 		parallel(ctx, workers, len(units), func(u int) (*struct{}, int64) {
 			err := units[u].Read(ctx, func(i int, r io.Reader) error {
 				read(i, r)

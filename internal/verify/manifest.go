@@ -153,11 +153,9 @@ type FileUnit struct {
 }
 
 // UnitSource is a Source that knows how its files are stored: verification then reads
-// unit by unit (each bundle decoded once) instead of file by file. summed says every
-// file will be checked against a checksum (so the store's own checks may be skipped
-// where they cover nothing more).
+// unit by unit (each bundle decoded once) instead of file by file.
 type UnitSource interface {
-	Units(files []File, summed bool) []FileUnit
+	Units(files []File) []FileUnit
 }
 
 // FilesReport is the outcome of VerifyFiles.
