@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"time"
 
-	jsonv2 "github.com/go-json-experiment/json"
-
 	"github.com/walkeeper/walkeeper/internal/flatjson"
 )
 
@@ -16,17 +14,11 @@ import (
 // encoding/json/v2, which names the error if there is one. FuzzDecodeContents proves
 // both give the same entries.
 func decodeContents(data []byte) (contentsFile, error) {
-	if c, ok := scanContents(data); ok {
-		return c, nil
-	}
-	var c contentsFile
-	err := jsonv2.Unmarshal(data, &c)
-	return c, err
+	return flatjson.Decode(data, scanContents)
 }
 
-// scanContents is decodeContents' fast path; ok is false when it did not handle data.
-func scanContents(data []byte) (c contentsFile, ok bool) {
-	s := flatjson.New(data)
+// scanContents is decodeContents' fast path.
+func scanContents(s *flatjson.Scanner) (c contentsFile) {
 	in := interner{strs: map[string]string{}}
 	var seen uint64
 	s.Open('{')
@@ -41,7 +33,7 @@ func scanContents(data []byte) (c contentsFile, ok bool) {
 		case "entries":
 			s.Once(&seen, 2)
 			// Sized from the document (an entry is written in about 200 bytes).
-			c.Entries = make([]Entry, 0, len(data)/160)
+			c.Entries = make([]Entry, 0, s.Len()/160)
 			s.Open('[')
 			for first := true; s.Next(first, ']'); first = false {
 				c.Entries = append(c.Entries, Entry{})
@@ -51,8 +43,7 @@ func scanContents(data []byte) (c contentsFile, ok bool) {
 			s.Fail()
 		}
 	}
-	s.End()
-	return c, s.Err() == nil
+	return c
 }
 
 func scanEntry(s *flatjson.Scanner, e *Entry, in *interner) {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
+
+	"github.com/walkeeper/walkeeper/internal/flatjson"
 )
 
 // contentsSample is a contents list as a backup writes it, with every kind of entry and
@@ -31,7 +33,7 @@ func contentsSample(tb testing.TB) []byte {
 
 func TestScanContentsTakesWhatBackupWrites(t *testing.T) {
 	data := contentsSample(t)
-	got, ok := scanContents(data)
+	got, ok := flatjson.Scan(data, scanContents)
 	if !ok {
 		t.Fatal("the fast path did not take a contents list written by encoding/json")
 	}
@@ -51,7 +53,7 @@ func FuzzDecodeContents(f *testing.F) {
 	f.Add([]byte(`{"version":2,"backup_id":"x","entries":[]}`))
 	f.Add([]byte(`{"version":2,"entries":[{"path":"a","size":-0,"mtime":"2026-01-02T03:04:05.5+01:00"}]} `))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, ok := scanContents(data)
+		got, ok := flatjson.Scan(data, scanContents)
 		if !ok {
 			return
 		}

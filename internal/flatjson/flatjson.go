@@ -20,6 +20,7 @@ import (
 	"math"
 	"unicode/utf8"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 )
 
@@ -37,6 +38,9 @@ type Scanner struct {
 
 // New returns a Scanner of b.
 func New(b []byte) *Scanner { return &Scanner{b: b} }
+
+// Len is the length of the document (for sizing what the caller decodes into).
+func (s *Scanner) Len() int { return len(s.b) }
 
 // Err is the first failure, wrapping ErrUnhandled, or nil.
 func (s *Scanner) Err() error { return s.err }
@@ -257,4 +261,24 @@ func (s *Scanner) End() {
 	if s.peek() != 0 || s.i != len(s.b) {
 		s.Fail()
 	}
+}
+
+// Scan reads the whole of data with scan, a caller's fast path for one document shape;
+// ok is false when scan did not handle it.
+func Scan[T any](data []byte, scan func(*Scanner) T) (v T, ok bool) {
+	s := New(data)
+	v = scan(s)
+	s.End()
+	return v, s.Err() == nil
+}
+
+// Decode decodes data with scan and, when scan does not handle it, with
+// encoding/json/v2, which names the error if there is one.
+func Decode[T any](data []byte, scan func(*Scanner) T) (T, error) {
+	if v, ok := Scan(data, scan); ok {
+		return v, nil
+	}
+	var v T
+	err := jsonv2.Unmarshal(data, &v)
+	return v, err
 }

@@ -1,8 +1,6 @@
 package verify
 
 import (
-	jsonv2 "github.com/go-json-experiment/json"
-
 	"github.com/walkeeper/walkeeper/internal/flatjson"
 )
 
@@ -11,17 +9,11 @@ import (
 // encoding/json/v2 for anything it does not handle, which names the error if there is
 // one. FuzzDecodeManifest proves both give the same result.
 func decodeManifest(data []byte) (Manifest, error) {
-	if m, ok := scanManifest(data); ok {
-		return m, nil
-	}
-	var m Manifest
-	err := jsonv2.Unmarshal(data, &m)
-	return m, err
+	return flatjson.Decode(data, scanManifest)
 }
 
-// scanManifest is decodeManifest's fast path; ok is false when it did not handle data.
-func scanManifest(data []byte) (m Manifest, ok bool) {
-	s := flatjson.New(data)
+// scanManifest is decodeManifest's fast path.
+func scanManifest(s *flatjson.Scanner) (m Manifest) {
 	var seen uint64
 	s.Open('{')
 	for first := true; s.Next(first, '}'); first = false {
@@ -35,7 +27,7 @@ func scanManifest(data []byte) (m Manifest, ok bool) {
 		case "Files":
 			s.Once(&seen, 2)
 			// Sized from the document (a file is written in about 140 bytes).
-			m.Files = make([]ManifestFile, 0, len(data)/120)
+			m.Files = make([]ManifestFile, 0, s.Len()/120)
 			s.Open('[')
 			for first := true; s.Next(first, ']'); first = false {
 				m.Files = append(m.Files, ManifestFile{})
@@ -73,8 +65,7 @@ func scanManifest(data []byte) (m Manifest, ok bool) {
 			s.Fail()
 		}
 	}
-	s.End()
-	return m, s.Err() == nil
+	return m
 }
 
 func scanManifestFile(s *flatjson.Scanner, f *ManifestFile) {

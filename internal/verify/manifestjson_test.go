@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	jsonv2 "github.com/go-json-experiment/json"
+
+	"github.com/walkeeper/walkeeper/internal/flatjson"
 )
 
 // manifestSample is backup_manifest as PostgreSQL 17 writes it (15's lacks the
@@ -23,7 +25,7 @@ const manifestSample = `{ "PostgreSQL-Backup-Manifest-Version": 2,
 `
 
 func TestScanManifestTakesWhatPostgresWrites(t *testing.T) {
-	got, ok := scanManifest([]byte(manifestSample))
+	got, ok := flatjson.Scan([]byte(manifestSample), scanManifest)
 	if !ok {
 		t.Fatal("the fast path did not take a manifest as PostgreSQL writes it")
 	}
@@ -42,7 +44,7 @@ func FuzzDecodeManifest(f *testing.F) {
 	f.Add([]byte(manifestSample))
 	f.Add([]byte(`{"Files":[],"WAL-Ranges":[{"Timeline":4294967295}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, ok := scanManifest(data)
+		got, ok := flatjson.Scan(data, scanManifest)
 		if !ok {
 			return
 		}
