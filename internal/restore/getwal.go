@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +43,8 @@ const (
 	// receiver) and validated, not yet moved into the archive by the daemon.
 	FromIncoming        = "incoming"
 	FromIncomingPartial = "incoming-partial"
+	// FromRemote: fetched from the backup host over ssh (get-wal --ssh).
+	FromRemote = "remote"
 	// FromPGWAL: the prefetcher already put the segment into pg_wal under its own name;
 	// get-wal must exit 1 so that PostgreSQL reads it there (see placeInPGWAL).
 	FromPGWAL = "pg_wal"
@@ -64,6 +67,35 @@ type GetOptions struct {
 	// StartPrefetcher launches the background prefetcher for spool (a detached
 	// process: get-wal must return at once for replay to go on). Nil: no prefetch.
 	StartPrefetcher func(spool string) error
+	// NoPartial: the asking cluster must never get a .partial for a segment (get-wal
+	// --standby: a standby on another host, whose data directory get-wal cannot look
+	// at to decide; see partialRefused).
+	NoPartial bool
+	// Remote fetches a file from the backup host instead of store (get-wal --ssh): it
+	// writes walName to dest, and returns an error wrapping ErrNotArchived when the
+	// backup host does not have it.
+	Remote func(ctx context.Context, walName, dest string) error
+}
+
+// StdoutDest is the destination that makes get-wal write the file to standard output
+// (behind ssh: "ssh backup walkeeper get-wal pg1 %f - > %p"). The reader keeps the
+// bytes only when get-wal exits 0, which it does once the whole file was written.
+const StdoutDest = "-"
+
+// stdout is where StdoutDest writes (a test replaces it).
+var stdout io.Writer = os.Stdout
+
+// writeDest writes r to dest through a temporary name and a rename (not fsynced: the
+// copy can be fetched again), or to stdout for StdoutDest.
+func writeDest(dest string, r io.Reader) error {
+	if dest == StdoutDest {
+		if _, err := io.Copy(stdout, r); err != nil {
+			return fmt.Errorf("write to standard output: %w", err)
+		}
+		return nil
+	}
+	_, err := fsutil.WriteAtomicNoSync(dest, r, 0o600)
+	return err
 }
 
 // GetWAL writes the archived file walName of server to dest, decompressed, through a
@@ -83,6 +115,9 @@ func Get(ctx context.Context, store storage.Store, server, walName, dest string,
 	n, err := segments.Parse(walName)
 	if err != nil {
 		return "", fmt.Errorf("get-wal %s: %w", walName, err)
+	}
+	if dest == StdoutDest && o.Prefetch > 0 {
+		return "", fmt.Errorf("get-wal %s: --prefetch needs a destination path (the spool lives beside it), not %q", walName, dest)
 	}
 	spool, pgwal := "", ""
 	if o.Prefetch > 0 && n.Kind == segments.KindSegment {
@@ -107,11 +142,16 @@ func Get(ctx context.Context, store storage.Store, server, walName, dest string,
 			}
 		}
 	}
-	from, err := fetch(ctx, store, server, n, dest, o)
-	if err != nil {
+	var from string
+	if o.Remote != nil {
+		if err = o.Remote(ctx, walName, dest); err != nil {
+			return "", fmt.Errorf("get-wal %s: %w", walName, err)
+		}
+		from = FromRemote
+	} else if from, err = fetch(ctx, store, server, n, dest, o); err != nil {
 		return "", err
 	}
-	if spool != "" && from == FromArchive {
+	if spool != "" && (from == FromArchive || from == FromRemote) {
 		kickPrefetch(spool, pgwal, walName, o)
 	}
 	return from, nil
@@ -143,8 +183,7 @@ func writeArchivedInto(ctx context.Context, store storage.Store, key, codec, des
 	if err != nil {
 		return err
 	}
-	_, err = fsutil.WriteAtomicNoSync(dest, bytes.NewReader(data), 0o600)
-	return err
+	return writeDest(dest, bytes.NewReader(data))
 }
 
 // kickPrefetch records what PostgreSQL asked for last and makes sure a prefetcher runs.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/walkeeper/walkeeper/internal/archive"
-	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/segments"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -40,7 +39,7 @@ func fetchUnarchived(ctx context.Context, store storage.Store, server string, n 
 	if !wanted {
 		return "", fmt.Errorf("get-wal %s: %w", walName, ErrNotArchived)
 	}
-	if err := partialRefused(dest); err != nil {
+	if err := partialRefusal(dest, o.NoPartial); err != nil {
 		return "", fmt.Errorf("get-wal %s: %w", walName, err)
 	}
 	partial := walName + ".partial"
@@ -72,7 +71,7 @@ func fetchUnarchived(ctx context.Context, store storage.Store, server string, n 
 		live := filepath.Join(o.StreamingDir, partial)
 		if f, oerr := os.Open(live); oerr == nil {
 			defer f.Close()
-			if _, werr := fsutil.WriteAtomicNoSync(dest, f, 0o600); werr != nil {
+			if werr := writeDest(dest, f); werr != nil {
 				return "", fmt.Errorf("get-wal %s: %w", walName, werr)
 			}
 			return FromStreamingPartial, nil
@@ -80,6 +79,22 @@ func fetchUnarchived(ctx context.Context, store storage.Store, server string, n 
 	}
 	return "", fmt.Errorf("get-wal %s: %w", walName, ErrNotArchived)
 }
+
+// partialRefusal is partialRefused, or ErrPartialNotFinal when the asker said it must
+// get no .partial (get-wal --standby).
+func partialRefusal(dest string, noPartial bool) error {
+	if err := partialRefused(dest); err != nil {
+		return err
+	}
+	if noPartial {
+		return ErrPartialNotFinal
+	}
+	return nil
+}
+
+// RefusesPartial reports whether the cluster restoring into dest (%p) must get no
+// .partial: get-wal --ssh asks the backup host with --standby then.
+func RefusesPartial(dest string) bool { return partialRefused(dest) != nil }
 
 // partialRefused says why the cluster that asked for a file at dest (%p,
 // pg_wal/RECOVERYXLOG in its data directory) must not get a .partial as its segment
@@ -99,6 +114,9 @@ func fetchUnarchived(ctx context.Context, store storage.Store, server string, n 
 //     arriving later, is refused as a conflict; the standby, and every restore past it,
 //     would stop where the partial ended. This holds with a target too.
 func partialRefused(dest string) error {
+	if dest == StdoutDest {
+		return nil // no data directory here: the asker says (partialRefusal's noPartial)
+	}
 	abs, err := filepath.Abs(dest)
 	if err != nil {
 		return nil
@@ -126,7 +144,7 @@ func partialRefused(dest string) error {
 func serveWaiting(ctx context.Context, store storage.Store, server, incomingDir, name, dest string) (string, error) {
 	w, err := archive.FindPending(ctx, store, server, incomingDir, name)
 	if err == nil {
-		if _, err := fsutil.WriteAtomicNoSync(dest, bytes.NewReader(w.Data), 0o600); err != nil {
+		if err := writeDest(dest, bytes.NewReader(w.Data)); err != nil {
 			return "", err
 		}
 		return FromIncoming, nil

@@ -158,6 +158,43 @@ type PrefetchStats struct {
 	Bytes   int64
 }
 
+// WALSource is where a prefetcher reads archived segments: the archive's storage on
+// this host (StoreSource), or a session to the backup host (get-wal --ssh).
+type WALSource interface {
+	// SegSize is the archive's wal_segment_size.
+	SegSize(ctx context.Context) (uint64, error)
+	// Fetch returns archived WAL file name decompressed into buf's memory (buf[:0]),
+	// an error wrapping storage.ErrNotFound when it is not archived.
+	Fetch(ctx context.Context, name string, buf []byte) ([]byte, error)
+}
+
+// StoreSource reads server's archive in store.
+type StoreSource struct {
+	Store  storage.Store
+	Server string
+}
+
+// SegSize implements WALSource from the archive's identity.
+func (s StoreSource) SegSize(ctx context.Context) (uint64, error) {
+	id, err := archive.LoadIdentity(ctx, s.Store, s.Server)
+	if err != nil {
+		return 0, err
+	}
+	if !segments.ValidSegSize(id.SegSize) {
+		return 0, fmt.Errorf("%s: no valid WAL segment size in the archive identity", s.Server)
+	}
+	return id.SegSize, nil
+}
+
+// Fetch implements WALSource.
+func (s StoreSource) Fetch(ctx context.Context, name string, buf []byte) ([]byte, error) {
+	key, codec, err := archive.Find(ctx, s.Store, s.Server, name)
+	if err != nil {
+		return nil, err
+	}
+	return readArchivedInto(ctx, s.Store, key, codec, buf)
+}
+
 // Prefetch is the background prefetcher get-wal starts: while PostgreSQL keeps asking
 // (the spool's .wanted file changes), it decompresses the N segments after the last one
 // asked for into the spool, nearest first, with jobs workers, and drops spooled
@@ -165,6 +202,15 @@ type PrefetchStats struct {
 // PrefetchIdle without a new request, at the end of the archive's timeline, or when the
 // spool disappears (recovery ended).
 func Prefetch(ctx context.Context, store storage.Store, server, spool string, jobs int) (PrefetchStats, error) {
+	return PrefetchFrom(ctx, spool, jobs, func(context.Context) (WALSource, func(), error) {
+		return StoreSource{Store: store, Server: server}, func() {}, nil
+	})
+}
+
+// PrefetchFrom is Prefetch reading from the WALSource open gives, opened once the spool's
+// lock is held (a session to the backup host costs a connection; a prefetcher that
+// finds another running opens none) and closed when the prefetcher leaves.
+func PrefetchFrom(ctx context.Context, spool string, jobs int, open func(context.Context) (WALSource, func(), error)) (PrefetchStats, error) {
 	var st PrefetchStats
 	lockPath := filepath.Join(spool, lockFile)
 	lock, err := fsutil.TryLock(lockPath)
@@ -175,13 +221,14 @@ func Prefetch(ctx context.Context, store storage.Store, server, spool string, jo
 		return st, fmt.Errorf("prefetch: %w", err)
 	}
 	defer func() { lock.Unlock() }()
-	id, err := archive.LoadIdentity(ctx, store, server)
+	src, closeSrc, err := open(ctx)
 	if err != nil {
 		return st, fmt.Errorf("prefetch: %w", err)
 	}
-	segSize := id.SegSize
-	if !segments.ValidSegSize(segSize) {
-		return st, fmt.Errorf("prefetch: %s: no valid WAL segment size in the archive identity", server)
+	defer closeSrc()
+	segSize, err := src.SegSize(ctx)
+	if err != nil {
+		return st, fmt.Errorf("prefetch: %w", err)
 	}
 	jobs = max(1, jobs)
 	last := ""
@@ -200,7 +247,7 @@ func Prefetch(ctx context.Context, store storage.Store, server, spool string, jo
 		}
 		if w != "" && w != last && depth > 0 {
 			last = w
-			if err := fillSpool(ctx, store, server, spool, pgwalDir, w, depth, segSize, jobs, &st); err != nil {
+			if err := fillSpool(ctx, src, spool, pgwalDir, w, depth, segSize, jobs, &st); err != nil {
 				return st, err
 			}
 			idleSince = time.Now()
@@ -252,7 +299,7 @@ func writeSpoolFile(path string, data []byte) error {
 	return err
 }
 
-func fillSpool(ctx context.Context, store storage.Store, server, spool, pgwal, wanted string, n int, segSize uint64, jobs int, st *PrefetchStats) error {
+func fillSpool(ctx context.Context, src WALSource, spool, pgwal, wanted string, n int, segSize uint64, jobs int, st *PrefetchStats) error {
 	wn, err := segments.Parse(wanted)
 	if err != nil || wn.Kind != segments.KindSegment || wn.ValidFor(segSize) != nil {
 		return nil
@@ -308,7 +355,7 @@ func fillSpool(ctx context.Context, store storage.Store, server, spool, pgwal, w
 					return
 				}
 				name := todo[i]
-				key, codec, err := archive.Find(ctx, store, server, name)
+				data, err := src.Fetch(ctx, name, buf)
 				if errors.Is(err, storage.ErrNotFound) {
 					// End of this timeline in the archive: nothing after it either.
 					for {
@@ -320,18 +367,14 @@ func fillSpool(ctx context.Context, store storage.Store, server, spool, pgwal, w
 					return
 				}
 				if err == nil {
-					var data []byte
-					data, err = readArchivedInto(ctx, store, key, codec, buf)
+					buf = data
+					err = writeSpoolFile(filepath.Join(spool, name), data)
 					if err == nil {
-						buf = data
-						err = writeSpoolFile(filepath.Join(spool, name), data)
-						if err == nil {
-							placeInPGWAL(spool, pgwal, name)
-							mu.Lock()
-							st.Fetched++
-							st.Bytes += int64(len(data))
-							mu.Unlock()
-						}
+						placeInPGWAL(spool, pgwal, name)
+						mu.Lock()
+						st.Fetched++
+						st.Bytes += int64(len(data))
+						mu.Unlock()
 					}
 				}
 				if err != nil {
