@@ -22,7 +22,8 @@ type CLI struct {
 
 	Watch       WatchCmd       `cmd:"" help:"Run the daemon: ingest WAL of all (or the named) servers and serve the local API."`
 	ArchiveWAL  ArchiveWALCmd  `cmd:"" name:"archive-wal" help:"archive_command helper: durably drop a WAL file (%p) into the server's incoming directory."`
-	GetWAL      GetWALCmd      `cmd:"" name:"get-wal" help:"restore_command helper: write an archived WAL file (%f) to a path (%p); exit 1 when it is not archived."`
+	PutWAL      PutWALCmd      `cmd:"" name:"put-wal" help:"The backup host's end of an ssh archive_command: the WAL file NAME (%f) on standard input, durable in incoming/ before exit 0."`
+	GetWAL      GetWALCmd      `cmd:"" name:"get-wal" help:"restore_command helper: write an archived WAL file (%f) to a path (%p, or - for standard output); exit 1 when it is not archived."`
 	SwitchWAL   SwitchWALCmd   `cmd:"" name:"switch-wal" help:"Force a WAL switch on the server; with --wait, until the closed segment is archived."`
 	ReceiveWAL  ReceiveWALCmd  `cmd:"" name:"receive-wal" help:"Stream a server's WAL in the foreground (or --create-slot, --drop-slot, --reset)."`
 	Backup      BackupCmd      `cmd:"" help:"Take a base backup of a server."`
@@ -39,6 +40,7 @@ type CLI struct {
 	Sandbox     SandboxCmd     `cmd:"" help:"Flashback: start a read-only PostgreSQL paused at a point in time from a backup (sandbox SERVER [ID] --target-...; sandbox stop|status)."`
 	Index       IndexCmd       `cmd:"" help:"Index maintenance."`
 	PrefetchWAL PrefetchWALCmd `cmd:"" name:"prefetch-wal" hidden:"" help:"get-wal's background prefetcher."`
+	SendWAL     SendWALCmd     `cmd:"" name:"send-wal" hidden:"" help:"The backup host's end of get-wal --ssh's prefetcher: archived segments on request."`
 }
 
 // exitError carries an exit status with its message.
@@ -89,7 +91,7 @@ func main() {
 // the work itself). Same Globals and command struct, so parsing and help are the same.
 type getWALCLI struct {
 	Globals
-	GetWAL GetWALCmd `cmd:"" name:"get-wal" help:"restore_command helper: write an archived WAL file (%f) to a path (%p); exit 1 when it is not archived."`
+	GetWAL GetWALCmd `cmd:"" name:"get-wal" help:"restore_command helper: write an archived WAL file (%f) to a path (%p, or - for standard output); exit 1 when it is not archived."`
 }
 
 // commandWord returns the first argument that is not a global flag or its value.

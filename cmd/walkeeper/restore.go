@@ -14,6 +14,7 @@ import (
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/pgutil"
+	"github.com/walkeeper/walkeeper/internal/remotewal"
 	"github.com/walkeeper/walkeeper/internal/restore"
 )
 
@@ -139,44 +140,103 @@ func (c *RestoreCmd) Run(a *App) error {
 
 // GetWALCmd is restore_command's helper.
 type GetWALCmd struct {
-	Server   string `arg:"" help:"Server name."`
-	WALName  string `arg:"" name:"walname" help:"The WAL file name PostgreSQL asks for (%f)."`
-	Dest     string `arg:"" help:"Where to write it (%p)."`
-	Prefetch int    `default:"0" help:"Decompress the next N segments ahead into a spool (beside %p, in walkeeper_spool/) from a background process, and link each into pg_wal marked as PostgreSQL marks a restored file (.done, .ready under archive_mode = always); such a segment is answered with a silent exit 1 so that PostgreSQL reads it from pg_wal."`
-	Spool    string `placeholder:"DIR" help:"Spool directory for --prefetch (default: walkeeper_spool beside DEST)."`
+	Server        string `arg:"" help:"Server name."`
+	WALName       string `arg:"" name:"walname" help:"The WAL file name PostgreSQL asks for (%f)."`
+	Dest          string `arg:"" help:"Where to write it (%p), or - for standard output."`
+	Prefetch      int    `default:"0" help:"Decompress the next N segments ahead into a spool (beside %p, in walkeeper_spool/) from a background process, and link each into pg_wal marked as PostgreSQL marks a restored file (.done, .ready under archive_mode = always); such a segment is answered with a silent exit 1 so that PostgreSQL reads it from pg_wal."`
+	Spool         string `placeholder:"DIR" help:"Spool directory for --prefetch (default: walkeeper_spool beside DEST)."`
+	Standby       bool   `help:"The asking cluster is a standby: never serve a .partial for a segment not archived complete (decided from DEST's data directory otherwise; needed with - as DEST)."`
+	SSH           string `name:"ssh" placeholder:"CMD" help:"Fetch from the backup host's walkeeper through this ssh command (\"ssh walkeeper@backup\"), on a host without the archive; no configuration file is read here. With --prefetch the prefetcher streams segments over one ssh session."`
+	RemoteCommand string `placeholder:"CMD" help:"With --ssh: the walkeeper command on the backup host (default: walkeeper)."`
 }
 
 // Run implements the command.
 func (c *GetWALCmd) Run(a *App) error {
+	if c.Prefetch < 0 || c.Prefetch > 64 {
+		return usageErr("--prefetch %d: want 0 to 64", c.Prefetch)
+	}
+	if c.Dest == restore.StdoutDest && c.Prefetch > 0 {
+		return usageErr("--prefetch needs a destination path (the spool lives beside it), not -")
+	}
+	if c.SSH != "" {
+		return c.runSSH()
+	}
+	if c.RemoteCommand != "" {
+		return usageErr("--remote-command needs --ssh")
+	}
 	srv, err := a.Server(c.Server)
 	if err != nil {
 		return err
 	}
-	if c.Prefetch < 0 || c.Prefetch > 64 {
-		return usageErr("--prefetch %d: want 0 to 64", c.Prefetch)
-	}
-	o := restore.GetOptions{Prefetch: c.Prefetch, SpoolDir: c.Spool, StreamingDir: srv.StreamingDir(), IncomingDir: srv.IncomingDir()}
+	o := restore.GetOptions{Prefetch: c.Prefetch, SpoolDir: c.Spool, StreamingDir: srv.StreamingDir(), IncomingDir: srv.IncomingDir(), NoPartial: c.Standby}
 	if c.Prefetch > 0 {
 		o.StartPrefetcher = func(spool string) error { return a.startPrefetcher(srv, spool) }
 	}
 	from, err := restore.Get(context.Background(), a.Store(), srv.Name, c.WALName, c.Dest, o)
+	return c.result(srv.Name, from, err)
+}
+
+// result maps get-wal's outcome to its exit status for PostgreSQL.
+func (c *GetWALCmd) result(server, from string, err error) error {
 	for _, e := range []error{restore.ErrOnlyPartial, restore.ErrPartialNotFinal} {
 		if errors.Is(err, e) {
-			return &exitError{code: 1, err: fmt.Errorf("%s: %s is %w", srv.Name, c.WALName, e)}
+			return &exitError{code: 1, err: fmt.Errorf("%s: %s is %w", server, c.WALName, e)}
 		}
 	}
 	if errors.Is(err, restore.ErrNotArchived) {
-		return &exitError{code: 1, err: fmt.Errorf("%s: %s is not in the archive", srv.Name, c.WALName)}
+		return &exitError{code: 1, err: fmt.Errorf("%s: %s is not in the archive", server, c.WALName)}
 	}
 	if err != nil {
 		return err
 	}
-	a.log.Debug("get-wal", "file", c.WALName, "from", from)
 	if from == restore.FromPGWAL {
 		// Quietly: PostgreSQL reads the segment from pg_wal when restore_command fails.
 		return &exitError{code: 1}
 	}
 	return nil
+}
+
+// runSSH is get-wal on a host without the archive: the file comes from the backup
+// host's get-wal, the prefetcher (when asked) over one ssh session to its send-wal.
+func (c *GetWALCmd) runSSH() error {
+	r, err := remotewal.New(c.SSH, c.RemoteCommand)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	standby := c.Standby || c.Dest != restore.StdoutDest && restore.RefusesPartial(c.Dest)
+	o := restore.GetOptions{Prefetch: c.Prefetch, SpoolDir: c.Spool, NoPartial: standby,
+		Remote: func(ctx context.Context, walName, dest string) error {
+			if dest == restore.StdoutDest {
+				return r.Fetch(ctx, c.Server, walName, standby, os.Stdout)
+			}
+			err := r.FetchTo(ctx, c.Server, walName, standby, dest)
+			if errors.Is(err, remotewal.ErrNotArchived) {
+				return fmt.Errorf("%w: %w", restore.ErrNotArchived, err)
+			}
+			return err
+		}}
+	if c.Prefetch > 0 {
+		o.StartPrefetcher = func(spool string) error {
+			bin, err := fsutil.Executable()
+			if err != nil {
+				return err
+			}
+			return restore.StartDetached(bin, "prefetch-wal", "--ssh", c.SSH, "--remote-command", r.Command, "--jobs", "2", c.Server, spool)
+		}
+	}
+	from, err := restore.Get(context.Background(), nil, c.Server, c.WALName, c.Dest, o)
+	var ee *remotewal.ExitError
+	if !standby && (errors.Is(err, remotewal.ErrConnection) || errors.As(err, &ee) && ee.Code != 1) {
+		// Not "no such file" (exit 1 there): PostgreSQL would take the end of the
+		// archive for the end of recovery and promote short of the WAL. Above 125,
+		// recovery stops instead (FATAL) and resumes when PostgreSQL is started again.
+		// A standby retries (exit 1).
+		return &exitError{code: 255, err: err}
+	}
+	if err != nil && !errors.Is(err, restore.ErrNotArchived) {
+		return &exitError{code: 1, err: err}
+	}
+	return c.result(c.Server, from, err)
 }
 
 // startPrefetcher launches `walkeeper prefetch-wal` detached.
@@ -190,16 +250,34 @@ func (a *App) startPrefetcher(srv *config.Server, spool string) error {
 
 // PrefetchWALCmd is get-wal's background prefetcher (started by get-wal --prefetch).
 type PrefetchWALCmd struct {
-	Server string `arg:"" help:"Server name."`
-	Spool  string `arg:"" help:"Spool directory."`
-	Jobs   int    `default:"1" help:"Decompression workers."`
+	Server        string `arg:"" help:"Server name."`
+	Spool         string `arg:"" help:"Spool directory."`
+	Jobs          int    `default:"1" help:"Decompression workers."`
+	SSH           string `name:"ssh" placeholder:"CMD" help:"Read the archive through this ssh command (get-wal --ssh)."`
+	RemoteCommand string `placeholder:"CMD" help:"With --ssh: the walkeeper command on the backup host."`
 }
 
 // Run implements the command.
 func (c *PrefetchWALCmd) Run(a *App) error {
-	srv, err := a.Server(c.Server)
-	if err != nil {
-		return err
+	open := func(context.Context) (restore.WALSource, func(), error) {
+		srv, err := a.Server(c.Server)
+		if err != nil {
+			return nil, nil, err
+		}
+		return restore.StoreSource{Store: a.Store(), Server: srv.Name}, func() {}, nil
+	}
+	if c.SSH != "" {
+		r, err := remotewal.New(c.SSH, c.RemoteCommand)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		open = func(ctx context.Context) (restore.WALSource, func(), error) {
+			s, err := r.Open(ctx, c.Server)
+			if err != nil {
+				return nil, nil, err
+			}
+			return s, func() { _ = s.Close() }, nil
+		}
 	}
 	// Below PostgreSQL's startup process, which replays WAL on one core: prefetching
 	// only uses what it leaves idle (on a 2-core host, a prefetcher at the same
@@ -209,7 +287,7 @@ func (c *PrefetchWALCmd) Run(a *App) error {
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	st, err := restore.Prefetch(ctx, a.Store(), srv.Name, c.Spool, c.Jobs)
+	st, err := restore.PrefetchFrom(ctx, c.Spool, c.Jobs, open)
 	a.log.Debug("prefetch done", "fetched", st.Fetched, "bytes", st.Bytes)
 	return err
 }

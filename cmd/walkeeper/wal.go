@@ -8,17 +8,32 @@ import (
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/ingest"
+	"github.com/walkeeper/walkeeper/internal/remotewal"
 	"github.com/walkeeper/walkeeper/internal/switchwal"
 )
 
 // ArchiveWALCmd is archive_command's helper.
 type ArchiveWALCmd struct {
-	Server string `arg:"" help:"Server name."`
-	Path   string `arg:"" help:"The WAL file PostgreSQL hands over (%p)."`
+	Server        string `arg:"" help:"Server name."`
+	Path          string `arg:"" help:"The WAL file PostgreSQL hands over (%p)."`
+	SSH           string `name:"ssh" placeholder:"CMD" help:"Send the file to the backup host's put-wal through this ssh command (\"ssh walkeeper@backup\") instead of a local incoming/; no configuration file is read here. A lost connection is a plain failure (exit 1) that PostgreSQL retries."`
+	RemoteCommand string `placeholder:"CMD" help:"With --ssh: the walkeeper command on the backup host (default: walkeeper)."`
 }
 
 // Run implements the command.
 func (c *ArchiveWALCmd) Run(a *App) error {
+	if c.SSH != "" {
+		r, err := remotewal.New(c.SSH, c.RemoteCommand)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		// Every failure is exit 1, never ssh's 255: an archive_command status above 125
+		// kills PostgreSQL's archiver.
+		return r.Push(context.Background(), c.Server, c.Path)
+	}
+	if c.RemoteCommand != "" {
+		return usageErr("--remote-command needs --ssh")
+	}
 	srv, err := a.Server(c.Server)
 	if err != nil {
 		return err
@@ -27,6 +42,37 @@ func (c *ArchiveWALCmd) Run(a *App) error {
 		return err
 	}
 	return nil
+}
+
+// PutWALCmd is the backup host's end of an archive_command over ssh.
+type PutWALCmd struct {
+	Server string `arg:"" help:"Server name."`
+	Name   string `arg:"" help:"The WAL file's name (%f); its content comes on standard input."`
+	Size   int64  `default:"-1" help:"The file's size on the sender: a body of another length is refused (archive-wal --ssh sends it)."`
+}
+
+// Run implements the command.
+func (c *PutWALCmd) Run(a *App) error {
+	srv, err := a.Server(c.Server)
+	if err != nil {
+		return err
+	}
+	_, err = ingest.Put(context.Background(), a.Store(), srv.Name, srv.IncomingDir(), c.Name, os.Stdin, ingest.PutOptions{Size: c.Size})
+	return err
+}
+
+// SendWALCmd serves get-wal --ssh's prefetcher on the backup host.
+type SendWALCmd struct {
+	Server string `arg:"" help:"Server name."`
+}
+
+// Run implements the command.
+func (c *SendWALCmd) Run(a *App) error {
+	srv, err := a.Server(c.Server)
+	if err != nil {
+		return err
+	}
+	return remotewal.Serve(context.Background(), a.Store(), srv.Name, os.Stdin, os.Stdout)
 }
 
 // SwitchWALCmd forces a WAL switch.

@@ -6,6 +6,7 @@
 package remotewal
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -13,8 +14,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/shellword"
 )
 
@@ -151,4 +155,60 @@ func (r Remote) Fetch(ctx context.Context, server, walName string, standby bool,
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = w, &stderr
 	return r.judge(cmd.Run(), &stderr)
+}
+
+// ErrNotArchived is FetchTo's error when the backup host's get-wal exits 1: the file
+// is not archived there (or not served to this asker).
+var ErrNotArchived = errors.New("not in the archive on the backup host")
+
+// FetchAttempts is how often FetchTo tries when the connection fails, and fetchBackoff
+// the pause before the second try (doubled after).
+var (
+	FetchAttempts = 3
+	fetchBackoff  = time.Second
+)
+
+// FetchTo is Fetch into dest (%p): through a temporary name beside it, renamed only
+// when get-wal on the backup host exited 0, so PostgreSQL never reads a partial file.
+// A failed connection is tried again (FetchAttempts in all); its error wraps
+// ErrConnection. Exit status 1 there is ErrNotArchived; another is *ExitError.
+func (r Remote) FetchTo(ctx context.Context, server, walName string, standby bool, dest string) error {
+	var err error
+	wait := fetchBackoff
+	for attempt := 1; ; attempt++ {
+		err = r.fetchOnce(ctx, server, walName, standby, dest)
+		if !errors.Is(err, ErrConnection) || attempt >= FetchAttempts || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(wait)
+		wait *= 2
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) && ee.Code == 1 {
+		return fmt.Errorf("%w (%s)", ErrNotArchived, ee.Msg)
+	}
+	return err
+}
+
+func (r Remote) fetchOnce(ctx context.Context, server, walName string, standby bool, dest string) error {
+	tmp := fsutil.TempName(filepath.Dir(dest), filepath.Base(dest))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", dest, err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	err = r.Fetch(ctx, server, walName, standby, bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, dest)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }

@@ -121,9 +121,15 @@ func GetWALCommand(bin, configFile, server string, prefetch int) string {
 	if prefetch <= 0 {
 		return cmd + " get-wal " + ShellQuote(server) + " %f %p"
 	}
+	return prefetchFastPath() + cmd + " get-wal --prefetch " + strconv.Itoa(prefetch) + " " + ShellQuote(server) + " %f %p"
+}
+
+// prefetchFastPath is the shell test in front of a prefetching restore_command: a
+// segment the prefetcher linked into pg_wal is answered "not in the archive" (PostgreSQL
+// then reads it there) by the shell alone, after telling the prefetcher where replay is.
+func prefetchFastPath() string {
 	spool := "pg_wal/" + SpoolDirName
-	fast := "[ " + spool + "/%f -ef pg_wal/%f ] && [ ! -h pg_wal/%f ] && echo %f >" + spool + "/" + wantedFile + " && exit 1; exec "
-	return fast + cmd + " get-wal --prefetch " + strconv.Itoa(prefetch) + " " + ShellQuote(server) + " %f %p"
+	return "[ " + spool + "/%f -ef pg_wal/%f ] && [ ! -h pg_wal/%f ] && echo %f >" + spool + "/" + wantedFile + " && exit 1; exec "
 }
 
 // CopyWALCommand is the restore_command of --copy-wal (relative to the data directory,

@@ -83,7 +83,13 @@ func WriteSandboxTable(w io.Writer, sbs []SandboxStatus) {
 // (own session, no stdio), so get-wal returns at once while the next segments are
 // decompressed.
 func StartPrefetcher(bin, cfgFile, server, spool string) error {
-	cmd := exec.Command(bin, "--config", cfgFile, "prefetch-wal", server, spool)
+	return StartDetached(bin, "--config", cfgFile, "prefetch-wal", server, spool)
+}
+
+// StartDetached starts bin with args in a session of its own, its standard streams on
+// /dev/null, and does not wait for it (get-wal's prefetcher: get-wal returns at once).
+func StartDetached(bin string, args ...string) error {
+	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
