@@ -62,7 +62,7 @@ func Split(s string) ([]string, error) {
 }
 
 // Quote makes s one word for sh: unchanged when it holds only characters sh never
-// interprets, else in single quotes (a single quote inside becomes '\'').
+// interprets, else in single quotes (a single quote inside becomes '\”).
 func Quote(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") == "" {
 		return s
