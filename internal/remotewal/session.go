@@ -149,7 +149,7 @@ func (r Remote) Open(ctx context.Context, server string) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.r = bufio.NewReaderSize(out, 1<<20)
+	s.r = bufioReader(out)
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrConnection, r, err)
 	}
@@ -274,3 +274,5 @@ func (s *Session) Fetch(ctx context.Context, name string, buf []byte) ([]byte, e
 	}
 	return out, nil
 }
+
+func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, 1<<20) }
