@@ -51,7 +51,7 @@ func TestSession(t *testing.T) {
 	want := map[string][]byte{}
 	for i := 1; i <= 12; i++ {
 		name := segments.SegmentFileName(1, uint64(i), segSize)
-		data := bytes.Repeat([]byte(fmt.Sprintf("segment %d ", i)), segSize/16)[:segSize]
+		data := bytes.Repeat([]byte(fmt.Sprintf("segment %d ", i)), segSize/8)[:segSize]
 		codec := compress.Codecs[i%len(compress.Codecs)]
 		enc, err := compress.EncodeAll(codec, 0, data, nil)
 		if err != nil {
