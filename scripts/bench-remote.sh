@@ -72,11 +72,13 @@ KbdInteractiveAuthentication no
 StrictModes no
 UsePAM yes
 AllowUsers walkeeper
+Subsystem sftp internal-sftp
 EOF
 mkdir -p /run/sshd
 /usr/sbin/sshd -D -f "$work/sshd/sshd_config" -E "$work/sshd/log" &
 sshdpid=$!
 opts="-i $work/db/key -p $port -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+scpopts=${opts/-p $port/-P $port} # scp's port flag is -P
 cm="-o ControlMaster=auto -o ControlPath=$work/db/cm -o ControlPersist=10m"
 for i in $(seq 1 50); do as_pg ssh $opts walkeeper@127.0.0.1 true 2>/dev/null && break; sleep 0.1; done
 as_pg ssh $opts $cm walkeeper@127.0.0.1 true # starts the master
@@ -101,8 +103,8 @@ for r in $(seq 1 "$ROUNDS"); do
   cp "$seg" "$work/db/wal/$name"; chown postgres: "$work/db/wal/$name" # archive-wal sends the file's own name
   run archive-wal "$bin archive-wal --ssh \"ssh $opts $cm walkeeper@127.0.0.1\" --remote-command \"$rwk\" pg1 $work/db/wal/$name"
   rm -f "$work/backup/home/pg1/incoming/$name" "$work/db/wal/$name"
-  run scp "scp -q $opts $seg walkeeper@127.0.0.1:$work/backup/scp/$name"
-  run scp+cm "scp -q $opts $cm $seg walkeeper@127.0.0.1:$work/backup/scp/$name"
+  run scp "scp -q $scpopts $seg walkeeper@127.0.0.1:$work/backup/scp/$name"
+  run scp+cm "scp -q $scpopts $cm $seg walkeeper@127.0.0.1:$work/backup/scp/$name"
   rm -f "$work/backup/scp/$name"
 done
 stats() { /usr/bin/python3 -c 'import sys,statistics as s; v=sorted(map(int,sys.argv[1:])); print(f"{s.median(v):.0f} {v[len(v)//10]:.0f} {v[-1-len(v)//10]:.0f}")' $1; }
