@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/pgutil"
-	"github.com/walkeeper/walkeeper/internal/remotewal"
 	"github.com/walkeeper/walkeeper/internal/restore"
 )
 
@@ -155,14 +153,13 @@ func (c *GetWALCmd) Run(a *App) error {
 	if c.Prefetch < 0 || c.Prefetch > 64 {
 		return usageErr("--prefetch %d: want 0 to 64", c.Prefetch)
 	}
-	if c.Dest == restore.StdoutDest && c.Prefetch > 0 {
-		return usageErr("--prefetch needs a destination path (the spool lives beside it), not -")
-	}
-	if c.SSH != "" {
-		return c.runSSH()
-	}
-	if c.RemoteCommand != "" {
-		return usageErr("--remote-command needs --ssh")
+	if c.SSH != "" { // on a host without the archive (restore.GetSSH)
+		from, fatal, err := restore.GetSSH(context.Background(), restore.SSHGet{SSH: c.SSH, RemoteCommand: c.RemoteCommand,
+			Server: c.Server, Prefetch: c.Prefetch, Spool: c.Spool, Standby: c.Standby}, c.WALName, c.Dest)
+		if fatal {
+			return &exitError{code: 255, err: err}
+		}
+		return c.result(c.Server, from, err)
 	}
 	srv, err := a.Server(c.Server)
 	if err != nil {
@@ -178,65 +175,13 @@ func (c *GetWALCmd) Run(a *App) error {
 
 // result maps get-wal's outcome to its exit status for PostgreSQL.
 func (c *GetWALCmd) result(server, from string, err error) error {
-	for _, e := range []error{restore.ErrOnlyPartial, restore.ErrPartialNotFinal} {
-		if errors.Is(err, e) {
-			return &exitError{code: 1, err: fmt.Errorf("%s: %s is %w", server, c.WALName, e)}
-		}
-	}
-	if errors.Is(err, restore.ErrNotArchived) {
-		return &exitError{code: 1, err: fmt.Errorf("%s: %s is not in the archive", server, c.WALName)}
-	}
-	if err != nil {
-		return err
-	}
-	if from == restore.FromPGWAL {
-		// Quietly: PostgreSQL reads the segment from pg_wal when restore_command fails.
-		return &exitError{code: 1}
-	}
-	return nil
-}
-
-// runSSH is get-wal on a host without the archive: the file comes from the backup
-// host's get-wal, the prefetcher (when asked) over one ssh session to its send-wal.
-func (c *GetWALCmd) runSSH() error {
-	r, err := remotewal.New(c.SSH, c.RemoteCommand)
-	if err != nil {
+	if restore.IsUsage(err) {
 		return &exitError{code: 2, err: err}
 	}
-	standby := c.Standby || c.Dest != restore.StdoutDest && restore.RefusesPartial(c.Dest)
-	o := restore.GetOptions{Prefetch: c.Prefetch, SpoolDir: c.Spool, NoPartial: standby,
-		Remote: func(ctx context.Context, walName, dest string) error {
-			if dest == restore.StdoutDest {
-				return r.Fetch(ctx, c.Server, walName, standby, os.Stdout)
-			}
-			err := r.FetchTo(ctx, c.Server, walName, standby, dest)
-			if errors.Is(err, remotewal.ErrNotArchived) {
-				return fmt.Errorf("%w: %w", restore.ErrNotArchived, err)
-			}
-			return err
-		}}
-	if c.Prefetch > 0 {
-		o.StartPrefetcher = func(spool string) error {
-			bin, err := fsutil.Executable()
-			if err != nil {
-				return err
-			}
-			return restore.StartDetached(bin, "prefetch-wal", "--ssh", c.SSH, "--remote-command", r.Command, "--jobs", "2", c.Server, spool)
-		}
+	if code, err := restore.ExitStatus(server, c.WALName, from, err); code != 0 {
+		return &exitError{code: code, err: err}
 	}
-	from, err := restore.Get(context.Background(), nil, c.Server, c.WALName, c.Dest, o)
-	var ee *remotewal.ExitError
-	if !standby && (errors.Is(err, remotewal.ErrConnection) || errors.As(err, &ee) && ee.Code != 1) {
-		// Not "no such file" (exit 1 there): PostgreSQL would take the end of the
-		// archive for the end of recovery and promote short of the WAL. Above 125,
-		// recovery stops instead (FATAL) and resumes when PostgreSQL is started again.
-		// A standby retries (exit 1).
-		return &exitError{code: 255, err: err}
-	}
-	if err != nil && !errors.Is(err, restore.ErrNotArchived) {
-		return &exitError{code: 1, err: err}
-	}
-	return c.result(c.Server, from, err)
+	return nil
 }
 
 // startPrefetcher launches `walkeeper prefetch-wal` detached.
@@ -259,25 +204,16 @@ type PrefetchWALCmd struct {
 
 // Run implements the command.
 func (c *PrefetchWALCmd) Run(a *App) error {
-	open := func(context.Context) (restore.WALSource, func(), error) {
-		srv, err := a.Server(c.Server)
-		if err != nil {
-			return nil, nil, err
+	open, err := restore.SSHSource(c.SSH, c.RemoteCommand, c.Server)
+	if c.SSH == "" {
+		srv, serr := a.Server(c.Server)
+		if serr != nil {
+			return serr
 		}
-		return restore.StoreSource{Store: a.Store(), Server: srv.Name}, func() {}, nil
+		open, err = restore.StoreOpener(a.Store(), srv.Name), nil
 	}
-	if c.SSH != "" {
-		r, err := remotewal.New(c.SSH, c.RemoteCommand)
-		if err != nil {
-			return &exitError{code: 2, err: err}
-		}
-		open = func(ctx context.Context) (restore.WALSource, func(), error) {
-			s, err := r.Open(ctx, c.Server)
-			if err != nil {
-				return nil, nil, err
-			}
-			return s, func() { _ = s.Close() }, nil
-		}
+	if err != nil {
+		return cliErr(err)
 	}
 	// Below PostgreSQL's startup process, which replays WAL on one core: prefetching
 	// only uses what it leaves idle (on a 2-core host, a prefetcher at the same

@@ -22,17 +22,8 @@ type ArchiveWALCmd struct {
 
 // Run implements the command.
 func (c *ArchiveWALCmd) Run(a *App) error {
-	if c.SSH != "" {
-		r, err := remotewal.New(c.SSH, c.RemoteCommand)
-		if err != nil {
-			return &exitError{code: 2, err: err}
-		}
-		// Every failure is exit 1, never ssh's 255: an archive_command status above 125
-		// kills PostgreSQL's archiver.
-		return r.Push(context.Background(), c.Server, c.Path)
-	}
-	if c.RemoteCommand != "" {
-		return usageErr("--remote-command needs --ssh")
+	if c.SSH != "" { // every failure exit 1, never ssh's 255 (fatal to PostgreSQL's archiver)
+		return remotewal.PushFile(context.Background(), c.SSH, c.RemoteCommand, c.Server, c.Path)
 	}
 	srv, err := a.Server(c.Server)
 	if err != nil {

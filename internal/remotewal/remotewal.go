@@ -212,3 +212,12 @@ func (r Remote) fetchOnce(ctx context.Context, server, walName string, standby b
 	}
 	return err
 }
+
+// PushFile is Push for archive-wal --ssh's flags (New, then Push).
+func PushFile(ctx context.Context, sshCmd, remoteCmd, server, path string) error {
+	r, err := New(sshCmd, remoteCmd)
+	if err != nil {
+		return err
+	}
+	return r.Push(ctx, server, path)
+}

@@ -117,7 +117,7 @@ func Get(ctx context.Context, store storage.Store, server, walName, dest string,
 		return "", fmt.Errorf("get-wal %s: %w", walName, err)
 	}
 	if dest == StdoutDest && o.Prefetch > 0 {
-		return "", fmt.Errorf("get-wal %s: --prefetch needs a destination path (the spool lives beside it), not %q", walName, dest)
+		return "", usage("get-wal %s: --prefetch needs a destination path (the spool lives beside it), not %q", walName, dest)
 	}
 	spool, pgwal := "", ""
 	if o.Prefetch > 0 && n.Kind == segments.KindSegment {

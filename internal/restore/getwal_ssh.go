@@ -1,6 +1,15 @@
 package restore
 
-import "strconv"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/walkeeper/walkeeper/internal/fsutil"
+	"github.com/walkeeper/walkeeper/internal/remotewal"
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
 
 // GetWALSSHCommand is the restore_command of a cluster restored on a host that has the
 // walkeeper binary (bin) but not the archive: get-wal fetches over sshCmd from
@@ -16,4 +25,95 @@ func GetWALSSHCommand(bin, sshCmd, remoteCmd, server string, prefetch int) strin
 		return cmd + " " + ShellQuote(server) + " %f %p"
 	}
 	return prefetchFastPath() + cmd + " --prefetch " + strconv.Itoa(prefetch) + " " + ShellQuote(server) + " %f %p"
+}
+
+// SSHGet is get-wal --ssh on a host without the archive: the file comes from the
+// backup host's get-wal, and the prefetcher (with Prefetch) keeps one ssh session to
+// its send-wal.
+type SSHGet struct {
+	SSH, RemoteCommand, Server string
+	Prefetch                   int
+	Spool                      string
+	Standby                    bool // the asker says it gets no .partial (else judged from dest)
+}
+
+// GetSSH fetches walName into dest (or StdoutDest). fatal means the outcome is not
+// "no such file" (exit 1 there) but a connection that failed every attempt, or the
+// backup host's walkeeper failing otherwise: PostgreSQL must not take it for the end
+// of the archive (it would end recovery short of the WAL), so get-wal exits above 125
+// and recovery stops until PostgreSQL is started again. A standby is never fatal: it
+// retries.
+func GetSSH(ctx context.Context, g SSHGet, walName, dest string) (from string, fatal bool, err error) {
+	r, err := remotewal.New(g.SSH, g.RemoteCommand)
+	if err != nil {
+		return "", false, usage("%v", err)
+	}
+	standby := g.Standby || dest != StdoutDest && RefusesPartial(dest)
+	o := GetOptions{Prefetch: g.Prefetch, SpoolDir: g.Spool, NoPartial: standby,
+		Remote: func(ctx context.Context, walName, dest string) error {
+			if dest == StdoutDest {
+				return r.Fetch(ctx, g.Server, walName, standby, stdout)
+			}
+			err := r.FetchTo(ctx, g.Server, walName, standby, dest)
+			if errors.Is(err, remotewal.ErrNotArchived) {
+				return fmt.Errorf("%w: %w", ErrNotArchived, err)
+			}
+			return err
+		}}
+	if g.Prefetch > 0 {
+		o.StartPrefetcher = func(spool string) error {
+			bin, err := fsutil.Executable()
+			if err != nil {
+				return err
+			}
+			return StartDetached(bin, "prefetch-wal", "--ssh", g.SSH, "--remote-command", r.Command, "--jobs", "2", g.Server, spool)
+		}
+	}
+	from, err = Get(ctx, nil, g.Server, walName, dest, o)
+	var ee *remotewal.ExitError
+	fatal = !standby && (errors.Is(err, remotewal.ErrConnection) || errors.As(err, &ee) && ee.Code != 1)
+	return from, fatal, err
+}
+
+// SSHSource opens a prefetcher's session to the backup host's send-wal (prefetch-wal
+// --ssh).
+func SSHSource(sshCmd, remoteCmd, server string) (func(context.Context) (WALSource, func(), error), error) {
+	r, err := remotewal.New(sshCmd, remoteCmd)
+	if err != nil {
+		return nil, usage("%v", err)
+	}
+	return func(ctx context.Context) (WALSource, func(), error) {
+		s, err := r.Open(ctx, server)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, func() { _ = s.Close() }, nil
+	}, nil
+}
+
+// ExitStatus is get-wal's exit status for PostgreSQL and its message: 1 for a file not
+// archived (or not served to this asker), 1 and no message for a segment the prefetcher
+// placed in pg_wal (PostgreSQL reads it there), 0 when from is a source, else 1 with err.
+func ExitStatus(server, walName, from string, err error) (int, error) {
+	for _, e := range []error{ErrOnlyPartial, ErrPartialNotFinal} {
+		if errors.Is(err, e) {
+			return 1, fmt.Errorf("%s: %s is %w", server, walName, e)
+		}
+	}
+	switch {
+	case errors.Is(err, ErrNotArchived):
+		return 1, fmt.Errorf("%s: %s is not in the archive", server, walName)
+	case err != nil:
+		return 1, err
+	case from == FromPGWAL:
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// StoreOpener is PrefetchFrom's opener for server's archive in store.
+func StoreOpener(store storage.Store, server string) func(context.Context) (WALSource, func(), error) {
+	return func(context.Context) (WALSource, func(), error) {
+		return StoreSource{Store: store, Server: server}, func() {}, nil
+	}
 }

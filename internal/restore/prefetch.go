@@ -202,9 +202,7 @@ func (s StoreSource) Fetch(ctx context.Context, name string, buf []byte) ([]byte
 // PrefetchIdle without a new request, at the end of the archive's timeline, or when the
 // spool disappears (recovery ended).
 func Prefetch(ctx context.Context, store storage.Store, server, spool string, jobs int) (PrefetchStats, error) {
-	return PrefetchFrom(ctx, spool, jobs, func(context.Context) (WALSource, func(), error) {
-		return StoreSource{Store: store, Server: server}, func() {}, nil
-	})
+	return PrefetchFrom(ctx, spool, jobs, StoreOpener(store, server))
 }
 
 // PrefetchFrom is Prefetch reading from the WALSource open gives, opened once the spool's
