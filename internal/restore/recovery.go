@@ -114,16 +114,74 @@ func ShellQuote(s string) string {
 // in .wanted (a builtin write), which moves the prefetcher's window. Anything else (a
 // history file, a segment not placed, a failed test) runs get-wal itself.
 func GetWALCommand(bin, configFile, server string, prefetch int) string {
+	return getWALCommand(bin, configFile, nil, server, prefetch)
+}
+
+// getWALCommand is GetWALCommand with get-wal flags (quoted here) before the prefetch.
+func getWALCommand(bin, configFile string, flags []string, server string, prefetch int) string {
 	cmd := ShellQuote(bin)
 	if configFile != "" {
 		cmd += " --config " + ShellQuote(configFile)
 	}
+	cmd += " get-wal"
+	for _, f := range flags {
+		cmd += " " + ShellQuote(f)
+	}
 	if prefetch <= 0 {
-		return cmd + " get-wal " + ShellQuote(server) + " %f %p"
+		return cmd + " " + ShellQuote(server) + " %f %p"
 	}
 	spool := "pg_wal/" + SpoolDirName
 	fast := "[ " + spool + "/%f -ef pg_wal/%f ] && [ ! -h pg_wal/%f ] && echo %f >" + spool + "/" + wantedFile + " && exit 1; exec "
-	return fast + cmd + " get-wal --prefetch " + strconv.Itoa(prefetch) + " " + ShellQuote(server) + " %f %p"
+	return fast + cmd + " --prefetch " + strconv.Itoa(prefetch) + " " + ShellQuote(server) + " %f %p"
+}
+
+// SSHGetWALCommand is the restore_command of a cluster that fetches its WAL from this
+// backup host through ssh (--wal-ssh-command) and has no walkeeper of its own: ssh runs
+// this host's get-wal (bin and its configuration file, absolute paths here) writing to
+// standard output, and the shell writes that to %p. get-wal's exit 1 for a file that
+// is not archived comes back through ssh as it is.
+//
+// ssh exits 255 when it cannot connect or loses the connection, and PostgreSQL treats a
+// restore_command exit status above 125 as fatal: the startup process stops and the
+// cluster with it. A standby turns that into a plain failure (|| exit 1) and retries
+// after wal_retrieve_retry_interval, as it does for a file not archived yet. A recovery
+// that ends keeps the 255 on purpose: a plain failure would read as the end of the
+// archive and end recovery early, before WAL that is archived (a cluster that stops
+// with the ssh error in its log loses nothing: started again, it goes on).
+//
+// Each word is quoted twice: once for the shell PostgreSQL starts, once for the shell
+// ssh starts on this host from the words it joins with spaces.
+func SSHGetWALCommand(ssh []string, bin, configFile, server string, standby bool) string {
+	words := make([]string, 0, len(ssh)+6)
+	for _, w := range ssh {
+		words = append(words, ShellQuote(w))
+	}
+	remote := []string{bin}
+	if configFile != "" {
+		remote = append(remote, "--config", configFile)
+	}
+	remote = append(remote, "get-wal")
+	if standby {
+		remote = append(remote, "--standby")
+	}
+	remote = append(remote, server)
+	for _, w := range remote {
+		words = append(words, ShellQuote(ShellQuote(w)))
+	}
+	cmd := strings.Join(words, " ") + " %f - > %p"
+	if standby {
+		cmd += " || exit 1"
+	}
+	return cmd
+}
+
+// RemoteGetWALCommand is the restore_command of a cluster whose host has walkeeper
+// (remoteBin, --remote-walkeeper): that binary's get-wal --ssh fetches each file from
+// this backup host through the ssh command, with prefetch as a local get-wal (the same
+// shell fast path for a segment the prefetcher placed), and needs no configuration file
+// on the restored host.
+func RemoteGetWALCommand(remoteBin, sshCommand, server string, prefetch int) string {
+	return getWALCommand(remoteBin, "", []string{"--ssh", sshCommand}, server, prefetch)
 }
 
 // CopyWALCommand is the restore_command of --copy-wal (relative to the data directory,

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -100,8 +101,12 @@ type Options struct {
 	// archives into the same server once promoted. Off by default (ArchiveSettings).
 	Archive bool
 	// Standby writes standby.signal instead of recovery.signal: the cluster stays in
-	// recovery (read-only) when it runs out of WAL instead of ending it (the sandbox).
+	// recovery (read-only) when it runs out of WAL instead of ending it (the sandbox,
+	// restore --standby).
 	Standby bool
+	// PrimaryConninfo is written as primary_conninfo (restore --standby
+	// --primary-conninfo): the standby streams from the primary too.
+	PrimaryConninfo string
 	// Guard is what the restore refuses to write into (invariant 8).
 	Guard Guard
 	// StreamingDir is the receiver's directory, for the live .partial (copy-wal).
@@ -143,6 +148,10 @@ type Result struct {
 	Timeline       uint32             `json:"timeline"`
 	Target         string             `json:"target"`
 	WALMode        string             `json:"wal_mode"`
+	// Standby: the cluster comes up as a standby (standby.signal); PrimaryConninfo is
+	// what it streams from, password redacted.
+	Standby         bool   `json:"standby"`
+	PrimaryConninfo string `json:"primary_conninfo,omitempty"`
 	Archive        bool               `json:"archive"`
 	RestoreCommand string             `json:"restore_command"`
 	Files          int                `json:"files"`
@@ -255,7 +264,8 @@ type sink interface {
 func Run(ctx context.Context, o Options) (Result, error) {
 	start := time.Now()
 	b := o.Choice.Backup
-	res := Result{Server: o.Server, BackupID: b.ID, Dest: o.Dest, Timeline: o.Choice.TLI, Target: o.Target.String(), WALMode: o.WAL, Archive: o.Archive}
+	res := Result{Server: o.Server, BackupID: b.ID, Dest: o.Dest, Timeline: o.Choice.TLI, Target: o.Target.String(), WALMode: o.WAL, Archive: o.Archive,
+		Standby: o.Standby, PrimaryConninfo: config.RedactConninfo(o.PrimaryConninfo)}
 	if o.Owner != nil && o.Remote == nil {
 		res.Owner = strconv.Itoa(o.Owner.UID)
 		if u, err := user.LookupId(res.Owner); err == nil {
@@ -317,6 +327,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	res.RestoreCommand = restoreCmd
 	settings := RecoverySettings(restoreCmd, endCmd, o.Target, o.Choice.TimelineSetting())
+	if o.PrimaryConninfo != "" {
+		settings = append(settings, Setting{"primary_conninfo", o.PrimaryConninfo})
+	}
 	settings = append(settings, o.ExtraSettings...)
 	confText := RenderSettings(header(o.Server, b.ID, o.Target, time.Now()), settings) + ArchiveConf(o.Archive)
 
