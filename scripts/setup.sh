@@ -47,11 +47,14 @@ need /usr/bin/zstd zstd
 need /usr/bin/make make
 need /usr/bin/python3 python3
 need /usr/bin/git git
-if [ -n "$prefix" ]; then
-  grep -q '^postgres:' "$prefix/etc/passwd" 2>/dev/null || { files+=("user postgres"); what+=("the postgres OS user"); }
-else
-  getent passwd postgres >/dev/null || { files+=("user postgres"); what+=("the postgres OS user"); }
-fi
+# walkeeper: the backup host's own user in the two-host tests (its home is not postgres's).
+for u in postgres walkeeper; do
+  if [ -n "$prefix" ]; then
+    grep -q "^$u:" "$prefix/etc/passwd" 2>/dev/null || { files+=("user $u"); what+=("the $u OS user"); }
+  else
+    getent passwd "$u" >/dev/null || { files+=("user $u"); what+=("the $u OS user"); }
+  fi
+done
 
 # Go is not installed from Debian (too old for go.mod): say so, do not guess.
 gobin=""
@@ -81,6 +84,7 @@ if [ -n "$dry" ]; then
       || echo "setup: apt-get --simulate cannot resolve them (apt-get update first?)"
   fi
   case " ${files[*]} " in *" user postgres"*) echo "setup: would create the postgres OS user" ;; esac
+  case " ${files[*]} " in *" user walkeeper"*) echo "setup: would create the walkeeper OS user" ;; esac
   [ -z "$gobin" ] && echo "setup: go not found: install Go (the version in go.mod) into /usr/local/go (not done by this script)"
   exit 0
 fi
@@ -119,6 +123,10 @@ fi
 if ! getent passwd postgres >/dev/null; then
   log "creating the postgres OS user"
   useradd --system --user-group --home-dir /var/lib/postgresql --create-home --shell /bin/bash postgres
+fi
+if ! getent passwd walkeeper >/dev/null; then
+  log "creating the walkeeper OS user (the backup host's user in the two-host tests)"
+  useradd --system --user-group --home-dir /var/lib/walkeeper-user --create-home --shell /bin/bash walkeeper
 fi
 if [ -z "$gobin" ]; then
   echo "setup: go not found on PATH or in /usr/local/go/bin: install Go (the version in go.mod) into /usr/local/go" >&2

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 )
 
 type credInfo struct {
@@ -133,4 +134,107 @@ func MakeTraversable(path string) error {
 			return nil
 		}
 	}
+}
+
+// WalkeeperUser is the OS user that stands for the backup host in the two-host tests:
+// it owns walkeeper's home (0700), which PostgreSQL's user cannot read.
+const WalkeeperUser = "walkeeper"
+
+// RequireWalkeeperUser skips the test unless it runs as root and the walkeeper OS user
+// exists (scripts/setup.sh creates it; a test cannot switch users without root).
+func RequireWalkeeperUser(t testing.TB) {
+	t.Helper()
+	if !IsRoot() {
+		t.Skip("two-host tests need root to run as the walkeeper and postgres OS users")
+	}
+	if _, err := user.Lookup(WalkeeperUser); err != nil {
+		t.Fatalf("OS user %q missing: run scripts/setup.sh as root (%v)", WalkeeperUser, err)
+	}
+}
+
+// UserIDs returns the uid, gid and home of an OS user.
+func UserIDs(name string) (uid, gid int, home string, err error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid, u.HomeDir, nil
+}
+
+// RunAsUser is RunAs for any OS user (root only; it fails the command's start with an
+// error naming the user when that user does not exist).
+func RunAsUser(cmd *exec.Cmd, name string) error {
+	if name == PGUser || name == "" {
+		RunAs(cmd)
+		return nil
+	}
+	if !IsRoot() {
+		return nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return err
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	c := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	if gids, err := u.GroupIds(); err == nil {
+		for _, g := range gids {
+			if n, err := strconv.Atoi(g); err == nil {
+				c.Groups = append(c.Groups, uint32(n))
+			}
+		}
+	}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Credential = c
+	env := cmd.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	out := env[:0:0]
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "HOME=") || strings.HasPrefix(kv, "USER=") || strings.HasPrefix(kv, "LOGNAME=") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	cmd.Env = append(out, "HOME="+u.HomeDir, "USER="+name, "LOGNAME="+name)
+	if cmd.Dir == "" {
+		cmd.Dir = "/"
+	}
+	return nil
+}
+
+// ChownUser gives path (recursively) to an OS user. No-op when not root.
+func ChownUser(path, name string) error {
+	if !IsRoot() {
+		return nil
+	}
+	if name == PGUser || name == "" {
+		return Chown(path)
+	}
+	uid, gid, _, err := UserIDs(name)
+	if err != nil {
+		return err
+	}
+	return filepath.Walk(path, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
+}
+
+// TempDirOf is TempDir owned by an OS user (mode 0700).
+func TempDirOf(t testing.TB, name string) string {
+	t.Helper()
+	d := TempDir(t)
+	if err := ChownUser(d, name); err != nil {
+		t.Fatalf("pgtest: chown %s to %s: %v", d, name, err)
+	}
+	return d
 }

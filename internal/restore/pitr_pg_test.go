@@ -3,7 +3,6 @@ package restore_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/pgtest"
+	"github.com/walkeeper/walkeeper/internal/sshtest"
 	"github.com/walkeeper/walkeeper/internal/wktest"
 )
 
@@ -405,80 +405,9 @@ func TestPITR(t *testing.T) {
 	})
 }
 
-// startSSHD runs Debian's sshd on a free loopback port with a fresh host key and key
-// authentication for the postgres user, and returns the ssh command to reach it.
+// startSSHD runs a private sshd letting the postgres user in as itself, and returns
+// the ssh command to reach it.
 func startSSHD(t *testing.T) string {
 	t.Helper()
-	sshd := "/usr/sbin/sshd"
-	if _, err := os.Stat(sshd); err != nil {
-		t.Fatalf("%s missing (package openssh-server): run scripts/setup.sh as root", sshd)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("sshd needs root to switch to the postgres user")
-	}
-	dir := pgtest.TempDir(t) // owned by postgres: the client key lives here
-	run := func(name string, args ...string) {
-		t.Helper()
-		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-		}
-	}
-	run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "host_key"))
-	run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "client_key"))
-	pub, err := os.ReadFile(filepath.Join(dir, "client_key.pub"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// sshd reads authorized_keys as the user; the client key must be the user's.
-	for _, f := range []string{"client_key", "authorized_keys"} {
-		if err := pgtest.Chown(filepath.Join(dir, f)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	port := pgtest.FreePort(t)
-	conf := fmt.Sprintf(`Port %d
-ListenAddress 127.0.0.1
-HostKey %s/host_key
-AuthorizedKeysFile %s/authorized_keys
-PidFile %s/sshd.pid
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-StrictModes no
-UsePAM yes
-AllowUsers postgres
-`, port, dir, dir, dir)
-	if err := os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// UsePAM yes: without PAM, sshd refuses the Debian postgres account because its
-	// password is locked ("!"), even for key authentication.
-	_ = os.MkdirAll("/run/sshd", 0o755) // privilege separation directory
-	cmd := exec.Command(sshd, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
-	var logBuf strings.Builder
-	cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	sshCmd := fmt.Sprintf("ssh -i %s/client_key -p %d -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR postgres@127.0.0.1", dir, port)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c := exec.Command("sh", "-c", sshCmd+" true")
-		pgtest.RunAs(c)
-		out, err := c.CombinedOutput()
-		if err == nil {
-			return sshCmd
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd does not accept %s: %v %s\nsshd log:\n%s", sshCmd, err, out, logBuf.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return sshtest.Start(t, pgtest.PGUser).Command(t, pgtest.PGUser, pgtest.PGUser)
 }

@@ -32,6 +32,9 @@ type Env struct {
 	// Servers are the server sections, in order, as written to the config.
 	Servers []ServerSection
 	Global  map[string]string
+	// User is the OS user that owns the home and runs walkeeper (Run, StartDaemon):
+	// "" for the PostgreSQL user (one host), pgtest.WalkeeperUser for NewRemote.
+	User string
 }
 
 // ServerSection is one [section] of the config.
@@ -47,6 +50,21 @@ func New(t testing.TB, servers ...ServerSection) *Env {
 	e := &Env{Bin: pgtest.Walkeeper(t), Dir: dir, Home: filepath.Join(dir, "home"), Config: filepath.Join(dir, "walkeeper.conf"),
 		Servers: servers, Global: map[string]string{}}
 	// Registered first, so it runs last: after the daemons and clusters are stopped.
+	t.Cleanup(func() { pgtest.CheckRace(t) })
+	e.WriteConfig(t)
+	return e
+}
+
+// NewRemote is New for the two-host layout: the home and the config belong to the
+// walkeeper OS user (mode 0700), which runs every command and the daemon, so that
+// PostgreSQL's user cannot read the archive and reaches it only through ssh. It skips
+// the test when not root.
+func NewRemote(t testing.TB, servers ...ServerSection) *Env {
+	t.Helper()
+	pgtest.RequireWalkeeperUser(t)
+	dir := pgtest.TempDirOf(t, pgtest.WalkeeperUser)
+	e := &Env{Bin: pgtest.Walkeeper(t), Dir: dir, Home: filepath.Join(dir, "home"), Config: filepath.Join(dir, "walkeeper.conf"),
+		Servers: servers, Global: map[string]string{}, User: pgtest.WalkeeperUser}
 	t.Cleanup(func() { pgtest.CheckRace(t) })
 	e.WriteConfig(t)
 	return e
@@ -69,7 +87,7 @@ func (e *Env) WriteConfig(t testing.TB) {
 	if err := os.WriteFile(e.Config, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := pgtest.Chown(e.Config); err != nil {
+	if err := pgtest.ChownUser(e.Config, e.User); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -92,7 +110,8 @@ type Result struct {
 	MaxRSS int64
 }
 
-// Run calls walkeeper with args (as the PostgreSQL user) and returns its outcome.
+// Run calls walkeeper with args (as e.User, by default the PostgreSQL user) and
+// returns its outcome.
 func (e *Env) Run(args ...string) Result { return e.run(true, args...) }
 
 // RunAsCaller is Run as the test's own user (root in CI): a DBA's `sudo walkeeper`.
@@ -103,7 +122,9 @@ func (e *Env) run(asPG bool, args ...string) Result {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if asPG {
-		pgtest.RunAs(cmd)
+		if err := pgtest.RunAsUser(cmd, e.User); err != nil {
+			return Result{Code: -1, Stderr: err.Error()}
+		}
 	}
 	err := cmd.Run()
 	r := Result{Stdout: out.String(), Stderr: errb.String()}
@@ -159,7 +180,9 @@ func (e *Env) StartDaemon(t testing.TB, env ...string) *Daemon {
 	}
 	cmd := exec.Command(e.Bin, "--config", e.Config, "watch")
 	cmd.Stdout, cmd.Stderr = logf, logf
-	pgtest.RunAs(cmd)
+	if err := pgtest.RunAsUser(cmd, e.User); err != nil {
+		t.Fatal(err)
+	}
 	cmd.Env = append(cmd.Env, env...)
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
