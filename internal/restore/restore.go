@@ -141,24 +141,24 @@ func (t TablespaceTarget) label() string { return tablespaceLabel(t.Name, t.OID)
 
 // Result describes a finished restore.
 type Result struct {
-	Server         string             `json:"server"`
-	BackupID       string             `json:"backup_id"`
-	Dest           string             `json:"dest"`
-	Remote         string             `json:"remote,omitempty"`
-	Timeline       uint32             `json:"timeline"`
-	Target         string             `json:"target"`
-	WALMode        string             `json:"wal_mode"`
+	Server   string `json:"server"`
+	BackupID string `json:"backup_id"`
+	Dest     string `json:"dest"`
+	Remote   string `json:"remote,omitempty"`
+	Timeline uint32 `json:"timeline"`
+	Target   string `json:"target"`
+	WALMode  string `json:"wal_mode"`
 	// Standby: the cluster comes up as a standby (standby.signal); PrimaryConninfo is
 	// what it streams from, password redacted.
-	Standby         bool   `json:"standby"`
-	PrimaryConninfo string `json:"primary_conninfo,omitempty"`
-	Archive        bool               `json:"archive"`
-	RestoreCommand string             `json:"restore_command"`
-	Files          int                `json:"files"`
-	Bytes          int64              `json:"bytes"`
-	WALFiles       int                `json:"wal_files"`
-	WALBytes       int64              `json:"wal_bytes"`
-	Tablespaces    []TablespaceTarget `json:"tablespaces,omitempty"`
+	Standby         bool               `json:"standby"`
+	PrimaryConninfo string             `json:"primary_conninfo,omitempty"`
+	Archive         bool               `json:"archive"`
+	RestoreCommand  string             `json:"restore_command"`
+	Files           int                `json:"files"`
+	Bytes           int64              `json:"bytes"`
+	WALFiles        int                `json:"wal_files"`
+	WALBytes        int64              `json:"wal_bytes"`
+	Tablespaces     []TablespaceTarget `json:"tablespaces,omitempty"`
 	// Owner is the OS user the restored files were given (restore run as root).
 	Owner   string  `json:"owner,omitempty"`
 	Seconds float64 `json:"seconds"`
