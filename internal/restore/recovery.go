@@ -176,12 +176,17 @@ func SSHGetWALCommand(ssh []string, bin, configFile, server string, standby bool
 }
 
 // RemoteGetWALCommand is the restore_command of a cluster whose host has walkeeper
-// (remoteBin, --remote-walkeeper): that binary's get-wal --ssh fetches each file from
-// this backup host through the ssh command, with prefetch as a local get-wal (the same
-// shell fast path for a segment the prefetcher placed), and needs no configuration file
-// on the restored host.
-func RemoteGetWALCommand(remoteBin, sshCommand, server string, prefetch int) string {
-	return getWALCommand(remoteBin, "", []string{"--ssh", sshCommand}, server, prefetch)
+// (remoteBin, --remote-walkeeper): that binary's get-wal --ssh runs this host's get-wal
+// (bin and its configuration file, --remote-command) through the ssh command for each
+// file, with prefetch as a local get-wal (the same shell fast path for a segment the
+// prefetcher placed: the spool is on the restored host), and needs no configuration
+// file on the restored host.
+func RemoteGetWALCommand(remoteBin, sshCommand, bin, configFile, server string, prefetch int) string {
+	remote := ShellQuote(bin)
+	if configFile != "" {
+		remote += " --config " + ShellQuote(configFile)
+	}
+	return getWALCommand(remoteBin, "", []string{"--ssh", sshCommand, "--remote-command", remote}, server, prefetch)
 }
 
 // CopyWALCommand is the restore_command of --copy-wal (relative to the data directory,

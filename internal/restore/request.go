@@ -169,7 +169,7 @@ func (p Placed) RestoreCommand(bin, configFile, server string, prefetch int) str
 	case p.WALSSH == nil:
 		return GetWALCommand(bin, configFile, server, prefetch)
 	case p.RemoteBinary != "":
-		return RemoteGetWALCommand(p.RemoteBinary, p.WALSSHCommand, server, prefetch)
+		return RemoteGetWALCommand(p.RemoteBinary, p.WALSSHCommand, bin, configFile, server, prefetch)
 	default:
 		return SSHGetWALCommand(p.WALSSH, bin, configFile, server, p.Standby)
 	}

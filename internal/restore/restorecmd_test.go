@@ -150,13 +150,13 @@ func TestSSHGetWALCommand(t *testing.T) {
 }
 
 func TestRemoteGetWALCommand(t *testing.T) {
-	got := RemoteGetWALCommand("/usr/bin/walkeeper", "ssh -i /k wk@backup", "pg1", 0)
-	if want := "/usr/bin/walkeeper get-wal --ssh 'ssh -i /k wk@backup' pg1 %f %p"; got != want {
+	got := RemoteGetWALCommand("/usr/bin/walkeeper", "ssh -i /k wk@backup", "/opt/wk/walkeeper", "/etc/wk.conf", "pg1", 0)
+	if want := "/usr/bin/walkeeper get-wal --ssh 'ssh -i /k wk@backup' --remote-command '/opt/wk/walkeeper --config /etc/wk.conf' pg1 %f %p"; got != want {
 		t.Errorf("without prefetch: %q, want %q", got, want)
 	}
-	got = RemoteGetWALCommand("/usr/bin/walkeeper", "ssh wk@backup", "pg1", 8)
+	got = RemoteGetWALCommand("/usr/bin/walkeeper", "ssh wk@backup", "/opt/wk/walkeeper", "", "pg1", 8)
 	if !strings.HasPrefix(got, "[ pg_wal/"+SpoolDirName+"/%f -ef pg_wal/%f ]") ||
-		!strings.HasSuffix(got, "exec /usr/bin/walkeeper get-wal --ssh 'ssh wk@backup' --prefetch 8 pg1 %f %p") {
+		!strings.HasSuffix(got, "exec /usr/bin/walkeeper get-wal --ssh 'ssh wk@backup' --remote-command /opt/wk/walkeeper --prefetch 8 pg1 %f %p") {
 		t.Errorf("with prefetch: %q", got)
 	}
 }
