@@ -51,7 +51,7 @@ func TestPlace(t *testing.T) {
 		{"standby with a target time", Placement{Dest: "/d", Standby: true, Target: Target{Time: time.Unix(1, 0)}}, Placed{},
 			"--standby with --target-time: a standby follows the archive with no end"},
 		{"standby with a target name and action", Placement{Dest: "/d", Standby: true, Target: Target{Name: "p", Action: ActionPromote}}, Placed{},
-			"--standby with --target-name, --target-action"},
+			"--standby with --target-name: "},
 		{"standby immediate", Placement{Dest: "/d", Standby: true, Target: Target{Immediate: true}}, Placed{}, "--standby with --target-immediate"},
 		{"standby with copy-wal", Placement{Dest: "/d", Standby: true, CopyWAL: true}, Placed{}, "would never replay more"},
 		{"standby with copy-wal streams from the primary", Placement{Dest: "/d", Standby: true, CopyWAL: true, PrimaryConninfo: "host=db1"},

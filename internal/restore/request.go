@@ -148,12 +148,8 @@ func checkStandby(p Placement) error {
 	case t.Immediate:
 		given = append(given, "--target-immediate")
 	}
-	if t.Exclusive {
-		given = append(given, "--target-exclusive")
-	}
-	if t.Action != "" {
-		given = append(given, "--target-action")
-	}
+	// --target-action and --target-exclusive come only with one of those (ParseTarget
+	// refuses them alone), which names the refusal.
 	if len(given) > 0 {
 		return usage("--standby with %s: a standby follows the archive with no end, and a recovery target would stop it there; restore without --standby for a point in time, or use `walkeeper sandbox` for a read-only copy paused at one", strings.Join(given, ", "))
 	}

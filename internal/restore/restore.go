@@ -331,7 +331,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		settings = append(settings, Setting{"primary_conninfo", o.PrimaryConninfo})
 	}
 	settings = append(settings, o.ExtraSettings...)
-	confText := RenderSettings(header(o.Server, b.ID, o.Target, time.Now()), settings) + ArchiveConf(o.Archive)
+	head := header(o.Server, b.ID, o.Target, time.Now())
+	if o.Standby && !o.Target.IsSet() {
+		head = fmt.Sprintf("walkeeper restore of %s backup %s as a standby following the archive, %s", o.Server, b.ID, time.Now().UTC().Format(time.RFC3339))
+	}
+	confText := RenderSettings(head, settings) + ArchiveConf(o.Archive)
 
 	items, jobs, err := buildItems(o, entries, tsRoot, confText, manifest, wal)
 	if err != nil {
