@@ -149,7 +149,6 @@ type GetWALCmd struct {
 	Dest     string `arg:"" help:"Where to write it (%p)."`
 	Prefetch int    `default:"0" help:"Decompress the next N segments ahead into a spool (beside %p, in walkeeper_spool/) from a background process, and link each into pg_wal marked as PostgreSQL marks a restored file (.done, .ready under archive_mode = always); such a segment is answered with a silent exit 1 so that PostgreSQL reads it from pg_wal."`
 	Spool    string `placeholder:"DIR" help:"Spool directory for --prefetch (default: walkeeper_spool beside DEST)."`
-	Standby  bool   `help:"The asking cluster is a standby following the archive with no recovery target (as standby.signal beside DEST says for a local one): a segment archived only as a .partial is not served."`
 }
 
 // Run implements the command.
@@ -161,7 +160,7 @@ func (c *GetWALCmd) Run(a *App) error {
 	if c.Prefetch < 0 || c.Prefetch > 64 {
 		return usageErr("--prefetch %d: want 0 to 64", c.Prefetch)
 	}
-	o := restore.GetOptions{Prefetch: c.Prefetch, SpoolDir: c.Spool, StreamingDir: srv.StreamingDir(), IncomingDir: srv.IncomingDir(), Standby: c.Standby}
+	o := restore.GetOptions{Prefetch: c.Prefetch, SpoolDir: c.Spool, StreamingDir: srv.StreamingDir(), IncomingDir: srv.IncomingDir()}
 	if c.Prefetch > 0 {
 		o.StartPrefetcher = func(spool string) error { return a.startPrefetcher(srv, spool) }
 	}

@@ -61,11 +61,6 @@ type GetOptions struct {
 	// archived for PostgreSQL already, and is served from there until the daemon has
 	// moved it ("" = skip).
 	IncomingDir string
-	// Standby says the asking cluster is a standby following the archive with no
-	// recovery target (get-wal --standby): no .partial is served to it, as for one
-	// with standby.signal beside %p (partialRefused). A remote restore's
-	// restore_command says so, its data directory being on another host.
-	Standby bool
 	// StartPrefetcher launches the background prefetcher for spool (a detached
 	// process: get-wal must return at once for replay to go on). Nil: no prefetch.
 	StartPrefetcher func(spool string) error

@@ -40,9 +40,6 @@ func fetchUnarchived(ctx context.Context, store storage.Store, server string, n 
 	if !wanted {
 		return "", fmt.Errorf("get-wal %s: %w", walName, ErrNotArchived)
 	}
-	if o.Standby {
-		return "", fmt.Errorf("get-wal %s: %w", walName, ErrPartialNotFinal)
-	}
 	if err := partialRefused(dest); err != nil {
 		return "", fmt.Errorf("get-wal %s: %w", walName, err)
 	}

@@ -123,11 +123,6 @@ func TestPartialOnlyWhereRecoveryWantsIt(t *testing.T) {
 	if from, err := Get(ctx, store, "pg1", seg(1, 5), dest, o); err != nil || from != FromArchivedPartial {
 		t.Fatalf("newest timeline's partial: %q %v", from, err)
 	}
-	// Not to a standby that says so (get-wal --standby: a remote one, whose
-	// standby.signal is on another host).
-	if _, err := Get(ctx, store, "pg1", seg(1, 5), dest, GetOptions{IncomingDir: incoming, Standby: true}); !errors.Is(err, ErrPartialNotFinal) {
-		t.Errorf("get-wal --standby: the partial was served (%v)", err)
-	}
 	if _, err := Get(ctx, store, "pg1", seg(1, 7), dest, o); !errors.Is(err, ErrNotArchived) {
 		t.Errorf("a partial followed by a later segment was served: %v", err)
 	}
