@@ -36,9 +36,9 @@ type facts struct {
 	// server log (pg_current_logfile) when the role may read it; logNote says why not.
 	archiveErrLines []string
 	logNote         string
-	slotFound      bool
-	slotActive     bool
-	slotErr        error
+	slotFound       bool
+	slotActive      bool
+	slotErr         error
 }
 
 // gather reads the server's facts over one SQL connection (err set when it fails).
