@@ -114,25 +114,22 @@ func ShellQuote(s string) string {
 // in .wanted (a builtin write), which moves the prefetcher's window. Anything else (a
 // history file, a segment not placed, a failed test) runs get-wal itself.
 func GetWALCommand(bin, configFile, server string, prefetch int) string {
-	return getWALCommand(bin, configFile, nil, server, prefetch)
-}
-
-// getWALCommand is GetWALCommand with get-wal flags (quoted here) before the prefetch.
-func getWALCommand(bin, configFile string, flags []string, server string, prefetch int) string {
 	cmd := ShellQuote(bin)
 	if configFile != "" {
 		cmd += " --config " + ShellQuote(configFile)
 	}
-	cmd += " get-wal"
-	for _, f := range flags {
-		cmd += " " + ShellQuote(f)
-	}
 	if prefetch <= 0 {
-		return cmd + " " + ShellQuote(server) + " %f %p"
+		return cmd + " get-wal " + ShellQuote(server) + " %f %p"
 	}
+	return prefetchFastPath() + cmd + " get-wal --prefetch " + strconv.Itoa(prefetch) + " " + ShellQuote(server) + " %f %p"
+}
+
+// prefetchFastPath is the shell test in front of a prefetching restore_command: a
+// segment the prefetcher linked into pg_wal is answered "not in the archive" (PostgreSQL
+// then reads it there) by the shell alone, after telling the prefetcher where replay is.
+func prefetchFastPath() string {
 	spool := "pg_wal/" + SpoolDirName
-	fast := "[ " + spool + "/%f -ef pg_wal/%f ] && [ ! -h pg_wal/%f ] && echo %f >" + spool + "/" + wantedFile + " && exit 1; exec "
-	return fast + cmd + " --prefetch " + strconv.Itoa(prefetch) + " " + ShellQuote(server) + " %f %p"
+	return "[ " + spool + "/%f -ef pg_wal/%f ] && [ ! -h pg_wal/%f ] && echo %f >" + spool + "/" + wantedFile + " && exit 1; exec "
 }
 
 // SSHGetWALCommand is the restore_command of a cluster that fetches its WAL from this
@@ -173,20 +170,6 @@ func SSHGetWALCommand(ssh []string, bin, configFile, server string, standby bool
 		cmd += " || exit 1"
 	}
 	return cmd
-}
-
-// RemoteGetWALCommand is the restore_command of a cluster whose host has walkeeper
-// (remoteBin, --remote-walkeeper): that binary's get-wal --ssh runs this host's get-wal
-// (bin and its configuration file, --remote-command) through the ssh command for each
-// file, with prefetch as a local get-wal (the same shell fast path for a segment the
-// prefetcher placed: the spool is on the restored host), and needs no configuration
-// file on the restored host.
-func RemoteGetWALCommand(remoteBin, sshCommand, bin, configFile, server string, prefetch int) string {
-	remote := ShellQuote(bin)
-	if configFile != "" {
-		remote += " --config " + ShellQuote(configFile)
-	}
-	return getWALCommand(remoteBin, "", []string{"--ssh", sshCommand, "--remote-command", remote}, server, prefetch)
 }
 
 // CopyWALCommand is the restore_command of --copy-wal (relative to the data directory,

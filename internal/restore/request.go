@@ -165,7 +165,11 @@ func (p Placed) RestoreCommand(bin, configFile, server string, prefetch int) str
 	case p.WALSSH == nil:
 		return GetWALCommand(bin, configFile, server, prefetch)
 	case p.RemoteBinary != "":
-		return RemoteGetWALCommand(p.RemoteBinary, p.WALSSHCommand, bin, configFile, server, prefetch)
+		remote := ShellQuote(bin)
+		if configFile != "" {
+			remote += " --config " + ShellQuote(configFile)
+		}
+		return GetWALSSHCommand(p.RemoteBinary, p.WALSSHCommand, remote, server, prefetch)
 	default:
 		return SSHGetWALCommand(p.WALSSH, bin, configFile, server, p.Standby)
 	}

@@ -149,14 +149,23 @@ func TestSSHGetWALCommand(t *testing.T) {
 	}
 }
 
-func TestRemoteGetWALCommand(t *testing.T) {
-	got := RemoteGetWALCommand("/usr/bin/walkeeper", "ssh -i /k wk@backup", "/opt/wk/walkeeper", "/etc/wk.conf", "pg1", 0)
-	if want := "/usr/bin/walkeeper get-wal --ssh 'ssh -i /k wk@backup' --remote-command '/opt/wk/walkeeper --config /etc/wk.conf' pg1 %f %p"; got != want {
-		t.Errorf("without prefetch: %q, want %q", got, want)
+// TestPlacedRestoreCommand: the restore_command each WAL source writes.
+func TestPlacedRestoreCommand(t *testing.T) {
+	local := Placed{WAL: WALGet}
+	if got := local.RestoreCommand("/opt/wk/walkeeper", "/etc/wk.conf", "pg1", 0); got != "/opt/wk/walkeeper --config /etc/wk.conf get-wal pg1 %f %p" {
+		t.Errorf("local: %q", got)
 	}
-	got = RemoteGetWALCommand("/usr/bin/walkeeper", "ssh wk@backup", "/opt/wk/walkeeper", "", "pg1", 8)
-	if !strings.HasPrefix(got, "[ pg_wal/"+SpoolDirName+"/%f -ef pg_wal/%f ]") ||
-		!strings.HasSuffix(got, "exec /usr/bin/walkeeper get-wal --ssh 'ssh wk@backup' --remote-command /opt/wk/walkeeper --prefetch 8 pg1 %f %p") {
+	noBin := Placed{WAL: WALGet, WALSSH: []string{"ssh", "wk@backup"}, WALSSHCommand: "ssh wk@backup", Standby: true}
+	if got, want := noBin.RestoreCommand("/opt/wk/walkeeper", "/etc/wk.conf", "pg1", 8), "ssh wk@backup /opt/wk/walkeeper --config /etc/wk.conf get-wal --standby pg1 %f - > %p || exit 1"; got != want {
+		t.Errorf("no walkeeper on the restored host: %q, want %q", got, want)
+	}
+	bin := Placed{WAL: WALGet, WALSSH: []string{"ssh", "-i", "/k", "wk@backup"}, WALSSHCommand: "ssh -i /k wk@backup", RemoteBinary: "/usr/bin/walkeeper"}
+	want := "/usr/bin/walkeeper get-wal --ssh 'ssh -i /k wk@backup' --remote-command '/opt/wk/walkeeper --config /etc/wk.conf' pg1 %f %p"
+	if got := bin.RestoreCommand("/opt/wk/walkeeper", "/etc/wk.conf", "pg1", 0); got != want {
+		t.Errorf("walkeeper on the restored host: %q, want %q", got, want)
+	}
+	got := bin.RestoreCommand("/opt/wk/walkeeper", "/etc/wk.conf", "pg1", 8)
+	if !strings.HasPrefix(got, "[ pg_wal/"+SpoolDirName+"/%f -ef pg_wal/%f ]") || !strings.HasSuffix(got, " --prefetch 8 pg1 %f %p") {
 		t.Errorf("with prefetch: %q", got)
 	}
 }
