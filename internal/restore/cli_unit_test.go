@@ -187,7 +187,7 @@ recovery: to xid 100 on timeline 2
 WAL: 4 files (4.0 MiB) copied into /d/` + CopyWALDir + `
 restore_command = 'cp %p'
 archiving: off (archive_mode = off in postgresql.auto.conf, which wins over postgresql.conf; --archive keeps the server's archive settings)
-start it with: pg_ctl -D /d start
+start it on the remote host, as the ssh user, with: pg_ctl -D /d start
 `
 	if w.String() != want {
 		t.Errorf("WriteText:\n%s\nwant\n%s", w.String(), want)

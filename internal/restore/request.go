@@ -210,5 +210,9 @@ func (res Result) WriteText(w io.Writer, b record.Backup) {
 		fmt.Fprintf(w, "start it with: su %s -c %s\n", res.Owner, ShellQuote("pg_ctl -D "+ShellQuote(res.Dest)+" start"))
 		return
 	}
+	if res.Remote != "" {
+		fmt.Fprintf(w, "start it on the remote host, as the ssh user, with: pg_ctl -D %s start\n", res.Dest)
+		return
+	}
 	fmt.Fprintf(w, "start it with: pg_ctl -D %s start\n", res.Dest)
 }
