@@ -27,12 +27,6 @@ func standbyConf(t *testing.T, dest string) {
 	}
 }
 
-// rowsOf is "count,max" of table follow.
-func rowsOf(t *testing.T, c *pgtest.Cluster) string {
-	t.Helper()
-	return c.Psql(t, "SELECT count(*) || ',' || coalesce(max(id), 0) FROM follow")
-}
-
 // TestRestoreStandby: `restore --standby` brings the cluster up as a standby fed from
 // the archive: in recovery, read-only, and the rows the primary commits afterwards
 // appear on it once their segment is archived; with --primary-conninfo it streams
