@@ -57,7 +57,7 @@ func TestPlace(t *testing.T) {
 		{"standby with copy-wal streams from the primary", Placement{Dest: "/d", Standby: true, CopyWAL: true, PrimaryConninfo: "host=db1"},
 			Placed{WAL: WALCopy, Dest: "/d", Tablespaces: map[string]string{}, Standby: true, PrimaryConninfo: "host=db1"}, ""},
 		{"remote standby needs WAL on demand", Placement{Dest: "/d", Standby: true, RemoteSSHCommand: "ssh db2"}, Placed{},
-			`fetch WAL from the archive with --wal-ssh-command "ssh USER@THIS-HOST"`},
+			`--standby with --remote-ssh-command alone (its WAL is copied up front): the copied WAL ends where the archive ends now, and the standby would never replay more; fetch WAL from the archive with --wal-ssh-command "ssh USER@THIS-HOST"`},
 		{"primary-conninfo without standby", Placement{Dest: "/d", PrimaryConninfo: "host=db1"}, Placed{}, "--primary-conninfo is for a standby: add --standby"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -93,11 +93,14 @@ func Place(p Placement) (Placed, error) {
 		out.WAL = WALCopy
 	}
 	if p.Standby && out.WAL == WALCopy && p.PrimaryConninfo == "" {
-		how := "--get-wal (the default of a local restore)"
+		how, what := "--get-wal (the default of a local restore)", "--standby with --copy-wal"
 		if out.Remote != nil {
 			how = "--wal-ssh-command \"ssh USER@THIS-HOST\""
+			if !p.CopyWAL {
+				what = "--standby with --remote-ssh-command alone (its WAL is copied up front)"
+			}
 		}
-		return out, usage("--standby with --copy-wal: the copied WAL ends where the archive ends now, and the standby would never replay more; fetch WAL from the archive with %s, or give --primary-conninfo to stream the rest from the primary", how)
+		return out, usage("%s: the copied WAL ends where the archive ends now, and the standby would never replay more; fetch WAL from the archive with %s, or give --primary-conninfo to stream the rest from the primary", what, how)
 	}
 	if p.Prefetch < 0 || p.Prefetch > 64 {
 		return out, usage("--prefetch %d: want 0 to 64", p.Prefetch)
