@@ -54,7 +54,11 @@ type RestoreCmd struct {
 	Force            bool     `help:"Overwrite non-empty target directories (their content is removed first). Never allowed for walkeeper's home or anything inside or above it, nor for a directory a running PostgreSQL uses."`
 	Archive          bool     `help:"Let the restored cluster archive as the backed-up server did (its archive_command comes with the backup), into this server's archive once promoted. Off by default: walkeeper writes archive_mode = off into postgresql.auto.conf, which wins over postgresql.conf (use this flag for a standby with archive_mode = always)."`
 	Jobs             int      `help:"Parallel extraction workers (default: the server's parallel_jobs, else all cores)."`
-	RemoteSSHCommand string   `name:"remote-ssh-command" placeholder:"\"ssh user@host\"" help:"Write the cluster on another host through this ssh command (GNU tar needed there; implies --copy-wal)."`
+	RemoteSSHCommand string   `name:"remote-ssh-command" placeholder:"\"ssh user@host\"" help:"Write the cluster on another host through this ssh command (GNU tar needed there). Its WAL is copied up front (--copy-wal) unless --wal-ssh-command is given."`
+	WALSSHCommand    string   `name:"wal-ssh-command" placeholder:"\"ssh walkeeper@backup\"" help:"How the restored host reaches this backup host: restore_command fetches each WAL file on demand through this ssh command (this host's get-wal writing to standard output). Implies --get-wal; needs no walkeeper on the restored host."`
+	RemoteWalkeeper  string   `name:"remote-walkeeper" placeholder:"PATH" help:"walkeeper's path on the restored host: restore_command runs its get-wal --ssh (with --prefetch) instead of ssh alone."`
+	Standby          bool     `help:"Bring the cluster up as a standby (standby.signal) that follows the archive through restore_command, and the primary with --primary-conninfo; takes no recovery target."`
+	PrimaryConninfo  string   `name:"primary-conninfo" placeholder:"CONNINFO" help:"With --standby: primary_conninfo, to stream from the primary as well (use ~/.pgpass for the password)."`
 }
 
 // selfCommand is this walkeeper and its configuration file, as absolute paths, for
@@ -98,7 +102,8 @@ func (c *RestoreCmd) Run(a *App) error {
 		return cliErr(err)
 	}
 	p, err := restore.Place(restore.Placement{Dest: c.Dest, Tablespaces: c.Tablespace, GetWAL: c.GetWAL, CopyWAL: c.CopyWAL,
-		Prefetch: c.Prefetch, RemoteSSHCommand: c.RemoteSSHCommand})
+		Prefetch: c.Prefetch, RemoteSSHCommand: c.RemoteSSHCommand, WALSSHCommand: c.WALSSHCommand, RemoteBinary: c.RemoteWalkeeper,
+		Standby: c.Standby, PrimaryConninfo: c.PrimaryConninfo, Target: t})
 	if err != nil {
 		return cliErr(err)
 	}
@@ -111,7 +116,7 @@ func (c *RestoreCmd) Run(a *App) error {
 		Server: srv.Name, Source: src, Store: store, Timelines: tl, Choice: choice, Target: t,
 		Dest: p.Dest, Tablespaces: p.Tablespaces, Force: c.Force, WAL: p.WAL, StreamingDir: srv.StreamingDir(), IncomingDir: srv.IncomingDir(),
 		Jobs: c.Jobs, Remote: p.Remote, Progress: progressFor("restoring"), Log: a.log,
-		Archive: c.Archive, Guard: restore.GuardFor(srv, nil),
+		Archive: c.Archive, Guard: restore.GuardFor(srv, nil), Standby: p.Standby, PrimaryConninfo: p.PrimaryConninfo,
 	}
 	if opts.Owner, err = restore.LocalOwner(p, srv.IncomingDir()); err != nil {
 		return cliErr(err)
@@ -124,7 +129,7 @@ func (c *RestoreCmd) Run(a *App) error {
 		if err != nil {
 			return err
 		}
-		opts.RestoreCommand = restore.GetWALCommand(bin, cfgFile, srv.Name, c.Prefetch)
+		opts.RestoreCommand = p.RestoreCommand(bin, cfgFile, srv.Name, c.Prefetch)
 	}
 	res, err := restore.Run(ctx, opts)
 	if err != nil {

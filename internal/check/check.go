@@ -119,7 +119,7 @@ func Run(ctx context.Context, d Deps) []Result {
 	r.replication(rf)
 	r.walLevel()
 	r.archiving()
-	r.archiverStats()
+	r.archiverStats(ctx)
 	r.streaming()
 	r.walRecent(ctx)
 	r.systemID(ctx)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -33,9 +32,13 @@ type facts struct {
 	timeline       uint32       // primary only
 	archiver       pgutil.ArchiverStats
 	archiverErr    error
-	slotFound      bool
-	slotActive     bool
-	slotErr        error
+	// archiveErrLines is what the failing archive_command printed last, read from the
+	// server log (pg_current_logfile) when the role may read it; logNote says why not.
+	archiveErrLines []string
+	logNote         string
+	slotFound       bool
+	slotActive      bool
+	slotErr         error
 }
 
 // gather reads the server's facts over one SQL connection (err set when it fails).
@@ -79,6 +82,9 @@ func gather(ctx context.Context, srv *config.Server) facts {
 		}
 	}
 	f.archiver, f.archiverErr = pgutil.Archiver(ctx, c)
+	if f.archiverErr == nil && f.archiver.Cause() != "" {
+		f.archiveErrLines, f.logNote = archiveFailureFromLog(ctx, c)
+	}
 	if srv.StreamingArchiver {
 		var active bool
 		err := c.QueryRow(ctx, `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, srv.SlotName).Scan(&active)
@@ -175,38 +181,13 @@ func (r *runner) walLevel() {
 	r.add(CheckWALLevel, true, r.pg.walLevel, "")
 }
 
-// archivesToUs reports whether archive_command runs `walkeeper archive-wal <server>`
-// (flags may come between).
-func archivesToUs(command, server string) bool {
-	fields := strings.Fields(strings.NewReplacer(`'`, " ", `"`, " ", ";", " ", "&&", " ").Replace(command))
-	for i, f := range fields {
-		if f != "archive-wal" {
-			continue
-		}
-		for _, g := range fields[i+1:] {
-			if strings.HasPrefix(g, "-") {
-				continue
-			}
-			if g == server {
-				return true
-			}
-			break
-		}
-	}
-	return false
-}
-
 // archiving is the archive_mode/archive_command check; streaming alone also passes.
 func (r *runner) archiving() {
 	if r.pg.err != nil {
 		return
 	}
 	mode, cmd := r.pg.archiveMode, r.pg.archiveCommand
-	bin := r.d.Binary
-	if bin == "" {
-		bin = "walkeeper"
-	}
-	want := fmt.Sprintf("archive_command = '%s --config %s archive-wal %s %%p'", bin, r.configFile(), r.srv.Name)
+	want := r.wantArchiveCommand()
 	var why, hint string
 	switch {
 	case mode != "on" && mode != "always":
@@ -216,7 +197,7 @@ func (r *runner) archiving() {
 		why = "archive_mode is on, but this is a standby: it archives only with archive_mode = always"
 		hint = "set archive_mode = always on the standby, or streaming_archiver = on"
 	case !archivesToUs(cmd, r.srv.Name):
-		why = fmt.Sprintf("archive_command %q does not run `walkeeper archive-wal %s`", cmd, r.srv.Name)
+		why = fmt.Sprintf("archive_command %q does not run `walkeeper archive-wal %s` (nor `put-wal %s` through ssh)", cmd, r.srv.Name, r.srv.Name)
 		hint = "set " + want + " and reload PostgreSQL"
 	}
 	switch {
@@ -237,27 +218,6 @@ func (r *runner) configFile() string {
 		return r.d.ConfigFile
 	}
 	return "<config>"
-}
-
-func (r *runner) archiverStats() {
-	if r.pg.err != nil || (r.pg.archiveMode != "on" && r.pg.archiveMode != "always") {
-		return
-	}
-	if r.pg.archiverErr != nil {
-		r.add(CheckArchiver, false, fmt.Sprintf("cannot read pg_stat_archiver: %v", r.pg.archiverErr), "")
-		return
-	}
-	s := r.pg.archiver
-	if cause := s.Cause(); cause != "" {
-		r.add(CheckArchiver, false, cause,
-			fmt.Sprintf("run archive_command by hand as the postgres user on %s to see its error", s.LastFailedWAL))
-		return
-	}
-	detail := fmt.Sprintf("%d archived, %d failed", s.ArchivedCount, s.FailedCount)
-	if s.LastArchivedWAL != "" && s.LastArchivedTime != nil {
-		detail += fmt.Sprintf("; last %s %s ago", s.LastArchivedWAL, r.since(*s.LastArchivedTime))
-	}
-	r.add(CheckArchiver, true, detail, "")
 }
 
 func (r *runner) streaming() {

@@ -31,6 +31,12 @@ func TestArchivesToUs(t *testing.T) {
 		{"walkeeper archive-wal pg10 %p", false},
 		{"walkeeper archive-wal", false},
 		{"barman-wal-archive backup pg1 %p", false},
+		{"ssh walkeeper@backup walkeeper put-wal pg1 %f < %p || exit 1", true},
+		{"ssh -i /k walkeeper@backup '/opt/wk/walkeeper --config /etc/wk.conf put-wal pg1 %f' <%p||exit 1", true},
+		{"ssh walkeeper@backup walkeeper put-wal pg2 %f < %p", false},
+		{`walkeeper archive-wal --ssh "ssh -p 2222 walkeeper@backup" pg1 %p`, true},
+		{`walkeeper archive-wal --ssh "ssh walkeeper@backup" --remote-command '/opt/wk --config /c' pg1 %p`, true},
+		{`walkeeper archive-wal --ssh "ssh walkeeper@pg1" pg2 %p`, false},
 		{"false", false},
 		{"", false},
 	} {
@@ -222,5 +228,57 @@ func TestChecksWithoutPostgres(t *testing.T) {
 	}
 	if !found || !Failed(rs) {
 		t.Errorf("no index: %+v", rs)
+	}
+}
+
+func TestViaSSHAndRemoteServer(t *testing.T) {
+	for cmd, want := range map[string]bool{
+		"ssh wk@backup walkeeper put-wal pg1 %f < %p || exit 1": true,
+		"/usr/bin/ssh wk@b 'walkeeper put-wal pg1 %f' < %p":     true,
+		`walkeeper archive-wal --ssh "ssh wk@b" pg1 %p`:         true,
+		"walkeeper --config /etc/wk.conf archive-wal pg1 %p":    false,
+		"cp %p /mnt/server/archivedir/%f":                       false,
+	} {
+		if got := viaSSH(cmd); got != want {
+			t.Errorf("viaSSH(%q) = %v", cmd, got)
+		}
+	}
+	for conninfo, want := range map[string]bool{
+		"host=db1 user=walkeeper":                true,
+		"postgres://walkeeper@10.0.0.5/postgres": true,
+		"host=/var/run/postgresql dbname=x":      false,
+		"host=127.0.0.1 port=5432":               false,
+		"host=localhost":                         false,
+		"host=::1":                               false,
+	} {
+		if _, got := remoteServer(conninfo); got != want {
+			t.Errorf("remoteServer(%q) = %v", conninfo, got)
+		}
+	}
+}
+
+// TestLogFailureLines: the archive command's own output just above PostgreSQL's last
+// "archive command failed" line, not PostgreSQL's lines and not an older failure's.
+func TestLogFailureLines(t *testing.T) {
+	log := `2026-12-01 10:00:00.000 UTC [10] LOG:  checkpoint starting: time
+ssh: connect to host backup port 22: Connection refused
+2026-12-01 10:00:01.000 UTC [11] LOG:  archive command failed with exit code 1
+2026-12-01 10:00:01.000 UTC [11] DETAIL:  The failed archive command was: ssh walkeeper@backup walkeeper put-wal pg1 000000010000000000000003 < pg_wal/000000010000000000000003 || exit 1
+2026-12-01 10:00:02.000 UTC [10] LOG:  checkpoint complete
+Warning: Permanently added 'backup' (ED25519) to the list of known hosts.
+walkeeper@backup: Permission denied (publickey).
+2026-12-01 10:00:03.000 UTC [11] LOG:  archive command failed with exit code 1
+2026-12-01 10:00:03.000 UTC [11] DETAIL:  The failed archive command was: ...
+`
+	got := logFailureLines(log)
+	want := []string{"Warning: Permanently added 'backup' (ED25519) to the list of known hosts.", "walkeeper@backup: Permission denied (publickey)."}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("logFailureLines = %q, want %q", got, want)
+	}
+	if got := logFailureLines("2026-12-01 LOG:  archive command failed with exit code 1\n"); len(got) != 0 {
+		t.Errorf("no output before the failure: %q", got)
+	}
+	if got := logFailureLines("ssh: nothing failed\n"); got != nil {
+		t.Errorf("no failure line: %q", got)
 	}
 }

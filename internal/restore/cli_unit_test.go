@@ -35,6 +35,30 @@ func TestPlace(t *testing.T) {
 		{"prefetch negative", Placement{Dest: "/d", Prefetch: -1}, Placed{}, "--prefetch -1: want 0 to 64"},
 		{"tablespace without path", Placement{Dest: "/d", Tablespaces: []string{"ts1"}}, Placed{}, `--tablespace "ts1": want NAME:PATH`},
 		{"tablespace twice", Placement{Dest: "/d", Tablespaces: []string{"ts1:/a", "ts1:/b"}}, Placed{}, "--tablespace ts1 given twice"},
+		{"remote fetches WAL back through ssh", Placement{Dest: "/d", RemoteSSHCommand: "ssh postgres@db2", WALSSHCommand: "ssh -p 22 wk@backup"},
+			Placed{WAL: WALGet, Remote: []string{"ssh", "postgres@db2"}, Dest: "/d", Tablespaces: map[string]string{},
+				WALSSH: []string{"ssh", "-p", "22", "wk@backup"}, WALSSHCommand: "ssh -p 22 wk@backup"}, ""},
+		{"remote get-wal through ssh, with the remote binary", Placement{Dest: "/d", RemoteSSHCommand: "ssh db2", GetWAL: true,
+			WALSSHCommand: "ssh wk@backup", RemoteBinary: "/usr/bin/walkeeper"},
+			Placed{WAL: WALGet, Remote: []string{"ssh", "db2"}, Dest: "/d", Tablespaces: map[string]string{},
+				WALSSH: []string{"ssh", "wk@backup"}, WALSSHCommand: "ssh wk@backup", RemoteBinary: "/usr/bin/walkeeper"}, ""},
+		{"wal-ssh and copy-wal", Placement{Dest: "/d", WALSSHCommand: "ssh wk@backup", CopyWAL: true}, Placed{}, "choose one"},
+		{"remote binary without wal-ssh", Placement{Dest: "/d", RemoteSSHCommand: "ssh db2", RemoteBinary: "/usr/bin/walkeeper"}, Placed{},
+			"--remote-walkeeper /usr/bin/walkeeper: it fetches WAL through --wal-ssh-command"},
+		{"remote binary relative", Placement{Dest: "/d", WALSSHCommand: "ssh wk@b", RemoteBinary: "walkeeper"}, Placed{}, "must be an absolute path"},
+		{"standby local", Placement{Dest: "/d", Standby: true, PrimaryConninfo: "host=db1"},
+			Placed{WAL: WALGet, Dest: "/d", Tablespaces: map[string]string{}, Standby: true, PrimaryConninfo: "host=db1"}, ""},
+		{"standby with a target time", Placement{Dest: "/d", Standby: true, Target: Target{Time: time.Unix(1, 0)}}, Placed{},
+			"--standby with --target-time: a standby follows the archive with no end"},
+		{"standby with a target name and action", Placement{Dest: "/d", Standby: true, Target: Target{Name: "p", Action: ActionPromote}}, Placed{},
+			"--standby with --target-name: "},
+		{"standby immediate", Placement{Dest: "/d", Standby: true, Target: Target{Immediate: true}}, Placed{}, "--standby with --target-immediate"},
+		{"standby with copy-wal", Placement{Dest: "/d", Standby: true, CopyWAL: true}, Placed{}, "would never replay more"},
+		{"standby with copy-wal streams from the primary", Placement{Dest: "/d", Standby: true, CopyWAL: true, PrimaryConninfo: "host=db1"},
+			Placed{WAL: WALCopy, Dest: "/d", Tablespaces: map[string]string{}, Standby: true, PrimaryConninfo: "host=db1"}, ""},
+		{"remote standby needs WAL on demand", Placement{Dest: "/d", Standby: true, RemoteSSHCommand: "ssh db2"}, Placed{},
+			`--standby with --remote-ssh-command alone (its WAL is copied up front): the copied WAL ends where the archive ends now, and the standby would never replay more; fetch WAL from the archive with --wal-ssh-command "ssh USER@THIS-HOST"`},
+		{"primary-conninfo without standby", Placement{Dest: "/d", PrimaryConninfo: "host=db1"}, Placed{}, "--primary-conninfo is for a standby: add --standby"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			got, err := Place(tc.p)
@@ -163,7 +187,7 @@ recovery: to xid 100 on timeline 2
 WAL: 4 files (4.0 MiB) copied into /d/` + CopyWALDir + `
 restore_command = 'cp %p'
 archiving: off (archive_mode = off in postgresql.auto.conf, which wins over postgresql.conf; --archive keeps the server's archive settings)
-start it with: pg_ctl -D /d start
+start it on the remote host, as the ssh user, with: pg_ctl -D /d start
 `
 	if w.String() != want {
 		t.Errorf("WriteText:\n%s\nwant\n%s", w.String(), want)

@@ -39,7 +39,7 @@ func LocalOwner(p Placed, incomingDir string) (*Owner, error) {
 		return nil, nil
 	}
 	o := RestoreOwner(p.Dest)
-	if p.WAL == WALGet {
+	if p.WAL == WALGet && p.WALSSH == nil { // through ssh, the archive is read as the ssh user
 		if d, perm, ok := Reachable(incomingDir, o); !ok {
 			return nil, usage("restore as root: the restored cluster's owner (uid %d) cannot reach %s (mode %v), so its restore_command (get-wal) could not read the archive: use --copy-wal, or run walkeeper as the owner of its home", o.UID, d, perm)
 		}

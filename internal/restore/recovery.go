@@ -132,6 +132,46 @@ func prefetchFastPath() string {
 	return "[ " + spool + "/%f -ef pg_wal/%f ] && [ ! -h pg_wal/%f ] && echo %f >" + spool + "/" + wantedFile + " && exit 1; exec "
 }
 
+// SSHGetWALCommand is the restore_command of a cluster that fetches its WAL from this
+// backup host through ssh (--wal-ssh-command) and has no walkeeper of its own: ssh runs
+// this host's get-wal (bin and its configuration file, absolute paths here) writing to
+// standard output, and the shell writes that to %p. get-wal's exit 1 for a file that
+// is not archived comes back through ssh as it is.
+//
+// ssh exits 255 when it cannot connect or loses the connection, and PostgreSQL treats a
+// restore_command exit status above 125 as fatal: the startup process stops and the
+// cluster with it. A standby turns that into a plain failure (|| exit 1) and retries
+// after wal_retrieve_retry_interval, as it does for a file not archived yet. A recovery
+// that ends keeps the 255 on purpose: a plain failure would read as the end of the
+// archive and end recovery early, before WAL that is archived (a cluster that stops
+// with the ssh error in its log loses nothing: started again, it goes on).
+//
+// Each word is quoted twice: once for the shell PostgreSQL starts, once for the shell
+// ssh starts on this host from the words it joins with spaces.
+func SSHGetWALCommand(ssh []string, bin, configFile, server string, standby bool) string {
+	words := make([]string, 0, len(ssh)+6)
+	for _, w := range ssh {
+		words = append(words, ShellQuote(w))
+	}
+	remote := []string{bin}
+	if configFile != "" {
+		remote = append(remote, "--config", configFile)
+	}
+	remote = append(remote, "get-wal")
+	if standby {
+		remote = append(remote, "--standby")
+	}
+	remote = append(remote, server)
+	for _, w := range remote {
+		words = append(words, ShellQuote(ShellQuote(w)))
+	}
+	cmd := strings.Join(words, " ") + " %f - > %p"
+	if standby {
+		cmd += " || exit 1"
+	}
+	return cmd
+}
+
 // CopyWALCommand is the restore_command of --copy-wal (relative to the data directory,
 // where PostgreSQL runs it).
 func CopyWALCommand() string { return "cp " + CopyWALDir + "/%f %p" }

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
@@ -100,8 +101,12 @@ type Options struct {
 	// archives into the same server once promoted. Off by default (ArchiveSettings).
 	Archive bool
 	// Standby writes standby.signal instead of recovery.signal: the cluster stays in
-	// recovery (read-only) when it runs out of WAL instead of ending it (the sandbox).
+	// recovery (read-only) when it runs out of WAL instead of ending it (the sandbox,
+	// restore --standby).
 	Standby bool
+	// PrimaryConninfo is written as primary_conninfo (restore --standby
+	// --primary-conninfo): the standby streams from the primary too.
+	PrimaryConninfo string
 	// Guard is what the restore refuses to write into (invariant 8).
 	Guard Guard
 	// StreamingDir is the receiver's directory, for the live .partial (copy-wal).
@@ -136,20 +141,24 @@ func (t TablespaceTarget) label() string { return tablespaceLabel(t.Name, t.OID)
 
 // Result describes a finished restore.
 type Result struct {
-	Server         string             `json:"server"`
-	BackupID       string             `json:"backup_id"`
-	Dest           string             `json:"dest"`
-	Remote         string             `json:"remote,omitempty"`
-	Timeline       uint32             `json:"timeline"`
-	Target         string             `json:"target"`
-	WALMode        string             `json:"wal_mode"`
-	Archive        bool               `json:"archive"`
-	RestoreCommand string             `json:"restore_command"`
-	Files          int                `json:"files"`
-	Bytes          int64              `json:"bytes"`
-	WALFiles       int                `json:"wal_files"`
-	WALBytes       int64              `json:"wal_bytes"`
-	Tablespaces    []TablespaceTarget `json:"tablespaces,omitempty"`
+	Server   string `json:"server"`
+	BackupID string `json:"backup_id"`
+	Dest     string `json:"dest"`
+	Remote   string `json:"remote,omitempty"`
+	Timeline uint32 `json:"timeline"`
+	Target   string `json:"target"`
+	WALMode  string `json:"wal_mode"`
+	// Standby: the cluster comes up as a standby (standby.signal); PrimaryConninfo is
+	// what it streams from, password redacted.
+	Standby         bool               `json:"standby"`
+	PrimaryConninfo string             `json:"primary_conninfo,omitempty"`
+	Archive         bool               `json:"archive"`
+	RestoreCommand  string             `json:"restore_command"`
+	Files           int                `json:"files"`
+	Bytes           int64              `json:"bytes"`
+	WALFiles        int                `json:"wal_files"`
+	WALBytes        int64              `json:"wal_bytes"`
+	Tablespaces     []TablespaceTarget `json:"tablespaces,omitempty"`
 	// Owner is the OS user the restored files were given (restore run as root).
 	Owner   string  `json:"owner,omitempty"`
 	Seconds float64 `json:"seconds"`
@@ -255,7 +264,8 @@ type sink interface {
 func Run(ctx context.Context, o Options) (Result, error) {
 	start := time.Now()
 	b := o.Choice.Backup
-	res := Result{Server: o.Server, BackupID: b.ID, Dest: o.Dest, Timeline: o.Choice.TLI, Target: o.Target.String(), WALMode: o.WAL, Archive: o.Archive}
+	res := Result{Server: o.Server, BackupID: b.ID, Dest: o.Dest, Timeline: o.Choice.TLI, Target: o.Target.String(), WALMode: o.WAL, Archive: o.Archive,
+		Standby: o.Standby, PrimaryConninfo: config.RedactConninfo(o.PrimaryConninfo)}
 	if o.Owner != nil && o.Remote == nil {
 		res.Owner = strconv.Itoa(o.Owner.UID)
 		if u, err := user.LookupId(res.Owner); err == nil {
@@ -317,8 +327,15 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	res.RestoreCommand = restoreCmd
 	settings := RecoverySettings(restoreCmd, endCmd, o.Target, o.Choice.TimelineSetting())
+	if o.PrimaryConninfo != "" {
+		settings = append(settings, Setting{"primary_conninfo", o.PrimaryConninfo})
+	}
 	settings = append(settings, o.ExtraSettings...)
-	confText := RenderSettings(header(o.Server, b.ID, o.Target, time.Now()), settings) + ArchiveConf(o.Archive)
+	head := header(o.Server, b.ID, o.Target, time.Now())
+	if o.Standby && !o.Target.IsSet() {
+		head = fmt.Sprintf("walkeeper restore of %s backup %s as a standby following the archive, %s", o.Server, b.ID, time.Now().UTC().Format(time.RFC3339))
+	}
+	confText := RenderSettings(head, settings) + ArchiveConf(o.Archive)
 
 	items, jobs, err := buildItems(o, entries, tsRoot, confText, manifest, wal)
 	if err != nil {

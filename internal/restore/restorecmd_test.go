@@ -81,3 +81,91 @@ func TestGetWALCommandShellTest(t *testing.T) {
 		t.Errorf("restore_command without prefetch: %s", rc0)
 	}
 }
+
+// TestSSHGetWALCommand runs the restore_command of a restore fetching WAL through
+// --wal-ssh-command through /bin/sh, with a stand-in for ssh that does what ssh does
+// with its words (joins them with spaces and hands them to the remote user's shell),
+// and a stand-in get-wal (a path with a space and a quote) that records its argv and
+// writes a body or exits as told: every word arrives whole, the body lands in %p, a
+// missing file's exit 1 comes through, and ssh's 255 becomes 1 for a standby only.
+func TestSSHGetWALCommand(t *testing.T) {
+	dir := t.TempDir()
+	ssh := filepath.Join(dir, "fake-ssh")
+	// $1 is the host; the rest is the remote command line, run by a shell.
+	if err := os.WriteFile(ssh, []byte("#!/bin/sh\n[ -n \"$SSH_DOWN\" ] && exit 255\nshift\nexec /bin/sh -c \"$*\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "wal keeper's")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$ARGV_OUT\"\nfor a; do f=$last; last=$a; done\n[ \"$f\" = 000000010000000000000009 ] && exit 1\necho body-of-\"$f\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	if err := os.MkdirAll(filepath.Join(data, "pg_wal"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	argvOut := filepath.Join(dir, "argv")
+	run := func(rc, f string, env ...string) (int, string) {
+		t.Helper()
+		c := exec.Command("/bin/sh", "-c", strings.NewReplacer("%f", f, "%p", "pg_wal/RECOVERYXLOG").Replace(rc))
+		c.Dir = data
+		c.Env = append(os.Environ(), append(env, "ARGV_OUT="+argvOut)...)
+		out, err := c.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, string(out)
+	}
+	for _, standby := range []bool{false, true} {
+		rc := SSHGetWALCommand([]string{ssh, "wk@backup"}, bin, "/etc/wk conf", "pg1", standby)
+		const seg = "000000010000000000000003"
+		if code, out := run(rc, seg); code != 0 {
+			t.Fatalf("standby=%v: %s: exit %d %s", standby, rc, code, out)
+		}
+		got, _ := os.ReadFile(filepath.Join(data, "pg_wal", "RECOVERYXLOG"))
+		if string(got) != "body-of-"+seg+"\n" {
+			t.Errorf("standby=%v: %%p holds %q", standby, got)
+		}
+		argv, _ := os.ReadFile(argvOut)
+		wantArgv := "--config\n/etc/wk conf\nget-wal\npg1\n" + seg + "\n-\n"
+		if standby {
+			wantArgv = "--config\n/etc/wk conf\nget-wal\n--standby\npg1\n" + seg + "\n-\n"
+		}
+		if string(argv) != wantArgv {
+			t.Errorf("standby=%v: get-wal's argv %q, want %q", standby, argv, wantArgv)
+		}
+		if code, _ := run(rc, "000000010000000000000009"); code != 1 {
+			t.Errorf("standby=%v: a file not archived: exit %d, want 1", standby, code)
+		}
+		want := 255 // a recovery that ends stops rather than end early
+		if standby {
+			want = 1 // a standby retries
+		}
+		if code, _ := run(rc, seg, "SSH_DOWN=1"); code != want {
+			t.Errorf("standby=%v: ssh down: exit %d, want %d", standby, code, want)
+		}
+	}
+}
+
+// TestPlacedRestoreCommand: the restore_command each WAL source writes.
+func TestPlacedRestoreCommand(t *testing.T) {
+	local := Placed{WAL: WALGet}
+	if got := local.RestoreCommand("/opt/wk/walkeeper", "/etc/wk.conf", "pg1", 0); got != "/opt/wk/walkeeper --config /etc/wk.conf get-wal pg1 %f %p" {
+		t.Errorf("local: %q", got)
+	}
+	noBin := Placed{WAL: WALGet, WALSSH: []string{"ssh", "wk@backup"}, WALSSHCommand: "ssh wk@backup", Standby: true}
+	if got, want := noBin.RestoreCommand("/opt/wk/walkeeper", "/etc/wk.conf", "pg1", 8), "ssh wk@backup /opt/wk/walkeeper --config /etc/wk.conf get-wal --standby pg1 %f - > %p || exit 1"; got != want {
+		t.Errorf("no walkeeper on the restored host: %q, want %q", got, want)
+	}
+	bin := Placed{WAL: WALGet, WALSSH: []string{"ssh", "-i", "/k", "wk@backup"}, WALSSHCommand: "ssh -i /k wk@backup", RemoteBinary: "/usr/bin/walkeeper"}
+	want := "/usr/bin/walkeeper get-wal --ssh 'ssh -i /k wk@backup' --remote-command '/opt/wk/walkeeper --config /etc/wk.conf' pg1 %f %p"
+	if got := bin.RestoreCommand("/opt/wk/walkeeper", "/etc/wk.conf", "pg1", 0); got != want {
+		t.Errorf("walkeeper on the restored host: %q, want %q", got, want)
+	}
+	got := bin.RestoreCommand("/opt/wk/walkeeper", "/etc/wk.conf", "pg1", 8)
+	if !strings.HasPrefix(got, "[ pg_wal/"+SpoolDirName+"/%f -ef pg_wal/%f ]") || !strings.HasSuffix(got, " --prefetch 8 pg1 %f %p") {
+		t.Errorf("with prefetch: %q", got)
+	}
+}
