@@ -56,6 +56,7 @@ type RestoreCmd struct {
 	Archive          bool     `help:"Let the restored cluster archive as the backed-up server did (its archive_command comes with the backup), into this server's archive once promoted. Off by default: walkeeper writes archive_mode = off into postgresql.auto.conf, which wins over postgresql.conf (use this flag for a standby with archive_mode = always)."`
 	Jobs             int      `help:"Parallel extraction workers (default: the server's parallel_jobs, else all cores)."`
 	RemoteSSHCommand string   `name:"remote-ssh-command" placeholder:"\"ssh user@host\"" help:"Write the cluster on another host through this ssh command (GNU tar needed there; implies --copy-wal)."`
+	PGBin            string   `name:"pg-bin" placeholder:"DIR" help:"PostgreSQL bin directory the restored cluster will be started with: refused before anything is written unless its postgres is of the backup's major; named in the start command (default: found from the backup's version, as sandbox does). Local restores only."`
 }
 
 // selfCommand is this walkeeper and its configuration file, as absolute paths, for
@@ -117,6 +118,14 @@ func (c *RestoreCmd) Run(a *App) error {
 	if opts.Owner, err = restore.LocalOwner(p, srv.IncomingDir()); err != nil {
 		return cliErr(err)
 	}
+	var pgbin, pgbinNote string
+	if p.Remote != nil {
+		if c.PGBin != "" {
+			return usageErr("--pg-bin %s: checked on this host only, not with --remote-ssh-command", c.PGBin)
+		}
+	} else if pgbin, pgbinNote, err = restore.StartBinaries(c.PGBin, choice.Backup.PGVersion); err != nil {
+		return cliErr(err)
+	}
 	if opts.Jobs <= 0 {
 		opts.Jobs = srv.ParallelJobs // restore.Run takes every core when it is 0 too
 	}
@@ -131,6 +140,7 @@ func (c *RestoreCmd) Run(a *App) error {
 	if err != nil {
 		return cliErr(err)
 	}
+	res.PGBin, res.PGBinNote = pgbin, pgbinNote
 	if w := restore.ArchiveLagWarning(srv.Name, srv.IncomingDir(), func() bool { return a.Daemon() != nil }, t); w != "" {
 		fmt.Fprintln(os.Stderr, w)
 	}
