@@ -156,7 +156,7 @@ type Result struct {
 	// none was found or the restore is remote; PGBinNote then says what was not found.
 	PGBin     string  `json:"pg_bin,omitempty"`
 	PGBinNote string  `json:"pg_bin_note,omitempty"`
-	Seconds float64 `json:"seconds"`
+	Seconds   float64 `json:"seconds"`
 }
 
 // item is one thing to create under a root.
