@@ -21,7 +21,7 @@ go=${GO:-go}
 # package|tests (a go test -run pattern)
 subset=(
   "./internal/pgtest/|."
-  "./internal/e2e/|^TestArchiveRoundTrip$"
+  "./internal/e2e/|^(TestArchiveRoundTrip|TestRestoreRefusesOtherMajor)$"
   "./internal/ingest/|^(TestReceiveWALCommand|TestReceiverWithArchiveCommand)$"
   "./internal/basebackup/|^(TestBackupTablespaceUnderLoad|TestStream)"
   "./internal/verify/|^TestVerifyFilesAgainstPostgres$"

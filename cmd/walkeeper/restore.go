@@ -59,6 +59,7 @@ type RestoreCmd struct {
 	RemoteWalkeeper  string   `name:"remote-walkeeper" placeholder:"PATH" help:"walkeeper's path on the restored host: restore_command runs its get-wal --ssh (with --prefetch) instead of ssh alone."`
 	Standby          bool     `help:"Bring the cluster up as a standby (standby.signal) that follows the archive through restore_command, and the primary with --primary-conninfo; takes no recovery target."`
 	PrimaryConninfo  string   `name:"primary-conninfo" placeholder:"CONNINFO" help:"With --standby: primary_conninfo, to stream from the primary as well (use ~/.pgpass for the password)."`
+	PGBin            string   `name:"pg-bin" placeholder:"DIR" help:"PostgreSQL bin directory the restored cluster will be started with: refused before anything is written unless its postgres is of the backup's major; named in the start command (default: found from the backup's version, as sandbox does). Local restores only."`
 }
 
 // selfCommand is this walkeeper and its configuration file, as absolute paths, for
@@ -121,6 +122,14 @@ func (c *RestoreCmd) Run(a *App) error {
 	if opts.Owner, err = restore.LocalOwner(p, srv.IncomingDir()); err != nil {
 		return cliErr(err)
 	}
+	var pgbin, pgbinNote string
+	if p.Remote != nil {
+		if c.PGBin != "" {
+			return usageErr("--pg-bin %s: checked on this host only, not with --remote-ssh-command", c.PGBin)
+		}
+	} else if pgbin, pgbinNote, err = restore.StartBinaries(c.PGBin, choice.Backup.PGVersion); err != nil {
+		return cliErr(err)
+	}
 	if opts.Jobs <= 0 {
 		opts.Jobs = srv.ParallelJobs // restore.Run takes every core when it is 0 too
 	}
@@ -135,6 +144,7 @@ func (c *RestoreCmd) Run(a *App) error {
 	if err != nil {
 		return cliErr(err)
 	}
+	res.PGBin, res.PGBinNote = pgbin, pgbinNote
 	if w := restore.ArchiveLagWarning(srv.Name, srv.IncomingDir(), func() bool { return a.Daemon() != nil }, t); w != "" {
 		fmt.Fprintln(os.Stderr, w)
 	}

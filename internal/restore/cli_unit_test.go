@@ -193,3 +193,23 @@ start it on the remote host, as the ssh user, with: pg_ctl -D /d start
 		t.Errorf("WriteText:\n%s\nwant\n%s", w.String(), want)
 	}
 }
+
+// TestResultWriteTextBinaries: the start command names the binaries found for the backup's
+// major; when none were found it says so and which major's pg_ctl to use.
+func TestResultWriteTextBinaries(t *testing.T) {
+	b := record.Backup{ID: "20261201T100000", EndTime: time.Date(2026, 12, 1, 10, 5, 0, 0, time.UTC), PGVersion: 160004}
+	for _, c := range []struct {
+		res  Result
+		want string
+	}{
+		{Result{Dest: "/d", PGBin: "/usr/lib/postgresql/16/bin"}, "start it with: /usr/lib/postgresql/16/bin/pg_ctl -D /d start\n"},
+		{Result{Dest: "/d", PGBin: "/opt/pg 16/bin", Owner: "postgres"}, `start it with: su postgres -c ''\''/opt/pg 16/bin/pg_ctl'\'' -D /d start'` + "\n"},
+		{Result{Dest: "/d", PGBinNote: "pg_ctl for PostgreSQL 16 not found"}, "binaries: pg_ctl for PostgreSQL 16 not found; start it with PostgreSQL 16's pg_ctl\nstart it with: pg_ctl -D /d start\n"},
+	} {
+		var w bytes.Buffer
+		c.res.WriteText(&w, b)
+		if !strings.HasSuffix(w.String(), c.want) {
+			t.Errorf("WriteText %+v ends:\n%s\nwant the end\n%s", c.res, w.String(), c.want)
+		}
+	}
+}

@@ -208,14 +208,20 @@ func (res Result) WriteText(w io.Writer, b record.Backup) {
 	} else {
 		fmt.Fprintln(w, "archiving: off (archive_mode = off in postgresql.auto.conf, which wins over postgresql.conf; --archive keeps the server's archive settings)")
 	}
+	pgctl := "pg_ctl"
+	if res.PGBin != "" {
+		pgctl = ShellQuote(filepath.Join(res.PGBin, "pg_ctl"))
+	} else if res.PGBinNote != "" && b.PGVersion > 0 {
+		fmt.Fprintf(w, "binaries: %s; start it with PostgreSQL %d's pg_ctl\n", res.PGBinNote, b.PGVersion/10000)
+	}
 	if res.Owner != "" {
 		fmt.Fprintf(w, "owner: %s (restore ran as root; PostgreSQL runs as the data directory's owner)\n", res.Owner)
-		fmt.Fprintf(w, "start it with: su %s -c %s\n", res.Owner, ShellQuote("pg_ctl -D "+ShellQuote(res.Dest)+" start"))
+		fmt.Fprintf(w, "start it with: su %s -c %s\n", res.Owner, ShellQuote(pgctl+" -D "+ShellQuote(res.Dest)+" start"))
 		return
 	}
 	if res.Remote != "" {
-		fmt.Fprintf(w, "start it on the remote host, as the ssh user, with: pg_ctl -D %s start\n", res.Dest)
+		fmt.Fprintf(w, "start it on the remote host, as the ssh user, with: %s -D %s start\n", pgctl, res.Dest)
 		return
 	}
-	fmt.Fprintf(w, "start it with: pg_ctl -D %s start\n", res.Dest)
+	fmt.Fprintf(w, "start it with: %s -D %s start\n", pgctl, res.Dest)
 }

@@ -160,8 +160,12 @@ type Result struct {
 	WALBytes        int64              `json:"wal_bytes"`
 	Tablespaces     []TablespaceTarget `json:"tablespaces,omitempty"`
 	// Owner is the OS user the restored files were given (restore run as root).
-	Owner   string  `json:"owner,omitempty"`
-	Seconds float64 `json:"seconds"`
+	Owner string `json:"owner,omitempty"`
+	// PGBin is the bin directory to start the cluster with (StartBinaries), "" when
+	// none was found or the restore is remote; PGBinNote then says what was not found.
+	PGBin     string  `json:"pg_bin,omitempty"`
+	PGBinNote string  `json:"pg_bin_note,omitempty"`
+	Seconds   float64 `json:"seconds"`
 }
 
 // item is one thing to create under a root.

@@ -189,6 +189,23 @@ func FindPGBin(explicit string, pgVersion int) (string, error) {
 	return "", fmt.Errorf("pg_ctl for PostgreSQL %d not found (looked in /usr/lib/postgresql/%d/bin, /usr/pgsql-%d/bin and PATH): give --pg-bin", major, major, major)
 }
 
+// StartBinaries is the bin directory a restored cluster of pgVersion (server_version_num)
+// is to be started with, found before anything is restored. The DBA's explicit choice
+// must be of the backup's major (a usage error otherwise: a data directory starts only
+// with its own major's binaries, and the mismatch would otherwise surface only at start).
+// Without one, FindPGBin's search runs and a miss is no error, since the cluster may be
+// started on binaries installed later: note says what was not found.
+func StartBinaries(explicit string, pgVersion int) (dir, note string, err error) {
+	if explicit != "" {
+		dir, err = FindPGBin(explicit, pgVersion)
+		return dir, "", err
+	}
+	if dir, err = FindPGBin("", pgVersion); err != nil {
+		return "", err.Error(), nil
+	}
+	return dir, "", nil
+}
+
 // checkBinMajor fails when dir's postgres is not of major (0: not checked).
 func checkBinMajor(dir string, major int) error {
 	if major == 0 {
