@@ -102,53 +102,21 @@ func (c *RestoreCmd) Run(a *App) error {
 	if err != nil {
 		return cliErr(err)
 	}
-	p, err := restore.Place(restore.Placement{Dest: c.Dest, Tablespaces: c.Tablespace, GetWAL: c.GetWAL, CopyWAL: c.CopyWAL,
-		Prefetch: c.Prefetch, RemoteSSHCommand: c.RemoteSSHCommand, WALSSHCommand: c.WALSSHCommand, RemoteBinary: c.RemoteWalkeeper,
-		Standby: c.Standby, PrimaryConninfo: c.PrimaryConninfo, Target: t})
+	opts, err := restore.Prepare(ctx, a.Store(), srv, restore.Command{Placement: restore.Placement{Dest: c.Dest, Tablespaces: c.Tablespace,
+		GetWAL: c.GetWAL, CopyWAL: c.CopyWAL, Prefetch: c.Prefetch, RemoteSSHCommand: c.RemoteSSHCommand, WALSSHCommand: c.WALSSHCommand,
+		RemoteBinary: c.RemoteWalkeeper, Standby: c.Standby, PrimaryConninfo: c.PrimaryConninfo, Target: t},
+		ID: c.ID, Force: c.Force, Archive: c.Archive, Jobs: c.Jobs, PGBin: c.PGBin, Progress: progressFor("restoring"), Log: a.log, Self: a.selfCommand})
 	if err != nil {
 		return cliErr(err)
-	}
-	store := a.Store()
-	src, tl, choice, err := restore.Plan(ctx, store, srv.Name, srv.IncomingDir(), c.ID, t)
-	if err != nil {
-		return cliErr(err)
-	}
-	opts := restore.Options{
-		Server: srv.Name, Source: src, Store: store, Timelines: tl, Choice: choice, Target: t,
-		Dest: p.Dest, Tablespaces: p.Tablespaces, Force: c.Force, WAL: p.WAL, StreamingDir: srv.StreamingDir(), IncomingDir: srv.IncomingDir(),
-		Jobs: c.Jobs, Remote: p.Remote, Progress: progressFor("restoring"), Log: a.log,
-		Archive: c.Archive, Guard: restore.GuardFor(srv, nil), Standby: p.Standby, PrimaryConninfo: p.PrimaryConninfo,
-	}
-	if opts.Owner, err = restore.LocalOwner(p, srv.IncomingDir()); err != nil {
-		return cliErr(err)
-	}
-	var pgbin, pgbinNote string
-	if p.Remote != nil {
-		if c.PGBin != "" {
-			return usageErr("--pg-bin %s: checked on this host only, not with --remote-ssh-command", c.PGBin)
-		}
-	} else if pgbin, pgbinNote, err = restore.StartBinaries(c.PGBin, choice.Backup.PGVersion); err != nil {
-		return cliErr(err)
-	}
-	if opts.Jobs <= 0 {
-		opts.Jobs = srv.ParallelJobs // restore.Run takes every core when it is 0 too
-	}
-	if p.WAL == restore.WALGet {
-		bin, cfgFile, err := a.selfCommand()
-		if err != nil {
-			return err
-		}
-		opts.RestoreCommand = p.RestoreCommand(bin, cfgFile, srv.Name, c.Prefetch)
 	}
 	res, err := restore.Run(ctx, opts)
 	if err != nil {
 		return cliErr(err)
 	}
-	res.PGBin, res.PGBinNote = pgbin, pgbinNote
 	if w := restore.ArchiveLagWarning(srv.Name, srv.IncomingDir(), func() bool { return a.Daemon() != nil }, t); w != "" {
 		fmt.Fprintln(os.Stderr, w)
 	}
-	return a.output(res, func(w io.Writer) { res.WriteText(w, choice.Backup) })
+	return a.output(res, func(w io.Writer) { res.WriteText(w, opts.Choice.Backup) })
 }
 
 // GetWALCmd is restore_command's helper.
@@ -190,9 +158,6 @@ func (c *GetWALCmd) Run(a *App) error {
 
 // result maps get-wal's outcome to its exit status for PostgreSQL.
 func (c *GetWALCmd) result(server, from string, err error) error {
-	if restore.IsUsage(err) {
-		return &exitError{code: 2, err: err}
-	}
 	if code, err := restore.ExitStatus(server, c.WALName, from, err); code != 0 {
 		return &exitError{code: code, err: err}
 	}
@@ -230,9 +195,6 @@ func (c *PrefetchWALCmd) Run(a *App) error {
 	if err != nil {
 		return cliErr(err)
 	}
-	// Below PostgreSQL's startup process, which replays WAL on one core: prefetching
-	// only uses what it leaves idle (on a 2-core host, a prefetcher at the same
-	// priority slowed replay down more than it saved).
 	if err := restore.LowerPriority(10); err != nil {
 		a.log.Debug("prefetch", "error", err)
 	}

@@ -93,7 +93,8 @@ func SSHSource(sshCmd, remoteCmd, server string) (func(context.Context) (WALSour
 
 // ExitStatus is get-wal's exit status for PostgreSQL and its message: 1 for a file not
 // archived (or not served to this asker), 1 and no message for a segment the prefetcher
-// placed in pg_wal (PostgreSQL reads it there), 0 when from is a source, else 1 with err.
+// placed in pg_wal (PostgreSQL reads it there), 0 when from is a source, 2 for a usage
+// error, else 1 with err.
 func ExitStatus(server, walName, from string, err error) (int, error) {
 	for _, e := range []error{ErrOnlyPartial, ErrPartialNotFinal} {
 		if errors.Is(err, e) {
@@ -101,6 +102,8 @@ func ExitStatus(server, walName, from string, err error) (int, error) {
 		}
 	}
 	switch {
+	case IsUsage(err):
+		return 2, err
 	case errors.Is(err, ErrNotArchived):
 		return 1, fmt.Errorf("%s: %s is not in the archive", server, walName)
 	case err != nil:

@@ -14,7 +14,9 @@ import (
 // itself that way decompressed at nice 0 on the runtime's other threads, competing
 // with PostgreSQL's startup process for the CPU. Threads the runtime creates later are
 // cloned from a reniced one and inherit the value; a second pass catches one created
-// during the first.
+// during the first. The prefetcher runs below PostgreSQL's startup process, which
+// replays WAL on one core, so that it only uses what replay leaves idle: on a 2-core
+// host a prefetcher at the same priority slowed replay down more than it saved.
 func LowerPriority(nice int) error {
 	for pass := 0; pass < 2; pass++ {
 		ents, err := os.ReadDir("/proc/self/task")

@@ -124,6 +124,9 @@ type Options struct {
 	// function that is told about each chunk written.
 	Progress func(total int64) func(n int64)
 	Log      *slog.Logger
+	// PGBin and PGBinNote are the binaries the cluster is to be started with, or why
+	// none was found (StartBinaries), for the result's start command.
+	PGBin, PGBinNote string
 }
 
 // TablespaceTarget says where a tablespace was restored.
@@ -269,7 +272,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	start := time.Now()
 	b := o.Choice.Backup
 	res := Result{Server: o.Server, BackupID: b.ID, Dest: o.Dest, Timeline: o.Choice.TLI, Target: o.Target.String(), WALMode: o.WAL, Archive: o.Archive,
-		Standby: o.Standby, PrimaryConninfo: config.RedactConninfo(o.PrimaryConninfo)}
+		Standby: o.Standby, PrimaryConninfo: config.RedactConninfo(o.PrimaryConninfo), PGBin: o.PGBin, PGBinNote: o.PGBinNote}
 	if o.Owner != nil && o.Remote == nil {
 		res.Owner = strconv.Itoa(o.Owner.UID)
 		if u, err := user.LookupId(res.Owner); err == nil {
