@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/walkeeper/walkeeper/internal/shellword"
 )
 
 // WAL delivery modes of a restore.
@@ -92,14 +94,7 @@ func QuoteConf(v string) string {
 }
 
 // ShellQuote quotes one word for /bin/sh (restore_command runs through the shell).
-func ShellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+=:,@%", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
+func ShellQuote(s string) string { return shellword.Quote(s) }
 
 // GetWALCommand is the restore_command of --get-wal: this binary, its configuration,
 // get-wal with prefetch.

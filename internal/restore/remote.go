@@ -13,54 +13,15 @@ import (
 	"sync"
 
 	"github.com/walkeeper/walkeeper/internal/progress"
+	"github.com/walkeeper/walkeeper/internal/shellword"
 )
 
 // SplitCommand splits a --remote-ssh-command value ("ssh -p 2222 postgres@db2") into
-// argv with the shell's quoting rules for single and double quotes and backslashes.
+// argv with the shell's quoting rules (shellword.Split), refusing an empty one.
 func SplitCommand(s string) ([]string, error) {
-	var out []string
-	var cur strings.Builder
-	inWord, quote := false, rune(0)
-	esc := false
-	for _, r := range s {
-		switch {
-		case esc:
-			cur.WriteRune(r)
-			esc = false
-		case quote == '\'':
-			if r == '\'' {
-				quote = 0
-			} else {
-				cur.WriteRune(r)
-			}
-		case quote == '"':
-			if r == '"' {
-				quote = 0
-			} else if r == '\\' {
-				esc = true
-			} else {
-				cur.WriteRune(r)
-			}
-		case r == '\\':
-			esc, inWord = true, true
-		case r == '\'' || r == '"':
-			quote, inWord = r, true
-		case r == ' ' || r == '\t' || r == '\n':
-			if inWord {
-				out = append(out, cur.String())
-				cur.Reset()
-				inWord = false
-			}
-		default:
-			cur.WriteRune(r)
-			inWord = true
-		}
-	}
-	if quote != 0 || esc {
-		return nil, usage("--remote-ssh-command %q: unterminated quote", s)
-	}
-	if inWord {
-		out = append(out, cur.String())
+	out, err := shellword.Split(s)
+	if err != nil {
+		return nil, usage("--remote-ssh-command %q: %v", s, err)
 	}
 	if len(out) == 0 {
 		return nil, usage("--remote-ssh-command is empty")
