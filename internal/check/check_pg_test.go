@@ -264,6 +264,10 @@ func TestCheckAndVerify(t *testing.T) {
 		t.Errorf("failed backups check: %+v", x)
 	}
 	pg.SetConf(t, map[string]string{"archive_command": env.ArchiveCommand("pg1")})
+	// PostgreSQL 13's archiver, after failing, copies again only when a segment is
+	// marked ready or 60 s after its last attempt (a reload does not wake it for that):
+	// a new segment wakes it, on every major.
+	pg.Psql(t, "CREATE TABLE wake_archiver (); SELECT pg_switch_wal()")
 	pg.WaitFor(t, "SELECT last_archived_wal >= '"+failedWAL+"' FROM pg_stat_archiver", "t", 60*time.Second)
 
 	// A file refused into errors/: check names it with its reason.
