@@ -137,11 +137,8 @@ func (c *GetWALCmd) Run(a *App) error {
 		return usageErr("--prefetch %d: want 0 to 64", c.Prefetch)
 	}
 	if c.SSH != "" { // on a host without the archive (restore.GetSSH)
-		from, fatal, err := restore.GetSSH(context.Background(), restore.SSHGet{SSH: c.SSH, RemoteCommand: c.RemoteCommand,
+		from, err := restore.GetSSH(context.Background(), restore.SSHGet{SSH: c.SSH, RemoteCommand: c.RemoteCommand,
 			Server: c.Server, Prefetch: c.Prefetch, Spool: c.Spool, Standby: c.Standby}, c.WALName, c.Dest)
-		if fatal {
-			return &exitError{code: 255, err: err}
-		}
 		return c.result(c.Server, from, err)
 	}
 	srv, err := a.Server(c.Server)
@@ -158,7 +155,7 @@ func (c *GetWALCmd) Run(a *App) error {
 
 // result maps get-wal's outcome to its exit status for PostgreSQL.
 func (c *GetWALCmd) result(server, from string, err error) error {
-	if code, err := restore.ExitStatus(server, c.WALName, from, err); code != 0 {
+	if code, err := restore.ExitStatus(server, c.WALName, c.Dest, from, c.Standby, err); code != 0 {
 		return &exitError{code: code, err: err}
 	}
 	return nil

@@ -293,10 +293,20 @@ func (c *Cluster) serverOpts() string {
 // test with the tail of the server log.
 func (c *Cluster) Start(t testing.TB) {
 	t.Helper()
+	if err := c.TryStart(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TryStart is Start returning the failure (with the tail of the server log) instead of
+// failing the test: for a server that is meant to stop, such as a recovery that must
+// not go on.
+func (c *Cluster) TryStart(t testing.TB) error {
+	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.Running() {
-		return
+		return nil
 	}
 	for attempt := 0; ; attempt++ {
 		args := []string{"start", "-w", "-t", "120", "-D", c.Dir, "-l", c.LogFile}
@@ -307,7 +317,7 @@ func (c *Cluster) Start(t testing.TB) {
 		out, errOut, err := c.run("", "pg_ctl", args...)
 		if err == nil {
 			c.pid = c.postmasterPID()
-			return
+			return nil
 		}
 		newLog := c.logFrom(logStart)
 		if attempt < 5 && strings.Contains(newLog, "could not bind") || attempt < 5 && strings.Contains(newLog, "already in use") {
@@ -321,7 +331,7 @@ func (c *Cluster) Start(t testing.TB) {
 				continue
 			}
 		}
-		t.Fatalf("pgtest: starting %s (%s) failed: %v\n%s%s\n--- server log tail ---\n%s", c.Name, c.Dir, err, out, errOut, c.LogTail(40))
+		return fmt.Errorf("pgtest: starting %s (%s) failed: %v\n%s%s\n--- server log tail ---\n%s", c.Name, c.Dir, err, out, errOut, c.LogTail(40))
 	}
 }
 

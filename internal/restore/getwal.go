@@ -114,7 +114,7 @@ func GetWAL(ctx context.Context, store storage.Store, server, walName, dest stri
 func Get(ctx context.Context, store storage.Store, server, walName, dest string, o GetOptions) (string, error) {
 	n, err := segments.Parse(walName)
 	if err != nil {
-		return "", fmt.Errorf("get-wal %s: %w", walName, err)
+		return "", usage("get-wal %s: %v", walName, err)
 	}
 	if dest == StdoutDest && o.Prefetch > 0 {
 		return "", usage("get-wal %s: --prefetch needs a destination path (the spool lives beside it), not %q", walName, dest)

@@ -37,16 +37,15 @@ type SSHGet struct {
 	Standby                    bool // the asker says it gets no .partial (else judged from dest)
 }
 
-// GetSSH fetches walName into dest (or StdoutDest). fatal means the outcome is not
-// "no such file" (exit 1 there) but a connection that failed every attempt, or the
-// backup host's walkeeper failing otherwise: PostgreSQL must not take it for the end
-// of the archive (it would end recovery short of the WAL), so get-wal exits above 125
-// and recovery stops until PostgreSQL is started again. A standby is never fatal: it
-// retries.
-func GetSSH(ctx context.Context, g SSHGet, walName, dest string) (from string, fatal bool, err error) {
+// GetSSH fetches walName into dest (or StdoutDest). An error that is not "no such
+// file" (the backup host's exit 1) but a connection that failed every attempt, or the
+// backup host's walkeeper failing otherwise, is marked fatal for ExitStatus:
+// PostgreSQL must not take it for the end of the archive (it would end recovery short
+// of the WAL). A standby is never fatal: it retries.
+func GetSSH(ctx context.Context, g SSHGet, walName, dest string) (from string, err error) {
 	r, err := remotewal.New(g.SSH, g.RemoteCommand)
 	if err != nil {
-		return "", false, usage("%v", err)
+		return "", usage("%v", err)
 	}
 	standby := g.Standby || dest != StdoutDest && RefusesPartial(dest)
 	o := GetOptions{Prefetch: g.Prefetch, SpoolDir: g.Spool, NoPartial: standby,
@@ -71,9 +70,16 @@ func GetSSH(ctx context.Context, g SSHGet, walName, dest string) (from string, f
 	}
 	from, err = Get(ctx, nil, g.Server, walName, dest, o)
 	var ee *remotewal.ExitError
-	fatal = !standby && (errors.Is(err, remotewal.ErrConnection) || errors.As(err, &ee) && ee.Code != 1)
-	return from, fatal, err
+	if !standby && (errors.Is(err, remotewal.ErrConnection) || errors.As(err, &ee) && ee.Code != 1) {
+		err = fatalError{err}
+	}
+	return from, err
 }
+
+// fatalError marks an error that must stop recovery (ExitFatal) whatever Fatal says.
+type fatalError struct{ error }
+
+func (e fatalError) Unwrap() error { return e.error }
 
 // SSHSource opens a prefetcher's session to the backup host's send-wal (prefetch-wal
 // --ssh).
@@ -91,11 +97,38 @@ func SSHSource(sshCmd, remoteCmd, server string) (func(context.Context) (WALSour
 	}, nil
 }
 
-// ExitStatus is get-wal's exit status for PostgreSQL and its message: 1 for a file not
-// archived (or not served to this asker), 1 and no message for a segment the prefetcher
-// placed in pg_wal (PostgreSQL reads it there), 0 when from is a source, 2 for a usage
-// error, else 1 with err.
-func ExitStatus(server, walName, from string, err error) (int, error) {
+// ExitFatal is get-wal's exit status when it cannot say whether a file is archived
+// (a damaged archived copy, a read or write error, a backup host that cannot be
+// reached): PostgreSQL takes a restore_command status above 125 as fatal and stops
+// recovery, where a plain failure would read as the end of the archive and end
+// recovery (and promote) short of WAL that is archived. Started again once the cause
+// is mended, the cluster goes on from its last restartpoint and loses nothing.
+const ExitFatal = 255
+
+// fatal reports whether get-wal's outcome err for dest must stop recovery (ExitFatal):
+// any error but a file that is not archived (or not served to this asker) and bad
+// usage, unless the asker is a standby (standby, or standby.signal in dest's data
+// directory), which retries a plain failure after wal_retrieve_retry_interval and
+// never ends recovery by itself.
+func fatal(err error, dest string, standby bool) bool {
+	if errors.As(err, new(fatalError)) {
+		return true
+	}
+	if err == nil || IsUsage(err) || errors.Is(err, ErrNotArchived) {
+		return false
+	}
+	return !standby && !inStandbyMode(dest)
+}
+
+// ExitStatus is get-wal's exit status for PostgreSQL and its message, for a file asked
+// at dest by a standby or not: 1 for a file not archived (or not served to this
+// asker), 1 and no message for a segment the prefetcher placed in pg_wal (PostgreSQL
+// reads it there), 0 when from is a source, 2 for a usage error, ExitFatal for an
+// error that must stop recovery (see fatal), else 1 with err.
+func ExitStatus(server, walName, dest, from string, standby bool, err error) (int, error) {
+	if fatal(err, dest, standby) {
+		return ExitFatal, err
+	}
 	for _, e := range []error{ErrOnlyPartial, ErrPartialNotFinal} {
 		if errors.Is(err, e) {
 			return 1, fmt.Errorf("%s: %s is %w", server, walName, e)

@@ -92,6 +92,21 @@ func partialRefusal(dest string, noPartial bool) error {
 	return nil
 }
 
+// inStandbyMode reports whether the cluster asking for a file at dest (%p,
+// pg_wal/RECOVERYXLOG in its data directory) runs as a standby (standby.signal). For
+// StdoutDest there is no data directory here: the asker says (get-wal --standby).
+func inStandbyMode(dest string) bool {
+	if dest == StdoutDest {
+		return false
+	}
+	abs, err := filepath.Abs(dest)
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(filepath.Dir(filepath.Dir(abs)), "standby.signal"))
+	return err == nil
+}
+
 // RefusesPartial reports whether the cluster restoring into dest (%p) must get no
 // .partial: get-wal --ssh asks the backup host with --standby then.
 func RefusesPartial(dest string) bool { return partialRefused(dest) != nil }
@@ -114,18 +129,11 @@ func RefusesPartial(dest string) bool { return partialRefused(dest) != nil }
 //     arriving later, is refused as a conflict; the standby, and every restore past it,
 //     would stop where the partial ended. This holds with a target too.
 func partialRefused(dest string) error {
-	if dest == StdoutDest {
-		return nil // no data directory here: the asker says (partialRefusal's noPartial)
-	}
-	abs, err := filepath.Abs(dest)
-	if err != nil {
+	if !inStandbyMode(dest) {
 		return nil
 	}
-	pgwal := filepath.Dir(abs)
-	dataDir := filepath.Dir(pgwal)
-	if _, err := os.Stat(filepath.Join(dataDir, "standby.signal")); err != nil {
-		return nil
-	}
+	abs, _ := filepath.Abs(dest) // inStandbyMode made it absolute already
+	dataDir := filepath.Dir(filepath.Dir(abs))
 	// Read afresh, not through restoredStatus's cache: this get-wal serves one request.
 	if strings.EqualFold(ArchiveMode(dataDir), "always") {
 		return ErrOnlyPartial
