@@ -6,14 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/walkeeper/walkeeper/internal/runas"
 	"github.com/walkeeper/walkeeper/internal/supervisor"
 
 	"github.com/alecthomas/kong"
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 
 	"github.com/walkeeper/walkeeper/internal/basebackup"
 	"github.com/walkeeper/walkeeper/internal/config"
@@ -175,26 +172,4 @@ func (a *App) printJSON(v any) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
-}
-
-// interactive reports whether progress output should be drawn.
-func interactive() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
-
-// bytesBar is a byte progress bar on stderr (drawn only on a terminal).
-func bytesBar(desc string, total int64) *progressbar.ProgressBar {
-	return progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(os.Stderr),
-		progressbar.OptionSetDescription(desc),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionClearOnFinish(),
-	)
-}
-
-// orUnknown is a progress total, -1 (unknown) when there is none.
-func orUnknown(total int64) int64 {
-	if total <= 0 {
-		return -1
-	}
-	return total
 }

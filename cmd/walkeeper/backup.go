@@ -11,6 +11,7 @@ import (
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/ingest"
+	"github.com/walkeeper/walkeeper/internal/progress"
 	"github.com/walkeeper/walkeeper/internal/retention"
 )
 
@@ -49,8 +50,8 @@ func (c *BackupCmd) Run(a *App) error {
 	}
 	o.Receiver = func() (ingest.ReceiverState, bool) { return receiverState(a, srv.Name) }
 	o.Notify = func(msg string) { fmt.Fprintln(os.Stderr, msg) }
-	if interactive() {
-		o.Progress = backupProgress(srv.Name)
+	if progress.Interactive() {
+		o.Progress = func(total int64) func(int64) { return progress.Setter(srv.Name+": backup", total) }
 	}
 	fmt.Fprintf(os.Stderr, "%s: starting backup (%s)\n", srv.Name, config.RedactConninfo(o.StreamingConninfo))
 	start := time.Now()
@@ -59,23 +60,6 @@ func (c *BackupCmd) Run(a *App) error {
 		return err
 	}
 	return a.output(b, func(w io.Writer) { basebackup.WriteDone(w, srv.Name, b, time.Since(start)) })
-}
-
-// backupProgress draws the transfer on stderr; a negative count ends it.
-func backupProgress(server string) func(total int64) func(int64) {
-	return func(total int64) func(int64) {
-		bar := bytesBar(server+": backup", orUnknown(total))
-		return func(done int64) {
-			if done < 0 {
-				_ = bar.Finish()
-				return
-			}
-			if bar.GetMax64() > 0 && done > bar.GetMax64() {
-				bar.ChangeMax64(done)
-			}
-			_ = bar.Set64(done)
-		}
-	}
 }
 
 // ListBackupsCmd lists a server's backups.

@@ -11,6 +11,7 @@ import (
 	"github.com/walkeeper/walkeeper/internal/check"
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/ingest"
+	"github.com/walkeeper/walkeeper/internal/progress"
 	"github.com/walkeeper/walkeeper/internal/verify"
 )
 
@@ -96,8 +97,8 @@ func (c *VerifyCmd) Run(a *App) error {
 	}
 	o := verify.Options{Store: a.Store(), Index: idx, Server: srv.Name, Backup: c.ID, SkipFiles: c.NoFiles,
 		WALChecksums: c.WALChecksums, Jobs: jobs}
-	if interactive() {
-		o.Progress = verifyProgress
+	if progress.Interactive() {
+		o.Progress = progress.Adder
 	}
 	rep, err := verify.Run(ctx, o)
 	if err != nil {
@@ -110,10 +111,4 @@ func (c *VerifyCmd) Run(a *App) error {
 		return errFailed
 	}
 	return nil
-}
-
-// verifyProgress draws a byte progress bar on stderr (used only on a terminal).
-func verifyProgress(desc string, total int64) func(int64) {
-	bar := bytesBar(desc, orUnknown(total))
-	return func(n int64) { _ = bar.Add64(n) }
 }

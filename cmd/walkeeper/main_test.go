@@ -56,3 +56,16 @@ func TestGetWALLeanTreeMatchesFullTree(t *testing.T) {
 		t.Errorf("parsed %+v", c)
 	}
 }
+
+// --remote-command names the backup host's walkeeper: without --ssh it is bad usage
+// (exit 2), never silently ignored.
+func TestRemoteCommandNeedsSSH(t *testing.T) {
+	for _, args := range [][]string{
+		{"get-wal", "--remote-command", "/opt/wk", "pg1", "000000010000000000000003", "x"},
+		{"archive-wal", "--remote-command", "/opt/wk", "pg1", "x"},
+	} {
+		if code := run(args); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/fsutil"
 	"github.com/walkeeper/walkeeper/internal/pgutil"
+	"github.com/walkeeper/walkeeper/internal/progress"
+	"github.com/walkeeper/walkeeper/internal/remotewal"
 	"github.com/walkeeper/walkeeper/internal/restore"
 )
 
@@ -77,13 +79,10 @@ func (a *App) selfCommand() (bin, cfgFile string, err error) {
 }
 
 func progressFor(desc string) func(total int64) func(int64) {
-	if !interactive() {
+	if !progress.Interactive() {
 		return nil
 	}
-	return func(total int64) func(int64) {
-		bar := bytesBar(desc, total)
-		return func(n int64) { _ = bar.Add64(n) }
-	}
+	return func(total int64) func(int64) { return progress.Adder(desc, total) }
 }
 
 func signalContext() (context.Context, context.CancelFunc) {
@@ -130,6 +129,9 @@ type GetWALCmd struct {
 	SSH           string `name:"ssh" placeholder:"CMD" help:"Fetch from the backup host's walkeeper through this ssh command (\"ssh walkeeper@backup\"), on a host without the archive; no configuration file is read here. With --prefetch the prefetcher streams segments over one ssh session."`
 	RemoteCommand string `placeholder:"CMD" help:"With --ssh: the walkeeper command on the backup host (default: walkeeper)."`
 }
+
+// Validate refuses --remote-command without --ssh (kong: a usage error, exit 2).
+func (c *GetWALCmd) Validate() error { return remotewal.NeedsSSH(c.SSH, c.RemoteCommand) }
 
 // Run implements the command.
 func (c *GetWALCmd) Run(a *App) error {

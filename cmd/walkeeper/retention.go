@@ -8,6 +8,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/walkeeper/walkeeper/internal/progress"
 	"github.com/walkeeper/walkeeper/internal/retention"
 )
 
@@ -49,7 +50,7 @@ func (c *RetentionCmd) Run(a *App) error {
 	// Millions of records stream through a run: keep the garbage from piling up.
 	defer retention.TuneGC()()
 	var bar *progressbar.ProgressBar
-	if !c.DryRun && interactive() && !a.g.JSON {
+	if !c.DryRun && progress.Interactive() && !a.g.JSON {
 		bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription("deleting WAL"),
 			progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
 		ap.Progress = func(n int64) { _ = bar.Set64(n) }

@@ -20,6 +20,9 @@ type ArchiveWALCmd struct {
 	RemoteCommand string `placeholder:"CMD" help:"With --ssh: the walkeeper command on the backup host (default: walkeeper)."`
 }
 
+// Validate refuses --remote-command without --ssh (kong: a usage error, exit 2).
+func (c *ArchiveWALCmd) Validate() error { return remotewal.NeedsSSH(c.SSH, c.RemoteCommand) }
+
 // Run implements the command.
 func (c *ArchiveWALCmd) Run(a *App) error {
 	if c.SSH != "" { // every failure exit 1, never ssh's 255 (fatal to PostgreSQL's archiver)

@@ -69,6 +69,16 @@ func New(sshCmd, remoteCmd string) (Remote, error) {
 	return Remote{SSH: argv, Command: remoteCmd}, nil
 }
 
+// NeedsSSH refuses a --remote-command without --ssh: it names the backup host's
+// walkeeper, and without --ssh there is no backup host to run it on, so ignoring it
+// would archive or fetch somewhere the DBA did not ask for.
+func NeedsSSH(sshCmd, remoteCmd string) error {
+	if remoteCmd != "" && sshCmd == "" {
+		return fmt.Errorf("--remote-command %q needs --ssh (it names the walkeeper command on the backup host)", remoteCmd)
+	}
+	return nil
+}
+
 // command is the ssh process running walkeeper's args on the backup host. Each argument
 // is quoted for the remote shell, which ssh hands the joined line to.
 func (r Remote) command(ctx context.Context, args ...string) *exec.Cmd {
