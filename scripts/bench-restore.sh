@@ -6,10 +6,18 @@
 #     the same recovery path — target: >= 0.95 of the local speed and no slower than
 #     restore_command = cp of plain files; also get-wal without
 #     prefetch and restore_command = cp of plain files (--copy-wal), for reference.
+#     Mode getwalssh is the remote restore of issue 14: restore_command = walkeeper get-wal
+#     --ssh "ssh ... @backup" --prefetch N (the binary on the restored host, the archive
+#     read through ssh: one session to the backup host's send-wal streams the segments
+#     still compressed), through a private sshd on a loopback port with key
+#     authentication, against getwal (the same restore with the archive on this host).
+#     Both hosts are this machine and the same OS user (postgres) here: what it measures
+#     is the ssh transport and the remote prefetch, not a network.
 #  2. walkeeper restore (parallel extraction + one sync) wall time for the base backup.
 # Knobs: WAL_MB (WAL to replay, default 2048), SCALE (pgbench scale, default 20),
 # PREFETCH (default 8), MODES (default "local getwal getwal0 copywal"; also "false": the WAL
-# in pg_wal through archive recovery with restore_command = false), ROUNDS (default 2),
+# in pg_wal through archive recovery with restore_command = false, and "getwalssh", which
+# needs root and /usr/sbin/sshd), ROUNDS (default 2),
 # EXTRA_CONF (lines added to each replay's postgresql.auto.conf), KEEP=1 (keep the work directory), REUSE=DIR (a work directory
 # kept by an earlier run: replay its archive again with a fresh build, no new WAL).
 set -euo pipefail
@@ -28,8 +36,9 @@ else
 fi
 chmod 755 "$work"
 [ "$(id -u)" = 0 ] && chown postgres: "$work"
-daemon_pid=""
+daemon_pid="" sshd_pid=""
 cleanup() {
+  [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null || true
   for d in "$work"/pgdata "$work"/r-*; do
     [ -f "$d/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true
   done
@@ -92,6 +101,37 @@ echo "   $nseg segments archived"
 echo "$end_lsn" > "$work/end_lsn"
 fi
 
+# start_sshd: a private sshd on a loopback port that lets the postgres user in with a
+# key of its own (getwalssh); sets sshcmd, the --wal-ssh-command of the restore.
+start_sshd() {
+  [ "$(id -u)" = 0 ] && [ -x /usr/sbin/sshd ] || { echo "bench-restore: mode getwalssh needs root and /usr/sbin/sshd (scripts/setup.sh installs it)" >&2; exit 1; }
+  local p; p=$(freeport)
+  mkdir -p "$work/sshd/auth" /run/sshd; chmod 755 "$work/sshd" "$work/sshd/auth"
+  rm -f "$work/sshd/host_key" "$work/sshd/key" "$work/sshd/key.pub"
+  ssh-keygen -q -t ed25519 -N "" -f "$work/sshd/host_key"
+  chown postgres: "$work/sshd"
+  as_pg ssh-keygen -q -t ed25519 -N "" -f "$work/sshd/key"
+  cp "$work/sshd/key.pub" "$work/sshd/auth/postgres"; chown postgres "$work/sshd/auth/postgres"; chmod 600 "$work/sshd/auth/postgres"
+  cat > "$work/sshd/sshd_config" <<SSHD
+Port $p
+ListenAddress 127.0.0.1
+HostKey $work/sshd/host_key
+AuthorizedKeysFile $work/sshd/auth/%u
+PidFile $work/sshd/sshd.pid
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+StrictModes no
+UsePAM yes
+AllowUsers postgres
+SSHD
+  /usr/sbin/sshd -D -f "$work/sshd/sshd_config" -E "$work/sshd/log" &
+  sshd_pid=$!
+  sshcmd="ssh -i $work/sshd/key -p $p -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR postgres@127.0.0.1"
+  for _ in $(seq 1 50); do as_pg $sshcmd true 2>/dev/null && return; sleep 0.1; done
+  echo "bench-restore: the private sshd does not let postgres in (see $work/sshd/log)" >&2; exit 1
+}
+case " $MODES " in *" getwalssh "*) start_sshd ;; esac
+
 # restore_and_replay NAME MODE [PREFETCH]: restore the backup with a recovery target at
 # the end of the workload (pause), start PostgreSQL and time it from start until replay
 # is paused at the target. Both kinds of run take the same path through recovery, so
@@ -120,6 +160,11 @@ restore_and_replay() {
       ;;
     getwal)
       as_pg "$wk" --config "$cfg" restore pg1 latest "$dest" --get-wal --prefetch "$3" --target-lsn "$end_lsn" >/dev/null
+      ;;
+    getwalssh)
+      as_pg "$wk" --config "$cfg" restore pg1 latest "$dest" --get-wal --prefetch "$3" --target-lsn "$end_lsn" \
+        --wal-ssh-command "$sshcmd" --remote-walkeeper "$wk" >/dev/null
+      grep -q -- "get-wal --ssh" "$dest/postgresql.auto.conf" || { echo "bench-restore: getwalssh: restore wrote no get-wal --ssh restore_command" >&2; exit 1; }
       ;;
     copywal)
       # restore --copy-wal as written: restore_command = 'cp pg_wal/walkeeper_wal/%f %p'
@@ -158,7 +203,7 @@ CONF
 
 echo "== 1. replay of ${WAL_MB} MiB of WAL (each mode $ROUNDS times, interleaved, every other round reversed; paired per round; shared hosts are noisy)"
 declare -A best label times
-label=([local]="WAL in pg_wal" [false]="WAL in pg_wal, restore_command=false" [getwal]="get-wal --prefetch $PREFETCH" [getwal0]="get-wal (no prefetch)" [copywal]="restore_command=cp of plain files (--copy-wal)")
+label=([local]="WAL in pg_wal" [false]="WAL in pg_wal, restore_command=false" [getwal]="get-wal --prefetch $PREFETCH" [getwal0]="get-wal (no prefetch)" [getwalssh]="get-wal --ssh --prefetch $PREFETCH" [copywal]="restore_command=cp of plain files (--copy-wal)")
 for round in $(seq "$ROUNDS"); do
   line="   round $round:"
   # Every other round in reverse order, so that a load that rises or falls during the
@@ -171,6 +216,7 @@ for round in $(seq "$ROUNDS"); do
       false) t=$(restore_and_replay false false) ;;
       getwal) t=$(restore_and_replay getwal getwal "$PREFETCH") ;;
       getwal0) t=$(restore_and_replay getwal0 getwal 0) ;;
+      getwalssh) t=$(restore_and_replay getwalssh getwalssh "$PREFETCH") ;;
       copywal) t=$(restore_and_replay copywal copywal) ;;
       *) echo "unknown mode $m" >&2; exit 2 ;;
     esac
@@ -197,7 +243,7 @@ t, rounds = {}, {}
 for a in sys.argv[2:]:
     k, b, r = a.split("=")
     t[k], rounds[k] = float(b), [float(x) for x in r.split(",")]
-names = {"local": "WAL in pg_wal", "false": "WAL in pg_wal with restore_command=false", "getwal": "get-wal --prefetch", "getwal0": "get-wal", "copywal": "cp of plain files"}
+names = {"local": "WAL in pg_wal", "false": "WAL in pg_wal with restore_command=false", "getwal": "get-wal --prefetch", "getwal0": "get-wal", "getwalssh": "get-wal --ssh --prefetch", "copywal": "cp of plain files"}
 print("   best: " + ", ".join(f"{names[k]} {v:.2f}s ({mb/v:.0f} MiB/s)" for k, v in t.items()))
 if "local" in t:
     print("   speed relative to WAL in pg_wal (1.00): " + ", ".join(f"{names[k]} {t['local']/v:.2f}" for k, v in t.items() if k != "local") + "  (best against best, for reference: the targets are the paired medians below)")
@@ -214,6 +260,9 @@ def paired(k, base):
     return f"{statistics.median(rs):.2f} (rounds: " + ", ".join(f"{r:.2f}" for r in rs) + ")"
 if "local" in t:
     print("   paired per round, median (the targets): " + ", ".join(f"{names[k]} {paired(k, 'local')}" for k in t if k != "local") + " relative to WAL in pg_wal (get-wal --prefetch >= 0.95)")
+if "getwalssh" in t and "getwal" in t:
+    rs = [g / s for s, g in zip(rounds["getwalssh"], rounds["getwal"])]
+    print(f"   paired per round, median: remote restore (get-wal --ssh --prefetch) relative to the local restore (get-wal --prefetch) {statistics.median(rs):.2f} (rounds: " + ", ".join(f"{r:.2f}" for r in rs) + ")")
 if "copywal" in t and "getwal" in t:
     rs = [c / g for g, c in zip(rounds["getwal"], rounds["copywal"])]
     print(f"   paired per round, median: get-wal --prefetch relative to cp of plain files {statistics.median(rs):.2f} (rounds: " + ", ".join(f"{r:.2f}" for r in rs) + ") (>= 1.00)")

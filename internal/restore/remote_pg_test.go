@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/pgtest"
+	"github.com/walkeeper/walkeeper/internal/restore"
 	"github.com/walkeeper/walkeeper/internal/sshtest"
 	"github.com/walkeeper/walkeeper/internal/wktest"
 )
@@ -95,6 +96,25 @@ func TestTwoHostRestore(t *testing.T) {
 	log, _ := os.ReadFile(pg.LogFile)
 	if n := strings.Count(string(log), "restored log file"); n < 3 {
 		t.Errorf("the restored cluster fetched %d WAL files through restore_command, want several:\n%s", n, log)
+	}
+	pg.Stop(t, "fast")
+
+	// The same restore with walkeeper on the restored host: get-wal --ssh --prefetch, the
+	// prefetcher reading the archive over one ssh session to send-wal. Paused at the
+	// target, the spool it filled is still there to see.
+	pitr = filepath.Join(dbHost, "pitr-prefetch")
+	env.JSON(t, &res, "restore", "pg1", backup.ID, pitr, "--remote-ssh-command", toDB, "--wal-ssh-command", toBackup,
+		"--remote-walkeeper", env.Bin, "--target-time", commitTS[3], "--target-action", "pause")
+	if !strings.Contains(res.RestoreCommand, " get-wal --ssh ") || !strings.Contains(res.RestoreCommand, " --prefetch ") {
+		t.Errorf("remote restore with --remote-walkeeper: restore_command %q, want get-wal --ssh with --prefetch", res.RestoreCommand)
+	}
+	pg = pgtest.FromDataDir(t, "pitr-prefetch", pitr)
+	pg.WaitFor(t, "SELECT pg_is_wal_replay_paused()", "t", 120*time.Second)
+	if got := pg.Psql(t, "SELECT string_agg(id::text, ',' ORDER BY id) FROM marks"); got != "1,2,3,4" {
+		t.Errorf("restore through get-wal --ssh --prefetch to %s (mark 4's commit): marks %q, want 1,2,3,4", commitTS[3], got)
+	}
+	if _, err := os.Stat(filepath.Join(pitr, "pg_wal", restore.SpoolDirName)); err != nil {
+		t.Errorf("no prefetch spool in the restored pg_wal: %v", err)
 	}
 	pg.Stop(t, "fast")
 
