@@ -154,7 +154,7 @@ func TestTamper(t *testing.T) {
 	if _, err := s.Put(ctx, key, bytes.NewReader(want)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Put(ctx, other, bytes.NewReader(plaintext(n+1)[1:])); err != nil {
+	if _, err := s.Put(ctx, other, bytes.NewReader(plaintext(n + 1)[1:])); err != nil {
 		t.Fatal(err)
 	}
 	orig, otherRaw := rawObject(t, inner, key), rawObject(t, inner, other)
