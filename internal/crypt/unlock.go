@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -265,4 +266,38 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 	}
 	b.Buffer.Write(p)
 	return n, nil
+}
+
+// PassphraseCommandTimeout bounds a passphrase command run by Sources.Unlock: a
+// command waiting for a vault forever must not hang the daemon's start.
+const PassphraseCommandTimeout = time.Minute
+
+// Sources are the configuration's ways to unlock a repository; exactly one is set.
+type Sources struct {
+	KeyFile           string // encryption_key_file
+	PassphraseFile    string // encryption_passphrase_file
+	PassphraseCommand string // encryption_passphrase_command
+}
+
+// Unlock loads the one configured secret.
+func (s Sources) Unlock(ctx context.Context) (Unlock, error) {
+	var set []string
+	for name, v := range map[string]string{"encryption_key_file": s.KeyFile, "encryption_passphrase_file": s.PassphraseFile,
+		"encryption_passphrase_command": s.PassphraseCommand} {
+		if v != "" {
+			set = append(set, name)
+		}
+	}
+	switch {
+	case len(set) == 0:
+		return Unlock{}, errors.New("encryption is on: set one of encryption_key_file, encryption_passphrase_file, encryption_passphrase_command")
+	case len(set) > 1:
+		slices.Sort(set)
+		return Unlock{}, fmt.Errorf("encryption: %s are set together; set only one", strings.Join(set, " and "))
+	case s.KeyFile != "":
+		return KeyFile(s.KeyFile)
+	case s.PassphraseFile != "":
+		return PassphraseFile(s.PassphraseFile)
+	}
+	return PassphraseCommand(ctx, s.PassphraseCommand, PassphraseCommandTimeout)
 }

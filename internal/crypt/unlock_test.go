@@ -107,3 +107,34 @@ func TestKeyFile(t *testing.T) {
 		t.Fatalf("group-readable key file: %v", err)
 	}
 }
+
+// TestSources: exactly one configured secret is loaded; none or two is an error
+// naming the settings.
+func TestSources(t *testing.T) {
+	ctx := context.Background()
+	pf := writeFile(t, "pass", "pw\n", 0o600)
+	kpath := filepath.Join(t.TempDir(), "key")
+	if _, err := GenerateKeyFile(kpath); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		s    Sources
+		want string
+	}{
+		{Sources{KeyFile: kpath}, "encryption_key_file " + kpath},
+		{Sources{PassphraseFile: pf}, "encryption_passphrase_file " + pf},
+		{Sources{PassphraseCommand: "echo pw"}, "encryption_passphrase_command (echo)"},
+	} {
+		u, err := c.s.Unlock(ctx)
+		if err != nil || u.String() != c.want {
+			t.Errorf("%+v: %v, %v", c.s, u, err)
+		}
+	}
+	if _, err := (Sources{}).Unlock(ctx); err == nil || !strings.Contains(err.Error(), "set one of") {
+		t.Errorf("no source: %v", err)
+	}
+	_, err := Sources{KeyFile: kpath, PassphraseCommand: "echo pw"}.Unlock(ctx)
+	if err == nil || err.Error() != "encryption: encryption_key_file and encryption_passphrase_command are set together; set only one" {
+		t.Errorf("two sources: %v", err)
+	}
+}
