@@ -112,3 +112,43 @@ func BenchmarkZstd(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOpenRepository is what a process pays once to open a passphrase-protected
+// repository (scrypt at DefaultWorkFactor), against a key-file-protected one.
+func BenchmarkOpenRepository(b *testing.B) {
+	ctx := context.Background()
+	inner := storage.NewLocal(b.TempDir())
+	pass, err := Passphrase("bench passphrase", "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := Init(ctx, inner, pass, InitOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	kinner := storage.NewLocal(b.TempDir())
+	kf := b.TempDir() + "/k"
+	if _, err := GenerateKeyFile(kf); err != nil {
+		b.Fatal(err)
+	}
+	ku, err := KeyFile(kf)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := Init(ctx, kinner, ku, InitOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("passphrase", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Open(ctx, inner, pass); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("keyfile", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Open(ctx, kinner, ku); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -75,7 +75,10 @@
 // sealed either to a passphrase (age's scrypt recipient: salt and work factor, log2 N
 // = 18 by default, are in its stanza "-> scrypt <salt> <log2 N>") or to the user's age
 // key file (an X25519 or post-quantum hybrid identity, as age-keygen writes). Open
-// reads it once per process; the passphrase is stretched once. Changing the passphrase
+// reads it once per process; the passphrase is stretched once, and that is not cheap:
+// BenchmarkOpenRepository measures 1.3 s and 256 MiB for a passphrase (scrypt, N =
+// 2^18, r = 8) against 0.55 ms for a key file. A command that runs once per WAL file
+// (get-wal as restore_command) should use a key file. Changing the passphrase
 // or moving between a passphrase and a key file (ChangeKey) rewrites only this
 // object, with one atomic Put; the objects stay sealed to the same data identity. The
 // Store never lists, reads, writes or deletes this key, so nothing that goes through
