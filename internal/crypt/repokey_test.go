@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"filippo.io/age"
+
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
@@ -187,5 +189,38 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	}
 	if !strings.Contains(string(kdata), "AGE-SECRET-KEY-1") {
 		t.Fatal("the key file holds no age secret key")
+	}
+}
+
+// TestHybridKeyFile: a post-quantum hybrid age key (AGE-SECRET-KEY-PQ-1...) seals and
+// opens the key object as an X25519 one does.
+func TestHybridKeyFile(t *testing.T) {
+	ctx := context.Background()
+	id, err := age.GenerateHybridIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := KeyFile(writeFile(t, "pq.key", "# public key: "+id.Recipient().String()+"\n"+id.String()+"\n", 0o600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := storage.NewLocal(t.TempDir())
+	s, err := Init(ctx, inner, u, InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "pg1/identity.json", strings.NewReader("{}")); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(ctx, inner, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readAll(s2, "pg1/identity.json"); err != nil || string(got) != "{}" {
+		t.Fatalf("%q, %v", got, err)
+	}
+	other, _ := keyFile(t)
+	if _, err := Open(ctx, inner, other); err == nil || !strings.Contains(err.Error(), "wrong key") {
+		t.Fatalf("an X25519 key on a hybrid-sealed repository: %v", err)
 	}
 }
