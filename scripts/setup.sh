@@ -2,7 +2,8 @@
 # Installs what `make test`, `make demo`, the bench scripts and .ci/run need on Debian 12:
 # PostgreSQL 15 (server and client, no cluster created or started), the postgres OS user,
 # openssh-server and -client (the remote-restore tests run a private sshd), zstd, make,
-# python3 and git. Go (>= the go.mod version) must already be installed: Debian's is too old.
+# python3 and git; and it builds the versitygw S3 server of the object-storage tests into a
+# cache (Go module proxy, once). Go (>= the go.mod version) must already be installed: Debian's is too old.
 #
 # When everything is there it only stats a few files and returns, so `make test` runs it
 # every time. When something is missing and we are not root, it fails in one line naming
@@ -63,12 +64,44 @@ elif [ -x /usr/local/go/bin/go ]; then gobin=/usr/local/go/bin/go
 fi
 if [ -n "$prefix" ]; then gobin=""; [ -x "$prefix/usr/local/go/bin/go" ] && gobin="$prefix/usr/local/go/bin/go"; fi
 
+# versitygw, the S3 server of the object-storage tests (internal/s3test), is built once from
+# the Go module proxy into a cache; keep in step with s3test.Module and s3test.CacheDir.
+vgw_module=github.com/versity/versitygw/cmd/versitygw@v1.8.0
+if [ "$(id -u)" = 0 ]; then
+  vgw_cache=${WALKEEPER_TOOLS_CACHE:-/var/cache/walkeeper}/versitygw/v1.8.0
+else
+  vgw_cache=${WALKEEPER_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/walkeeper}/versitygw/v1.8.0
+fi
+vgw_cmd="GOFLAGS=-mod=mod GOBIN=$vgw_cache go install $vgw_module"
+# build_vgw: build versitygw when it is not cached (or say so with --dry-run). The build
+# goes to a temporary GOBIN renamed into place, under the lock the test harness takes too.
+build_vgw() {
+  [ -x "$prefix$vgw_cache/versitygw" ] && return 0
+  if [ -n "$dry" ]; then
+    echo "setup: missing versitygw ($vgw_cache/versitygw): would run: $vgw_cmd"
+    return 0
+  fi
+  [ -n "$gobin" ] || return 0 # the missing go is reported by the caller
+  printf 'setup: building versitygw (the S3 server of the object-storage tests) into %s\n' "$vgw_cache"
+  mkdir -p "$vgw_cache"
+  local tmp
+  tmp=$(mktemp -d "$vgw_cache/.build-XXXXXX")
+  if ! (exec 9>"$vgw_cache/.lock" && flock 9 && { [ -x "$vgw_cache/versitygw" ] ||
+    { GOFLAGS=-mod=mod GOBIN="$tmp" "$gobin" install "$vgw_module" && mv "$tmp/versitygw" "$vgw_cache/versitygw"; }; }); then
+    rm -rf "$tmp"
+    echo "setup: building versitygw failed: $vgw_cmd" >&2
+    exit 1
+  fi
+  rm -rf "$tmp"
+}
+
 if [ ${#files[@]} -eq 0 ]; then
   if [ -z "$gobin" ]; then
     echo "setup: go not found on PATH or in /usr/local/go/bin: install Go (the version in go.mod) into /usr/local/go" >&2
     exit 1
   fi
-  [ -n "$dry" ] && echo "setup: nothing to install"
+  if [ -n "$dry" ] && [ -x "$prefix$vgw_cache/versitygw" ]; then echo "setup: nothing to install"; fi
+  build_vgw
   exit 0
 fi
 
@@ -86,6 +119,7 @@ if [ -n "$dry" ]; then
   case " ${files[*]} " in *" user postgres"*) echo "setup: would create the postgres OS user" ;; esac
   case " ${files[*]} " in *" user walkeeper"*) echo "setup: would create the walkeeper OS user" ;; esac
   [ -z "$gobin" ] && echo "setup: go not found: install Go (the version in go.mod) into /usr/local/go (not done by this script)"
+  build_vgw
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -132,4 +166,5 @@ if [ -z "$gobin" ]; then
   echo "setup: go not found on PATH or in /usr/local/go/bin: install Go (the version in go.mod) into /usr/local/go" >&2
   exit 1
 fi
+build_vgw
 log "done"

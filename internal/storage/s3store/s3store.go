@@ -213,7 +213,11 @@ func parseEndpoint(e string) (string, bool, error) {
 		e = "https://" + e
 	}
 	u, err := url.Parse(e)
-	if err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+	if err == nil && u.User != nil {
+		// Never echo it: it may hold a secret.
+		return "", false, fmt.Errorf("s3 endpoint %s://%s: credentials do not belong in the endpoint URL", u.Scheme, u.Host)
+	}
+	if err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 		return "", false, fmt.Errorf("s3 endpoint %q: want http(s)://HOST[:PORT]", e)
 	}
 	switch u.Scheme {
@@ -288,7 +292,7 @@ func (s *Store) Requests() storage.RequestCounts { return s.counter.counts() }
 
 // object maps a storage key to the S3 object name.
 func (s *Store) object(key string) (string, error) {
-	if key == "" || strings.HasPrefix(key, "/") || path.Clean(key) != key || strings.HasPrefix(key, "../") || key == ".." {
+	if key == "" || key == "." || strings.HasPrefix(key, "/") || path.Clean(key) != key || strings.HasPrefix(key, "../") || key == ".." {
 		return "", fmt.Errorf("storage key %q: not a clean relative path", key)
 	}
 	return s.prefix + key, nil
