@@ -11,6 +11,8 @@ package s3test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -129,6 +131,10 @@ type Server struct {
 	Bucket string
 	// Dir is the posix backend's root; the bucket's objects are files under Dir/Bucket.
 	Dir string
+	// CAFile is the PEM file of the CA that signed the server's certificate (StartTLS).
+	CAFile string
+
+	certFile, keyFile string
 
 	t      testing.TB
 	bin    string
@@ -139,7 +145,13 @@ type Server struct {
 
 // Start runs versitygw on a free loopback port with a fresh directory and creates a bucket
 // named "walkeeper-test". t.Cleanup kills it.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB) *Server { t.Helper(); return start(t, false) }
+
+// StartTLS is Start serving https with a certificate for 127.0.0.1 signed by a private CA
+// made for the test, whose PEM file is Server.CAFile.
+func StartTLS(t testing.TB) *Server { t.Helper(); return start(t, true) }
+
+func start(t testing.TB, useTLS bool) *Server {
 	t.Helper()
 	bin := Binary(t)
 	s := &Server{
@@ -159,6 +171,12 @@ func Start(t testing.TB) *Server {
 	s.Addr = l.Addr().String()
 	l.Close()
 	s.Endpoint = "http://" + s.Addr
+	if useTLS {
+		if err := s.makeCerts(filepath.Dir(s.Dir)); err != nil {
+			t.Fatal(err)
+		}
+		s.Endpoint = "https://" + s.Addr
+	}
 	t.Cleanup(s.Kill)
 	s.start()
 	cl := s.Client()
@@ -178,7 +196,11 @@ func (s *Server) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(s.bin, "--access", s.AccessKey, "--secret", s.SecretKey, "--port", s.Addr, "--quiet", "posix", s.Dir)
+	args := []string{"--access", s.AccessKey, "--secret", s.SecretKey, "--port", s.Addr, "--quiet"}
+	if s.certFile != "" {
+		args = append(args, "--cert", s.certFile, "--key", s.keyFile)
+	}
+	cmd := exec.Command(s.bin, append(args, "posix", s.Dir)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group, so that Kill reaches it even if it forks.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -237,11 +259,26 @@ func (s *Server) Restart() {
 // Client is a minio-go client with the root credentials, for tests that look behind the
 // store under test (creating buckets, reading what was stored).
 func (s *Server) Client() *minio.Client {
-	cl, err := minio.New(s.Addr, &minio.Options{
+	o := &minio.Options{
 		Creds:        credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
 		Region:       "us-east-1",
 		BucketLookup: minio.BucketLookupPath,
-	})
+	}
+	if s.CAFile != "" {
+		tr, err := minio.DefaultTransport(true)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		o.Secure, o.Transport = true, tr
+	}
+	cl, err := minio.New(s.Addr, o)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -12,9 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/minio/minio-go/v7"
 
 	"github.com/walkeeper/walkeeper/internal/s3test"
 	"github.com/walkeeper/walkeeper/internal/storage"
@@ -131,7 +128,7 @@ func TestRetriesThroughFaults(t *testing.T) {
 				t.Fatalf("left after deletes: %v", keys)
 			}
 			e1, c1, _ := proxy.Injected()
-			if e1-e0+c1-c0 < 5 {
+			if e1-e0+c1-c0 < 3 {
 				t.Fatalf("the proxy injected only %d errors and %d cuts: the test proved nothing", e1-e0, c1-c0)
 			}
 			t.Logf("injected %d errors, %d cuts; %+v", e1-e0, c1-c0, s.Requests())
@@ -487,7 +484,27 @@ func TestCredentialSources(t *testing.T) {
 // TestCAFile: an https endpoint whose certificate is signed by a private CA is reached
 // with CAFile and refused without it.
 func TestCAFile(t *testing.T) {
-	t.Skip("TODO")
+	srv := s3test.StartTLS(t)
+	o := Options{Endpoint: srv.Endpoint, Region: "us-east-1", Bucket: srv.Bucket, PathStyle: true,
+		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey, MaxAttempts: 1}
+	if _, err := New(bg, o); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("New without the CA file: %v, want a certificate error", err)
+	}
+	o.CAFile = srv.CAFile
+	s, err := New(bg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(bg, "wals/tls", strings.NewReader("over tls")); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(storetest.Get(t, s, "wals/tls")); got != "over tls" {
+		t.Fatalf("get over tls: %q", got)
+	}
+	o.CAFile = filepath.Join(t.TempDir(), "missing.pem")
+	if _, err := New(bg, o); err == nil || !strings.Contains(err.Error(), "missing.pem") {
+		t.Fatalf("New with a missing CA file: %v", err)
+	}
 }
 
 // TestEndpointParsing covers the endpoint forms New accepts and refuses.
@@ -512,6 +529,3 @@ func TestEndpointParsing(t *testing.T) {
 		}
 	}
 }
-
-var _ = minio.ToErrorResponse
-var _ = time.Second
