@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -527,5 +528,60 @@ func TestEndpointParsing(t *testing.T) {
 		if (err != nil) != c.bad || out != c.out || secure != c.secure {
 			t.Errorf("parseEndpoint(%q) = %q %v %v", c.in, out, secure, err)
 		}
+	}
+}
+
+// genReader yields n pseudo-random bytes without holding them: a stand-in for a large
+// backup stream.
+type genReader struct{ left, x uint64 }
+
+func (g *genReader) Read(p []byte) (int, error) {
+	if g.left == 0 {
+		return 0, io.EOF
+	}
+	n := min(uint64(len(p)), g.left)
+	for i := range p[:n] {
+		g.x = g.x*6364136223846793005 + 1442695040888963407
+		p[i] = byte(g.x >> 56)
+	}
+	g.left -= n
+	return int(n), nil
+}
+
+// TestPutStreamsParts: a 60 MiB Put in 5 MiB parts allocates a small multiple of the part
+// size, not the object's size: Put streams, it does not buffer the object.
+func TestPutStreamsParts(t *testing.T) {
+	srv := s3test.Start(t)
+	s := open(t, srv, srv.Endpoint, "stream", nil)
+	const size = 60 << 20
+	// Warm up (the part pool, the connection), then measure a second Put.
+	if _, err := s.Put(bg, "base/warm", &genReader{left: 6 << 20, x: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	n, err := s.Put(bg, "base/big", &genReader{left: size, x: 2})
+	runtime.ReadMemStats(&after)
+	if err != nil || n != size {
+		t.Fatalf("put: %d %v", n, err)
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("a %d MiB Put in %d MiB parts allocated %.1f MiB", size>>20, MinPartSize>>20, float64(alloc)/(1<<20))
+	if alloc > size/2 {
+		t.Fatalf("a %d MiB Put allocated %d MiB: it buffers the object", size>>20, alloc>>20)
+	}
+	fi, err := s.Stat(bg, "base/big")
+	if err != nil || fi.Size != size {
+		t.Fatalf("stat: %+v %v", fi, err)
+	}
+	r, err := s.Get(bg, "base/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.Copy(io.Discard, r)
+	r.Close()
+	if err != nil || got != size {
+		t.Fatalf("get: %d %v", got, err)
 	}
 }
