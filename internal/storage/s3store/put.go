@@ -39,7 +39,7 @@ func putBuf(size int64, b *[]byte) {
 }
 
 // Put implements storage.Store. r is read once, one part at a time (see the package doc):
-// memory use is at most one part buffer, however large the object.
+// memory use is at most UploadConcurrency part buffers, however large the object.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	obj, err := s.object(key)
 	if err != nil {
@@ -58,17 +58,18 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (int64, error)
 		return 0, fmt.Errorf("put %s: read: %w", key, err)
 	}
 	buf := getBuf(s.partSize)
-	defer putBuf(s.partSize, buf)
 	part := (*buf)[:copy(*buf, first[:n])]
 	m, err := io.ReadFull(r, (*buf)[len(part):])
 	part = (*buf)[:len(part)+m]
 	switch {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		defer putBuf(s.partSize, buf)
 		return s.putSingle(ctx, key, obj, part)
 	case err != nil:
+		putBuf(s.partSize, buf)
 		return 0, fmt.Errorf("put %s: read: %w", key, err)
 	}
-	return s.putMultipart(ctx, key, obj, part, r, *buf)
+	return s.putMultipart(ctx, key, obj, buf, r)
 }
 
 // putSingle stores body in one PUT, with its SHA-256 in the object's metadata.
@@ -93,14 +94,15 @@ func isMD5ETag(etag string) bool {
 	return err == nil && len(etag) == 32
 }
 
-// putMultipart uploads part (the first, full, part) and the rest of r in parts of
-// len(buf), completing the upload only when all are stored; on any error it aborts the
-// upload, so that nothing becomes visible.
-func (s *Store) putMultipart(ctx context.Context, key, obj string, part []byte, r io.Reader, buf []byte) (total int64, err error) {
+// putMultipart uploads first (a full part buffer) and the rest of r in parts of PartSize,
+// up to UploadConcurrency parts at a time, and completes the upload only when every part
+// is stored; on any error it aborts the upload, so that nothing becomes visible.
+func (s *Store) putMultipart(ctx context.Context, key, obj string, first *[]byte, r io.Reader) (total int64, err error) {
 	id, err := s.core.NewMultipartUpload(ctx, s.bucket, obj, minio.PutObjectOptions{
 		UserMetadata: map[string]string{metaPartSize: strconv.FormatInt(s.partSize, 10)},
 	})
 	if err != nil {
+		putBuf(s.partSize, first)
 		return 0, s.wrap("put", key, err)
 	}
 	defer func() {
@@ -112,46 +114,111 @@ func (s *Store) putMultipart(ctx context.Context, key, obj string, part []byte, 
 		defer cancel()
 		_ = s.core.AbortMultipartUpload(actx, s.bucket, obj, id)
 	}()
-	var parts []minio.CompletePart
-	var md5s []byte
-	for {
-		num := len(parts) + 1
-		if num > MaxParts {
-			return 0, fmt.Errorf("put %s: more than %d parts of %d bytes: raise the part size", key, MaxParts, s.partSize)
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		etag string
+		md5  [md5.Size]byte
+	}
+	var (
+		mu       sync.Mutex
+		results  []result
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	fail := func(e error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = e
+			cancel()
 		}
+	}
+	// slots bounds the part buffers alive (being filled or uploaded) to UploadConcurrency.
+	slots := make(chan struct{}, s.concurrency)
+	upload := func(num int, buf *[]byte, n int) {
+		defer wg.Done()
+		defer func() { putBuf(s.partSize, buf); <-slots }()
+		part := (*buf)[:n]
 		md5sum := md5.Sum(part)
 		shasum := sha256.Sum256(part)
-		p, err := s.core.PutObjectPart(ctx, s.bucket, obj, id, num, bytes.NewReader(part), int64(len(part)), minio.PutObjectPartOptions{
+		p, err := s.core.PutObjectPart(pctx, s.bucket, obj, id, num, bytes.NewReader(part), int64(n), minio.PutObjectPartOptions{
 			Md5Base64: base64.StdEncoding.EncodeToString(md5sum[:]),
 			Sha256Hex: hex.EncodeToString(shasum[:]),
 		})
 		if err != nil {
-			return 0, s.wrap(fmt.Sprintf("put (part %d)", num), key, err)
+			fail(s.wrap(fmt.Sprintf("put (part %d)", num), key, err))
+			return
 		}
-		if want := hex.EncodeToString(md5sum[:]); strings.Trim(p.ETag, `"`) != want && isMD5ETag(strings.Trim(p.ETag, `"`)) {
-			return 0, fmt.Errorf("put %s: part %d: the server's ETag %s differs from the MD5 of the part sent (%s)", key, num, p.ETag, want)
+		if etag, want := strings.Trim(p.ETag, `"`), hex.EncodeToString(md5sum[:]); etag != want && isMD5ETag(etag) {
+			fail(fmt.Errorf("put %s: part %d: the server's ETag %s differs from the MD5 of the part sent (%s)", key, num, etag, want))
+			return
 		}
-		parts = append(parts, minio.CompletePart{PartNumber: num, ETag: p.ETag})
-		md5s = append(md5s, md5sum[:]...)
-		total += int64(len(part))
-		n, rerr := io.ReadFull(r, buf)
+		mu.Lock()
+		results[num-1] = result{etag: p.ETag, md5: md5sum}
+		mu.Unlock()
+	}
+	slots <- struct{}{} // first's
+	buf, n := first, len(*first)
+	for num := 1; ; num++ {
+		if num > MaxParts {
+			putBuf(s.partSize, buf)
+			<-slots
+			fail(fmt.Errorf("put %s: more than %d parts of %d bytes: raise the part size", key, MaxParts, s.partSize))
+			break
+		}
+		mu.Lock()
+		results = append(results, result{})
+		mu.Unlock()
+		total += int64(n)
+		wg.Add(1)
+		go upload(num, buf, n)
+		select {
+		case slots <- struct{}{}:
+		case <-pctx.Done():
+		}
+		if pctx.Err() != nil {
+			break // a part failed; the slot maybe taken here is never waited for
+		}
+		buf = getBuf(s.partSize)
+		var rerr error
+		n, rerr = io.ReadFull(r, *buf)
 		if n == 0 && (errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF)) {
+			putBuf(s.partSize, buf)
+			<-slots
 			break
 		}
 		if rerr != nil && !errors.Is(rerr, io.ErrUnexpectedEOF) {
-			return 0, fmt.Errorf("put %s: read: %w", key, rerr)
+			putBuf(s.partSize, buf)
+			<-slots
+			fail(fmt.Errorf("put %s: read: %w", key, rerr))
+			break
 		}
-		part = buf[:n]
+	}
+	wg.Wait()
+	mu.Lock()
+	err = firstErr
+	mu.Unlock()
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return 0, err
+	}
+	parts := make([]minio.CompletePart, len(results))
+	md5s := make([]byte, 0, len(results)*md5.Size)
+	for i, res := range results {
+		parts[i] = minio.CompletePart{PartNumber: i + 1, ETag: res.etag}
+		md5s = append(md5s, res.md5[:]...)
 	}
 	info, err := s.core.CompleteMultipartUpload(ctx, s.bucket, obj, id, parts, minio.PutObjectOptions{})
 	if err != nil {
 		return 0, s.wrap("put (complete)", key, err)
 	}
 	if want := multipartETag(md5s, len(parts)); strings.Trim(info.ETag, `"`) != want {
-		// The object is visible but cannot be verified by Get: remove it.
+		// The object is visible but Get could never verify it: remove it.
 		_ = s.core.RemoveObject(context.WithoutCancel(ctx), s.bucket, obj, minio.RemoveObjectOptions{})
-		err = fmt.Errorf("put %s: the server's multipart ETag %s is not the MD5 of its parts' MD5s (%s): it cannot be verified end to end (SSE-KMS or SSE-C on the bucket?)", key, info.ETag, want)
-		return 0, err
+		return 0, fmt.Errorf("put %s: the server's multipart ETag %s is not the MD5 of its parts' MD5s (%s): it cannot be verified end to end (SSE-KMS or SSE-C on the bucket?)", key, info.ETag, want)
 	}
 	return total, nil
 }

@@ -16,9 +16,11 @@
 // CompleteMultipartUpload, and a failed Put never leaves a visible object (a single PUT is
 // atomic; a multipart upload is invisible until completed, and is aborted on failure).
 //
-// Put reads the body into one part buffer at a time (Options.PartSize, 32 MiB by default):
-// a body that fits is sent in one PUT, a larger one as a multipart upload of PartSize parts;
-// the reader is never read twice, and a retried request re-sends its buffered part. Each
+// Put reads the body into part buffers (Options.PartSize, 32 MiB by default): a body that
+// fits in one is sent in one PUT, a larger one as a multipart upload of PartSize parts,
+// UploadConcurrency (4) at a time, so that memory stays at most 4 parts whatever the
+// object's size; the reader is never read twice (it need not be seekable), and a retried
+// request re-sends its buffered part. Each
 // request carries the body's MD5 (Content-MD5) and SHA-256 (the signed payload hash), which
 // the server checks. End to end, Get verifies the whole object at EOF: a single-PUT object
 // against the SHA-256 Put stored in its metadata (x-amz-meta-walkeeper-sha256), a multipart
@@ -59,7 +61,10 @@ const (
 	MaxPartSize        = 5 << 30
 	MaxParts           = 10000
 	DefaultMaxAttempts = 10
-	deleteBatch        = 1000 // S3: DeleteObjects takes at most 1000 keys
+	// DefaultUploadConcurrency parts in flight: enough to hide one request's latency
+	// behind the others' transfer, at 4 x PartSize of memory per large Put.
+	DefaultUploadConcurrency = 4
+	deleteBatch              = 1000 // S3: DeleteObjects takes at most 1000 keys
 )
 
 // Options configure a Store.
@@ -82,6 +87,9 @@ type Options struct {
 	// PartSize is the multipart part size and the largest object sent in one PUT
 	// (default DefaultPartSize, at least MinPartSize). An object may have MaxParts parts.
 	PartSize int64
+	// UploadConcurrency is how many parts of one multipart Put are in flight at once
+	// (default DefaultUploadConcurrency); each holds a PartSize buffer.
+	UploadConcurrency int
 	// MaxAttempts bounds the attempts per request, the first included (default
 	// DefaultMaxAttempts).
 	MaxAttempts int
@@ -109,6 +117,7 @@ type Store struct {
 	endpoint    string // for messages
 	partSize    int64
 	maxAttempts int
+	concurrency int
 	pageSize    int
 	creds       *credentials.Credentials
 	counter     *counter
@@ -151,6 +160,10 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	}
 	if s.maxAttempts < 1 {
 		return nil, fmt.Errorf("s3 max attempts %d: must be at least 1", s.maxAttempts)
+	}
+	s.concurrency = o.UploadConcurrency
+	if s.concurrency <= 0 {
+		s.concurrency = DefaultUploadConcurrency
 	}
 	if s.pageSize <= 0 || s.pageSize > 1000 {
 		s.pageSize = 1000
