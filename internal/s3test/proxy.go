@@ -26,6 +26,9 @@ type Faults struct {
 	CutRate float64
 	// CutAfter is how much of a cut response body gets through (default 1000 bytes).
 	CutAfter int64
+	// CutUploadRate is the share (0..1) of the other requests whose connection is closed
+	// after CutAfter bytes of the request body were read, as a reset in mid-upload.
+	CutUploadRate float64
 	// Match limits faults to the requests it returns true for (nil: all requests).
 	Match func(*http.Request) bool
 }
@@ -89,7 +92,8 @@ func (p *Proxy) Injected() (errorsInjected, cuts, passed int64) {
 	return p.errors.Load(), p.cuts.Load(), p.proxied.Load()
 }
 
-// decide picks what to do with r: 'e' inject an error, 'c' cut the response, 'p' pass.
+// decide picks what to do with r: 'e' inject an error, 'c' cut the response, 'u' cut the
+// upload, 'p' pass.
 func (p *Proxy) decide(r *http.Request) (byte, Faults) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -103,6 +107,8 @@ func (p *Proxy) decide(r *http.Request) (byte, Faults) {
 		return 'e', f
 	case x < f.Rate+f.CutRate:
 		return 'c', f
+	case x < f.Rate+f.CutRate+f.CutUploadRate:
+		return 'u', f
 	}
 	return 'p', f
 }
@@ -140,6 +146,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// ReverseProxy aborts the connection (http.ErrAbortHandler) when writing the body
 		// fails: the client sees the body end early, as with a connection reset.
 		p.rp.ServeHTTP(rw, r)
+	case 'u':
+		p.cuts.Add(1)
+		after := f.CutAfter
+		if after <= 0 {
+			after = 1000
+		}
+		_, _ = io.CopyN(io.Discard, r.Body, after)
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				if tc, ok := conn.(*net.TCPConn); ok {
+					_ = tc.SetLinger(0) // RST, not FIN: a reset
+				}
+				conn.Close()
+				return
+			}
+		}
+		panic(http.ErrAbortHandler)
 	default:
 		p.proxied.Add(1)
 		p.rp.ServeHTTP(w, r)

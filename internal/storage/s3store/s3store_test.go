@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -78,8 +79,9 @@ func TestRetriesThroughFaults(t *testing.T) {
 		{Rate: 0.3, Status: 500},
 		{Rate: 0.3, Status: 429},
 		{CutRate: 0.5, CutAfter: 100_000, Match: func(r *http.Request) bool { return r.Method == http.MethodGet && !r.URL.Query().Has("list-type") }},
+		{CutUploadRate: 0.3, CutAfter: 100_000, Match: func(r *http.Request) bool { return r.Method == http.MethodPut }},
 	} {
-		t.Run(fmt.Sprintf("%d-status%d-cut%.1f", i, f.Status, f.CutRate), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%d-status%d-cut%.1f-cutupload%.1f", i, f.Status, f.CutRate, f.CutUploadRate), func(t *testing.T) {
 			proxy.SetFaults(s3test.Faults{})
 			s := open(t, srv, proxy.Endpoint, fmt.Sprintf("faults/%d", i), func(o *Options) { o.MaxAttempts = 20; o.ListPageSize = 2 })
 			e0, c0, _ := proxy.Injected()
@@ -583,5 +585,30 @@ func TestPutStreamsParts(t *testing.T) {
 	r.Close()
 	if err != nil || got != size {
 		t.Fatalf("get: %d %v", got, err)
+	}
+}
+
+// TestDeleteManyReportsFailures: a key the server cannot delete (its file made immutable)
+// is reported by name; the batch's other keys are deleted.
+func TestDeleteManyReportsFailures(t *testing.T) {
+	srv := s3test.Start(t)
+	s := open(t, srv, srv.Endpoint, "fail", nil)
+	for _, k := range []string{"wals/a", "wals/b", "wals/c"} {
+		if _, err := s.Put(bg, k, strings.NewReader(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stuck := srv.ObjectPath("fail/wals/b")
+	if out, err := exec.Command("chattr", "+i", stuck).CombinedOutput(); err != nil {
+		t.Fatalf("chattr +i %s: %v: %s", stuck, err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("chattr", "-i", stuck).Run() })
+	err := s.DeleteMany(bg, []string{"wals/a", "wals/b", "wals/c", "wals/missing"})
+	if err == nil || !strings.Contains(err.Error(), "wals/b") || strings.Contains(err.Error(), "wals/a") || strings.Contains(err.Error(), "missing") {
+		t.Fatalf("DeleteMany with an undeletable key: %v, want an error naming wals/b only", err)
+	}
+	t.Logf("DeleteMany: %v", err)
+	if left := storetest.Keys(t, s, ""); len(left) != 1 || left[0] != "wals/b" {
+		t.Fatalf("left: %v, want only wals/b", left)
 	}
 }
