@@ -59,8 +59,10 @@ func (s *Store) open(ctx context.Context, key string, off, n int64, verify bool)
 		return nil, s.wrap("get", key, err)
 	}
 	rd := &reader{s: s, ctx: ctx, key: key, obj: obj, etag: info.ETag, body: body, off: off, verify: verify}
-	rd.end = info.Size // for a whole object; a range's end follows from its Content-Range
-	if off > 0 || n >= 0 {
+	// Size is the response's Content-Length: the object's, or the range's. -1 (a server
+	// that sends no length) is an end known only at EOF.
+	rd.end = info.Size
+	if info.Size >= 0 && (off > 0 || n >= 0) {
 		rd.end = off + info.Size
 	}
 	if !verify {
@@ -110,33 +112,34 @@ func (r *reader) Read(p []byte) (int, error) {
 			r.hash(p[:n])
 			r.off += int64(n)
 		}
-		if err == nil || (errors.Is(err, io.EOF) && r.off < r.end) || (err != nil && !errors.Is(err, io.EOF)) {
-			if err == nil {
-				return n, nil
-			}
-			// A short body or a broken connection: resume from r.off.
-			if rerr := r.resume(err); rerr != nil {
-				r.err = rerr
-				if n > 0 {
-					return n, nil
-				}
-				return 0, rerr
-			}
-			if n > 0 {
-				return n, nil
-			}
-			continue
+		if err == nil {
+			return n, nil
 		}
-		// EOF at the expected end.
-		if r.off > r.end {
+		if r.end >= 0 && r.off > r.end {
 			r.err = fmt.Errorf("get %s: read %d bytes, the object has %d", r.key, r.off, r.end)
 			return n, r.err
 		}
-		if verr := r.check(); verr != nil {
-			r.err = verr
-			return n, verr
+		// All bytes arrived (a connection may still break after the last one), or the
+		// server ended a body of unknown length.
+		if (r.end >= 0 && r.off == r.end) || (r.end < 0 && errors.Is(err, io.EOF)) {
+			if verr := r.check(); verr != nil {
+				r.err = verr
+				return n, verr
+			}
+			r.err = io.EOF
+			return n, io.EOF
 		}
-		return n, io.EOF
+		// A short body or a broken connection: resume from r.off.
+		if rerr := r.resume(err); rerr != nil {
+			r.err = rerr
+			if n > 0 {
+				return n, nil
+			}
+			return 0, rerr
+		}
+		if n > 0 {
+			return n, nil
+		}
 	}
 }
 
@@ -191,7 +194,11 @@ func (r *reader) resume(cause error) error {
 		return r.s.clean(fmt.Errorf("get %s: at byte %d of %d: %w", r.key, r.off, r.end, cause))
 	}
 	opts := minio.GetObjectOptions{}
-	opts.Set("Range", rangeHeader(r.off, r.end-r.off))
+	want := int64(-1) // to the end when the length is unknown
+	if r.end >= 0 {
+		want = r.end - r.off
+	}
+	opts.Set("Range", rangeHeader(r.off, want))
 	if err := opts.SetMatchETag(r.etag); err != nil {
 		return err
 	}
