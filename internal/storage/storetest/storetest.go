@@ -112,7 +112,7 @@ func Random(n int64, seed uint64) []byte {
 }
 
 func putGetStat(t *testing.T, s storage.Store, _ Options) {
-	key := "pg1/wals/0000000100000000/000000010000000000000001.zst"
+	key := "s1/log/0000000100000000/000000010000000000000001.zst"
 	data := Random(70_000, 1)
 	put(t, s, key, data)
 	if got := Get(t, s, key); !bytes.Equal(got, data) {
@@ -128,7 +128,7 @@ func putGetStat(t *testing.T, s storage.Store, _ Options) {
 }
 
 func overwrite(t *testing.T, s storage.Store, _ Options) {
-	key := "pg1/base/20260101T000000/backup.info"
+	key := "s1/bk/20260101T000000/meta.txt"
 	put(t, s, key, []byte("first version, longer than the second"))
 	put(t, s, key, []byte("second"))
 	if got := string(Get(t, s, key)); got != "second" {
@@ -137,13 +137,13 @@ func overwrite(t *testing.T, s storage.Store, _ Options) {
 	if fi, err := s.Stat(ctx, key); err != nil || fi.Size != 6 {
 		t.Fatalf("stat after overwrite: %+v %v", fi, err)
 	}
-	if keys := Keys(t, s, "pg1/"); len(keys) != 1 {
+	if keys := Keys(t, s, "s1/"); len(keys) != 1 {
 		t.Fatalf("list after overwrite: %v", keys)
 	}
 }
 
 func empty(t *testing.T, s storage.Store, _ Options) {
-	key := "pg1/base/20260101T000000/empty"
+	key := "s1/bk/20260101T000000/empty"
 	put(t, s, key, nil)
 	if got := Get(t, s, key); len(got) != 0 {
 		t.Fatalf("empty object read back as %d bytes", len(got))
@@ -151,14 +151,14 @@ func empty(t *testing.T, s storage.Store, _ Options) {
 	if fi, err := s.Stat(ctx, key); err != nil || fi.Size != 0 {
 		t.Fatalf("stat empty: %+v %v", fi, err)
 	}
-	if keys := Keys(t, s, "pg1/base/"); !slices.Equal(keys, []string{key}) {
+	if keys := Keys(t, s, "s1/bk/"); !slices.Equal(keys, []string{key}) {
 		t.Fatalf("list: %v", keys)
 	}
 }
 
 func notFound(t *testing.T, s storage.Store, _ Options) {
-	put(t, s, "pg1/wals/present", []byte("x"))
-	for _, key := range []string{"pg1/wals/missing", "nosuchdir/missing", "pg1/wals/presen"} {
+	put(t, s, "s1/log/present", []byte("x"))
+	for _, key := range []string{"s1/log/missing", "nosuchdir/missing", "s1/log/presen"} {
 		if _, err := s.Get(ctx, key); !errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), key) {
 			t.Errorf("get %s: %v, want ErrNotFound naming the key", key, err)
 		}
@@ -175,7 +175,7 @@ func notFound(t *testing.T, s storage.Store, _ Options) {
 }
 
 func deleteKey(t *testing.T, s storage.Store, _ Options) {
-	a, b := "pg1/wals/0000000100000000/000000010000000000000001", "pg1/wals/0000000100000000/000000010000000000000002"
+	a, b := "s1/log/0000000100000000/000000010000000000000001", "s1/log/0000000100000000/000000010000000000000002"
 	put(t, s, a, []byte("a"))
 	put(t, s, b, []byte("b"))
 	if err := s.Delete(ctx, a); err != nil {
@@ -187,7 +187,7 @@ func deleteKey(t *testing.T, s storage.Store, _ Options) {
 	if _, err := s.Get(ctx, a); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("get after delete: %v", err)
 	}
-	if keys := Keys(t, s, "pg1/"); !slices.Equal(keys, []string{b}) {
+	if keys := Keys(t, s, "s1/"); !slices.Equal(keys, []string{b}) {
 		t.Fatalf("list after delete: %v", keys)
 	}
 	if err := s.Delete(ctx, a); !errors.Is(err, storage.ErrNotFound) {
@@ -197,15 +197,15 @@ func deleteKey(t *testing.T, s storage.Store, _ Options) {
 
 func listOrder(t *testing.T, s storage.Store, _ Options) {
 	keys := []string{
-		"pg1/wals/0000000100000000/000000010000000000000002.zst",
-		"pg1/wals/0000000100000000/000000010000000000000001.zst",
-		"pg1/wals/0000000100000000/000000010000000000000001.partial",
-		"pg1/wals/0000000100000001/000000010000000100000000.zst",
-		"pg1/wals/00000002.history",
-		"pg1/base/20260101T000000/backup.info",
-		"pg1/base/20260101T000000/base.tar.zst",
-		"pg10/wals/0000000100000000/000000010000000000000001",
-		"pg2/wals/0000000100000000/000000010000000000000001",
+		"s1/log/0000000100000000/000000010000000000000002.zst",
+		"s1/log/0000000100000000/000000010000000000000001.zst",
+		"s1/log/0000000100000000/000000010000000000000001.partial",
+		"s1/log/0000000100000001/000000010000000100000000.zst",
+		"s1/log/00000002.hist",
+		"s1/bk/20260101T000000/meta.txt",
+		"s1/bk/20260101T000000/data.tar.zst",
+		"s10/log/0000000100000000/000000010000000000000001",
+		"s2/log/0000000100000000/000000010000000000000001",
 		"top",
 	}
 	sizes := map[string]int64{}
@@ -225,8 +225,8 @@ func listOrder(t *testing.T, s storage.Store, _ Options) {
 		}
 		return out
 	}
-	for _, prefix := range []string{"", "pg1/", "pg1/wals/", "pg1/wals/0000000100000000/", "pg1/wals/0000000100000000/00000001000000000000000",
-		"pg1/wals/0000000100000000/000000010000000000000001.", "pg1", "pg", "pg1/base/20260101T000000/", "t", "nosuch", "pg1/wals/0000000100000002/"} {
+	for _, prefix := range []string{"", "s1/", "s1/log/", "s1/log/0000000100000000/", "s1/log/0000000100000000/00000001000000000000000",
+		"s1/log/0000000100000000/000000010000000000000001.", "s1", "s", "s1/bk/20260101T000000/", "t", "nosuch", "s1/log/0000000100000002/"} {
 		var got []string
 		err := s.List(ctx, prefix, func(i storage.Info) error {
 			if i.Size != sizes[i.Key] {
@@ -267,7 +267,7 @@ func manySlashes(t *testing.T, s storage.Store, _ Options) {
 }
 
 func large(t *testing.T, s storage.Store, o Options) {
-	key := "pg1/base/20260101T000000/base.tar.zst"
+	key := "s1/bk/20260101T000000/data.tar.zst"
 	data := Random(o.LargeSize, 42)
 	put(t, s, key, data)
 	got := Get(t, s, key)
@@ -292,11 +292,11 @@ func badKeys(t *testing.T, s storage.Store, _ Options) {
 
 func listCallbackError(t *testing.T, s storage.Store, _ Options) {
 	for i := range 5 {
-		put(t, s, fmt.Sprintf("pg1/wals/k%d", i), []byte("x"))
+		put(t, s, fmt.Sprintf("s1/log/k%d", i), []byte("x"))
 	}
 	stop := errors.New("stop here")
 	calls := 0
-	err := s.List(ctx, "pg1/", func(storage.Info) error { calls++; return stop })
+	err := s.List(ctx, "s1/", func(storage.Info) error { calls++; return stop })
 	if !errors.Is(err, stop) || calls != 1 {
 		t.Fatalf("list with a failing callback: %v after %d calls, want the callback's error after 1", err, calls)
 	}
