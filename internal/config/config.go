@@ -92,6 +92,7 @@ type Server struct {
 	BackupWaitTimeout      time.Duration // default 10m
 	FailedBackupGrace      time.Duration // default 7 days
 	MinFreeDisk            int64         // bytes, default 1GB (10^9)
+	Repository             Repository    // off-site copy of the archive; Kind "" = none
 	// Settings holds every option that applies to this server as written
 	// (inherited from [walkeeper] or set in the section), keyed by the
 	// lower-cased option name. Values are raw: callers redact when printing.
@@ -336,9 +337,11 @@ var serverOptions = []option{
 var globalOnly = []string{"home", "log_level"}
 
 func lookupOption(name string) *option {
-	for i := range serverOptions {
-		if serverOptions[i].name == name {
-			return &serverOptions[i]
+	for _, opts := range [][]option{serverOptions, repositoryOptions} {
+		for i := range opts {
+			if opts[i].name == name {
+				return &opts[i]
+			}
 		}
 	}
 	return nil
@@ -349,7 +352,7 @@ func allowedOptions(global bool) string {
 	if global {
 		names = append(names, globalOnly...)
 	}
-	for _, o := range serverOptions {
+	for _, o := range slices.Concat(serverOptions, repositoryOptions) {
 		names = append(names, o.name)
 	}
 	sort.Strings(names)
@@ -515,6 +518,9 @@ func Parse(data []byte, file string) (*Config, error) {
 		if err := checkLevel(s.BackupCompression, s.BackupCompressionLevel); err != nil {
 			return nil, errf(rs.name, "backup_compression_level = \"%d\": %v", s.BackupCompressionLevel, err)
 		}
+		if err := checkRepository(s); err != nil {
+			return nil, errf(rs.name, "%v", err)
+		}
 		cfg.Servers = append(cfg.Servers, s)
 	}
 	return cfg, nil
@@ -547,6 +553,7 @@ func newServer(name, home string) *Server {
 		BackupWaitTimeout:      10 * time.Minute,
 		FailedBackupGrace:      7 * 24 * time.Hour,
 		MinFreeDisk:            1_000_000_000,
+		Repository:             Repository{Encryption: "none", BackupLocalCopy: true},
 		Settings:               map[string]string{},
 	}
 }

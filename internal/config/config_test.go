@@ -129,6 +129,7 @@ func TestDefaults(t *testing.T) {
 		Compression: "zstd", BackupCompression: "zstd", BackupCompressionLevel: 3,
 		ParallelJobs: runtime.NumCPU(), WALRetentionPolicy: "main", RetentionInterval: time.Hour,
 		BackupWaitTimeout: 10 * time.Minute, FailedBackupGrace: 7 * 24 * time.Hour, MinFreeDisk: 1_000_000_000,
+		Repository: Repository{Encryption: "none", BackupLocalCopy: true},
 	}
 	got := *s
 	got.Settings = nil
