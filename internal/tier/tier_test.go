@@ -1,0 +1,87 @@
+package tier
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+func put(t *testing.T, s storage.Store, key, body string) {
+	t.Helper()
+	if _, err := s.Put(context.Background(), key, strings.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func read(t *testing.T, s storage.Store, key string) (string, error) {
+	t.Helper()
+	rc, err := s.Get(context.Background(), key)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	return string(b), err
+}
+
+// TestTiers: reads prefer the local tier and fall back to the repository; lists hold
+// each key once; writes stay local; deletes reach both.
+func TestTiers(t *testing.T) {
+	ctx := context.Background()
+	local, remote := storage.NewLocal(t.TempDir()), storage.NewLocal(t.TempDir())
+	s := New(local, remote)
+	put(t, local, "pg1/wals/a", "local a")
+	put(t, remote, "pg1/wals/a", "remote a")
+	put(t, remote, "pg1/wals/b", "remote b")
+	put(t, local, "pg1/wals/c", "local c")
+	put(t, remote, "pg2/wals/x", "other server")
+
+	for key, want := range map[string]string{"pg1/wals/a": "local a", "pg1/wals/b": "remote b", "pg1/wals/c": "local c"} {
+		if got, err := read(t, s, key); err != nil || got != want {
+			t.Errorf("Get %s = %q, %v; want %q", key, got, err, want)
+		}
+		if i, err := s.Stat(ctx, key); err != nil || i.Size != int64(len(want)) {
+			t.Errorf("Stat %s = %+v, %v; want size %d", key, i, err, len(want))
+		}
+	}
+	if _, err := s.Get(ctx, "pg1/wals/z"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Get of a key in neither tier: %v, want ErrNotFound", err)
+	}
+	var keys []string
+	var sizes []int64
+	if err := s.List(ctx, "pg1/", func(i storage.Info) error {
+		keys, sizes = append(keys, i.Key), append(sizes, i.Size)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(keys, " ") != "pg1/wals/a pg1/wals/b pg1/wals/c" || sizes[0] != int64(len("local a")) {
+		t.Errorf("List: %v %v", keys, sizes)
+	}
+
+	put(t, s, "pg1/wals/d", "new")
+	if _, err := remote.Stat(ctx, "pg1/wals/d"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Put reached the repository (the uploader's job): %v", err)
+	}
+	if err := s.Delete(ctx, "pg1/wals/a"); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []storage.Store{local, remote} {
+		if _, err := st.Stat(ctx, "pg1/wals/a"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("Delete left a copy: %v", err)
+		}
+	}
+	if err := s.Delete(ctx, "pg1/wals/b"); err != nil {
+		t.Errorf("Delete of a repository-only key: %v", err)
+	}
+	if err := s.Delete(ctx, "pg1/wals/b"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Delete of a key in neither tier: %v, want ErrNotFound", err)
+	}
+	if New(local, nil) != storage.Store(local) {
+		t.Error("without a repository the store is the local one")
+	}
+}
