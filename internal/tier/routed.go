@@ -1,0 +1,170 @@
+package tier
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/walkeeper/walkeeper/internal/storage"
+)
+
+// Opener opens a server's repository. It runs at most once per Routed, at the first
+// call that needs the repository: get-wal of a segment still on the local tier never
+// pays for a connection, nor for unlocking an encrypted repository's key.
+type Opener func(ctx context.Context) (storage.Store, error)
+
+// Routed is the store of a home whose servers may each have a repository: a key's
+// first element is its server (every key the archive layer spells is "<server>/..."),
+// and a server with a repository is served by the tiered Store of its two tiers, the
+// others by Local alone.
+type Routed struct {
+	Local storage.Store
+	repos map[string]*lazy
+}
+
+type lazy struct {
+	open  Opener
+	once  sync.Once
+	store storage.Store
+	err   error
+}
+
+func (l *lazy) get(ctx context.Context) (storage.Store, error) {
+	l.once.Do(func() { l.store, l.err = l.open(ctx) })
+	return l.store, l.err
+}
+
+// NewRouted returns the store of local with the repositories of the servers in repos.
+func NewRouted(local storage.Store, repos map[string]Opener) *Routed {
+	r := &Routed{Local: local, repos: map[string]*lazy{}}
+	for server, open := range repos {
+		r.repos[server] = &lazy{open: open}
+	}
+	return r
+}
+
+// Repository returns server's repository (nil, nil when it has none), opening it on
+// first use.
+func (r *Routed) Repository(ctx context.Context, server string) (storage.Store, error) {
+	l, ok := r.repos[server]
+	if !ok {
+		return nil, nil
+	}
+	s, err := l.get(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("repository of %s: %w", server, err)
+	}
+	return s, nil
+}
+
+// forKey is the store serving key: the tiers of its server's repository, else Local.
+// The repository is opened only when the local tier cannot answer alone (see Store).
+func (r *Routed) forKey(key string) storage.Store {
+	server, _, _ := strings.Cut(key, "/")
+	l, ok := r.repos[server]
+	if !ok {
+		return r.Local
+	}
+	return &Store{Local: r.Local, Remote: lazyStore{l: l, server: server}}
+}
+
+// Put implements storage.Store (always the local tier).
+func (r *Routed) Put(ctx context.Context, key string, rd io.Reader) (int64, error) {
+	return r.Local.Put(ctx, key, rd)
+}
+
+// Get implements storage.Store.
+func (r *Routed) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	return r.forKey(key).Get(ctx, key)
+}
+
+// Stat implements storage.Store.
+func (r *Routed) Stat(ctx context.Context, key string) (storage.Info, error) {
+	return r.forKey(key).Stat(ctx, key)
+}
+
+// Delete implements storage.Store.
+func (r *Routed) Delete(ctx context.Context, key string) error {
+	return r.forKey(key).Delete(ctx, key)
+}
+
+// List implements storage.Store. A prefix within one server lists its tiers; a
+// shorter one (a part of a server name, or "") lists the local tier and every
+// repository of a server it could match.
+func (r *Routed) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
+	if server, _, ok := strings.Cut(prefix, "/"); ok {
+		return r.forKey(server+"/").List(ctx, prefix, fn)
+	}
+	var servers []string
+	for s := range r.repos {
+		if strings.HasPrefix(s, prefix) {
+			servers = append(servers, s)
+		}
+	}
+	if len(servers) == 0 {
+		return r.Local.List(ctx, prefix, fn)
+	}
+	sort.Strings(servers)
+	var st storage.Store = r.Local
+	for _, s := range servers {
+		st = &Store{Local: st, Remote: lazyStore{l: r.repos[s], server: s}}
+	}
+	return st.List(ctx, prefix, fn)
+}
+
+// lazyStore is a repository opened at its first use.
+type lazyStore struct {
+	l      *lazy
+	server string
+}
+
+func (z lazyStore) store(ctx context.Context) (storage.Store, error) {
+	s, err := z.l.get(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("repository of %s: %w", z.server, err)
+	}
+	return s, nil
+}
+
+func (z lazyStore) Put(ctx context.Context, key string, rd io.Reader) (int64, error) {
+	s, err := z.store(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return s.Put(ctx, key, rd)
+}
+
+func (z lazyStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	s, err := z.store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, key)
+}
+
+func (z lazyStore) Stat(ctx context.Context, key string) (storage.Info, error) {
+	s, err := z.store(ctx)
+	if err != nil {
+		return storage.Info{}, err
+	}
+	return s.Stat(ctx, key)
+}
+
+func (z lazyStore) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
+	s, err := z.store(ctx)
+	if err != nil {
+		return err
+	}
+	return s.List(ctx, prefix, fn)
+}
+
+func (z lazyStore) Delete(ctx context.Context, key string) error {
+	s, err := z.store(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Delete(ctx, key)
+}
