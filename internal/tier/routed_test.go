@@ -17,8 +17,10 @@ func TestRouted(t *testing.T) {
 	local, remote := storage.NewLocal(t.TempDir()), storage.NewLocal(t.TempDir())
 	opened := 0
 	r := NewRouted(local, map[string]Opener{
-		"pg1":  func(context.Context) (storage.Store, error) { opened++; return remote, nil },
-		"down": func(context.Context) (storage.Store, error) { return nil, errors.New("dial tcp 10.0.0.9:443: connection refused") },
+		"pg1": func(context.Context) (storage.Store, error) { opened++; return remote, nil },
+		"down": func(context.Context) (storage.Store, error) {
+			return nil, errors.New("dial tcp 10.0.0.9:443: connection refused")
+		},
 	})
 	put(t, local, "pg1/wals/a", "local a")
 	put(t, remote, "pg1/wals/b", "remote b")
