@@ -1,0 +1,109 @@
+// Package repo opens a server's repository, the archive's second tier, from its
+// configuration: a directory on another file system or an S3-compatible bucket,
+// sealed with age when encryption is on. The repository holds the local archive's keys
+// unchanged ("<server>/wals/...", "<server>/base/..."), so everything that reads the
+// archive reads it there too.
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/walkeeper/walkeeper/internal/config"
+	"github.com/walkeeper/walkeeper/internal/crypt"
+	"github.com/walkeeper/walkeeper/internal/storage"
+	"github.com/walkeeper/walkeeper/internal/tier"
+)
+
+// Open opens the repository r describes (r.Kind must not be ""). An encrypted
+// repository must have been initialized (Init): a missing key object is an error, never
+// a silent new key, so a typo in the URL cannot start a second, unrelated repository.
+func Open(ctx context.Context, r config.Repository) (storage.Store, error) {
+	inner, err := openInner(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if r.Encryption != "age" {
+		return inner, nil
+	}
+	u, err := sources(r).Unlock(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: %w", r.URL, err)
+	}
+	s, err := crypt.Open(ctx, inner, u)
+	if errors.Is(err, crypt.ErrNoKey) {
+		return nil, fmt.Errorf("repository %s has no encryption key yet: run `walkeeper repository-init SERVER` once", r.URL)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: %w", r.URL, err)
+	}
+	return s, nil
+}
+
+// Init prepares the repository r describes: for encryption, its key object sealed to
+// the configured secret. Run again on an initialized repository it checks that the
+// secret opens it, and changes nothing.
+func Init(ctx context.Context, r config.Repository) (created bool, err error) {
+	inner, err := openInner(ctx, r)
+	if err != nil {
+		return false, err
+	}
+	if r.Encryption != "age" {
+		return false, nil
+	}
+	u, err := sources(r).Unlock(ctx)
+	if err != nil {
+		return false, fmt.Errorf("repository %s: %w", r.URL, err)
+	}
+	_, err = crypt.Open(ctx, inner, u)
+	if err == nil {
+		return false, nil
+	}
+	if !errors.Is(err, crypt.ErrNoKey) {
+		return false, fmt.Errorf("repository %s: %w", r.URL, err)
+	}
+	if _, err := crypt.Init(ctx, inner, u, crypt.InitOptions{}); err != nil {
+		return false, fmt.Errorf("repository %s: %w", r.URL, err)
+	}
+	return true, nil
+}
+
+// Openers are the repositories of the servers that have one, for tier.NewRouted.
+func Openers(servers []*config.Server) map[string]tier.Opener {
+	out := map[string]tier.Opener{}
+	for _, s := range servers {
+		if s.Repository.Kind == "" {
+			continue
+		}
+		r := s.Repository
+		out[s.Name] = func(ctx context.Context) (storage.Store, error) { return Open(ctx, r) }
+	}
+	return out
+}
+
+func sources(r config.Repository) crypt.Sources {
+	return crypt.Sources{KeyFile: r.KeyFile, PassphraseFile: r.PassphraseFile, PassphraseCommand: r.PassphraseCommand}
+}
+
+func openInner(ctx context.Context, r config.Repository) (storage.Store, error) {
+	switch r.Kind {
+	case "dir":
+		fi, err := os.Stat(r.Path)
+		if err != nil || !fi.IsDir() {
+			// Never created here: an unmounted NFS share must not turn into a
+			// directory on the local disk that looks like an off-site copy.
+			return nil, fmt.Errorf("repository %s: not a directory (mount it, or create it owned by walkeeper's user with mode 0700)", r.URL)
+		}
+		return storage.NewLocal(r.Path), nil
+	case "s3":
+		return openS3(ctx, r)
+	}
+	return nil, fmt.Errorf("repository %q: unknown kind %q", r.URL, r.Kind)
+}
+
+// openS3 is set when the S3 store is linked in (s3.go).
+var openS3 = func(ctx context.Context, r config.Repository) (storage.Store, error) {
+	return nil, fmt.Errorf("repository %s: S3 repositories are not built into this walkeeper", r.URL)
+}
