@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/walkeeper/walkeeper/internal/repo"
 	"github.com/walkeeper/walkeeper/internal/runas"
 	"github.com/walkeeper/walkeeper/internal/supervisor"
 
@@ -87,9 +88,9 @@ func (a *App) Server(name string) (*config.Server, error) {
 	return cfg.Server(name)
 }
 
-// Store is the archive's storage; the configuration is loaded (Config or Server
-// was called).
-func (a *App) Store() *storage.Local { return storage.NewLocal(a.cfg.Home) }
+// Store is the archive's storage, with each server's repository behind its local
+// tier; the configuration is loaded (Config or Server was called).
+func (a *App) Store() storage.Store { return repo.HomeStore(a.cfg) }
 
 // Index opens the index: the daemon's when it runs, else the local database.
 func (a *App) Index() (index.Index, error) {

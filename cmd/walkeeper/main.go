@@ -20,27 +20,28 @@ var version = ""
 type CLI struct {
 	Globals
 
-	Watch       WatchCmd       `cmd:"" help:"Run the daemon: ingest WAL of all (or the named) servers and serve the local API."`
-	ArchiveWAL  ArchiveWALCmd  `cmd:"" name:"archive-wal" help:"archive_command helper: durably drop a WAL file (%p) into the server's incoming directory."`
-	PutWAL      PutWALCmd      `cmd:"" name:"put-wal" help:"The backup host's end of an ssh archive_command: the WAL file NAME (%f) on standard input, durable in incoming/ before exit 0."`
-	GetWAL      GetWALCmd      `cmd:"" name:"get-wal" help:"restore_command helper: write an archived WAL file (%f) to a path (%p, or - for standard output); exit 1 when it is not archived."`
-	SwitchWAL   SwitchWALCmd   `cmd:"" name:"switch-wal" help:"Force a WAL switch on the server; with --wait, until the closed segment is archived."`
-	ReceiveWAL  ReceiveWALCmd  `cmd:"" name:"receive-wal" help:"Stream a server's WAL in the foreground (or --create-slot, --drop-slot, --reset)."`
-	Backup      BackupCmd      `cmd:"" help:"Take a base backup of a server."`
-	ListServers ListServersCmd `cmd:"" name:"list-servers" help:"List configured servers with their archive state."`
-	ListBackups ListBackupsCmd `cmd:"" name:"list-backups" help:"List a server's backups with the WAL linked to each."`
-	ShowBackup  ShowBackupCmd  `cmd:"" name:"show-backup" help:"Show everything known about one backup (ID may be latest or oldest)."`
-	Status      StatusCmd      `cmd:"" help:"Show a server's archive state."`
-	Check       CheckCmd       `cmd:"" help:"Run pass/fail checks of a server (or all): connections, archiving, WAL chain, backups, daemon; exit 1 if any fails."`
-	Verify      VerifyCmd      `cmd:"" help:"Verify stored backups against their backup_manifest and the WAL chain for gaps; exit 1 on any problem."`
-	Delete      DeleteCmd      `cmd:"" help:"Delete a backup (refused for a backup pinned with keep)."`
-	Keep        KeepCmd        `cmd:"" help:"Pin a backup so retention never deletes it (or --release the pin)."`
-	Retention   RetentionCmd   `cmd:"" help:"Apply (or with --dry-run show) the retention policies: obsolete backups and the WAL no kept backup needs."`
-	Restore     RestoreCmd     `cmd:"" aliases:"recover" help:"Restore a backup into a data directory (locally or over ssh), optionally to a point in time."`
-	Sandbox     SandboxCmd     `cmd:"" help:"Flashback: start a read-only PostgreSQL paused at a point in time from a backup (sandbox SERVER [ID] --target-...; sandbox stop|status)."`
-	Index       IndexCmd       `cmd:"" help:"Index maintenance."`
-	PrefetchWAL PrefetchWALCmd `cmd:"" name:"prefetch-wal" hidden:"" help:"get-wal's background prefetcher."`
-	SendWAL     SendWALCmd     `cmd:"" name:"send-wal" hidden:"" help:"The backup host's end of get-wal --ssh's prefetcher: archived segments on request."`
+	Watch       WatchCmd          `cmd:"" help:"Run the daemon: ingest WAL of all (or the named) servers and serve the local API."`
+	ArchiveWAL  ArchiveWALCmd     `cmd:"" name:"archive-wal" help:"archive_command helper: durably drop a WAL file (%p) into the server's incoming directory."`
+	PutWAL      PutWALCmd         `cmd:"" name:"put-wal" help:"The backup host's end of an ssh archive_command: the WAL file NAME (%f) on standard input, durable in incoming/ before exit 0."`
+	GetWAL      GetWALCmd         `cmd:"" name:"get-wal" help:"restore_command helper: write an archived WAL file (%f) to a path (%p, or - for standard output); exit 1 when it is not archived."`
+	SwitchWAL   SwitchWALCmd      `cmd:"" name:"switch-wal" help:"Force a WAL switch on the server; with --wait, until the closed segment is archived."`
+	ReceiveWAL  ReceiveWALCmd     `cmd:"" name:"receive-wal" help:"Stream a server's WAL in the foreground (or --create-slot, --drop-slot, --reset)."`
+	Backup      BackupCmd         `cmd:"" help:"Take a base backup of a server."`
+	ListServers ListServersCmd    `cmd:"" name:"list-servers" help:"List configured servers with their archive state."`
+	ListBackups ListBackupsCmd    `cmd:"" name:"list-backups" help:"List a server's backups with the WAL linked to each."`
+	ShowBackup  ShowBackupCmd     `cmd:"" name:"show-backup" help:"Show everything known about one backup (ID may be latest or oldest)."`
+	Status      StatusCmd         `cmd:"" help:"Show a server's archive state."`
+	Check       CheckCmd          `cmd:"" help:"Run pass/fail checks of a server (or all): connections, archiving, WAL chain, backups, daemon; exit 1 if any fails."`
+	Verify      VerifyCmd         `cmd:"" help:"Verify stored backups against their backup_manifest and the WAL chain for gaps; exit 1 on any problem."`
+	Delete      DeleteCmd         `cmd:"" help:"Delete a backup (refused for a backup pinned with keep)."`
+	Keep        KeepCmd           `cmd:"" help:"Pin a backup so retention never deletes it (or --release the pin)."`
+	Retention   RetentionCmd      `cmd:"" help:"Apply (or with --dry-run show) the retention policies: obsolete backups and the WAL no kept backup needs."`
+	Restore     RestoreCmd        `cmd:"" aliases:"recover" help:"Restore a backup into a data directory (locally or over ssh), optionally to a point in time."`
+	Sandbox     SandboxCmd        `cmd:"" help:"Flashback: start a read-only PostgreSQL paused at a point in time from a backup (sandbox SERVER [ID] --target-...; sandbox stop|status)."`
+	Index       IndexCmd          `cmd:"" help:"Index maintenance."`
+	RepoInit    RepositoryInitCmd `cmd:"" name:"repository-init" help:"Prepare a server's repository (object storage or a directory): check it is reachable and, with encryption, create its key once."`
+	PrefetchWAL PrefetchWALCmd    `cmd:"" name:"prefetch-wal" hidden:"" help:"get-wal's background prefetcher."`
+	SendWAL     SendWALCmd        `cmd:"" name:"send-wal" hidden:"" help:"The backup host's end of get-wal --ssh's prefetcher: archived segments on request."`
 }
 
 // exitError carries an exit status with its message.

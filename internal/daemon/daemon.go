@@ -87,6 +87,7 @@ type ServerState struct {
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	Receiver    any       `json:"receiver,omitempty"`
+	Upload      any       `json:"upload,omitempty"` // the uploader's state (upload.Stats), with a repository
 }
 
 // API is the daemon's HTTP API on the unix socket.

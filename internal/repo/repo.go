@@ -14,6 +14,7 @@ import (
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/crypt"
 	"github.com/walkeeper/walkeeper/internal/storage"
+	"github.com/walkeeper/walkeeper/internal/storage/s3store"
 	"github.com/walkeeper/walkeeper/internal/tier"
 )
 
@@ -70,6 +71,18 @@ func Init(ctx context.Context, r config.Repository) (created bool, err error) {
 	return true, nil
 }
 
+// HomeStore is the store of cfg's home: the local archive, and for each server with a
+// repository that repository behind it (tier.Routed). Without any repository it is
+// the local archive itself.
+func HomeStore(cfg *config.Config) storage.Store {
+	local := storage.NewLocal(cfg.Home)
+	openers := Openers(cfg.Servers)
+	if len(openers) == 0 {
+		return local
+	}
+	return tier.NewRouted(local, openers)
+}
+
 // Openers are the repositories of the servers that have one, for tier.NewRouted.
 func Openers(servers []*config.Server) map[string]tier.Opener {
 	out := map[string]tier.Opener{}
@@ -103,7 +116,11 @@ func openInner(ctx context.Context, r config.Repository) (storage.Store, error) 
 	return nil, fmt.Errorf("repository %q: unknown kind %q", r.URL, r.Kind)
 }
 
-// openS3 is set when the S3 store is linked in (s3.go).
-var openS3 = func(ctx context.Context, r config.Repository) (storage.Store, error) {
-	return nil, fmt.Errorf("repository %s: S3 repositories are not built into this walkeeper", r.URL)
+func openS3(ctx context.Context, r config.Repository) (storage.Store, error) {
+	s, err := s3store.New(ctx, s3store.Options{Endpoint: r.Endpoint, Region: r.Region, Bucket: r.Bucket, Prefix: r.Prefix,
+		PathStyle: r.PathStyle, CAFile: r.CAFile, CredentialsFile: r.CredentialsFile, Profile: r.Profile})
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: %w", r.URL, err)
+	}
+	return s, nil
 }

@@ -6,6 +6,7 @@ package status
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/walkeeper/walkeeper/internal/record"
 	"github.com/walkeeper/walkeeper/internal/storage"
 	"github.com/walkeeper/walkeeper/internal/textout"
+	"github.com/walkeeper/walkeeper/internal/upload"
 )
 
 // Report is one server's status (`status --json`).
@@ -37,6 +39,15 @@ type Report struct {
 	Backups         int                       `json:"backups"`
 	LastBackup      *record.Backup            `json:"last_backup,omitempty"`
 	Receiver        any                       `json:"receiver,omitempty"` // a record.ReceiverState
+	Repository      *Repository               `json:"repository,omitempty"`
+}
+
+// Repository is the state of a server's repository: where it is and, from the
+// daemon, what is still to upload.
+type Repository struct {
+	URL        string        `json:"url"`
+	Encryption string        `json:"encryption"`
+	Upload     *upload.Stats `json:"upload,omitempty"` // nil when no daemon runs
 }
 
 // Sources are where Gather looks, in this order.
@@ -51,8 +62,14 @@ type Sources struct {
 // Gather is one server's status.
 func Gather(ctx context.Context, srv *config.Server, src Sources) (Report, error) {
 	st := Report{Server: srv.Name, Description: srv.Description, Active: srv.Active, Compression: srv.Compression}
+	if srv.Repository.Kind != "" {
+		st.Repository = &Repository{URL: srv.Repository.URL, Encryption: srv.Repository.Encryption}
+	}
 	if info, ok := src.Daemon(ctx); ok {
 		st.DaemonRunning, st.DaemonPID = true, info.PID
+		if st.Repository != nil {
+			st.Repository.Upload = uploadStats(info.Servers[srv.Name].Upload)
+		}
 	}
 	if id, err := archive.LoadIdentity(ctx, src.Store, srv.Name); err == nil {
 		st.Identity = &id
@@ -76,6 +93,26 @@ func Gather(ctx context.Context, srv *config.Server, src Sources) (Report, error
 		st.Receiver = r
 	}
 	return st, nil
+}
+
+// uploadStats reads the uploader's state from the daemon's info (decoded from JSON
+// when it came over the socket).
+func uploadStats(v any) *upload.Stats {
+	if v == nil {
+		return nil
+	}
+	if s, ok := v.(*upload.Stats); ok {
+		return s
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	var s upload.Stats
+	if json.Unmarshal(b, &s) != nil {
+		return nil
+	}
+	return &s
 }
 
 // Backups is the number of DONE backups of server and the newest one (nil when there
@@ -144,6 +181,23 @@ func (st Report) WriteText(w io.Writer, now time.Time) {
 		fmt.Fprintf(w, "    received %s, flushed %s, lag %s (%.1fs)\n", textout.OrDash(r.ReceivedLSN), textout.OrDash(r.FlushedLSN), textout.Bytes(r.LagBytes), r.LagSeconds)
 		if r.LastError != "" {
 			fmt.Fprintf(w, "    last error: %s (%s)\n", r.LastError, r.LastErrorAt.Local().Format(time.RFC3339))
+		}
+	}
+	if r := st.Repository; r != nil {
+		fmt.Fprintf(w, "  Repository:         %s (encryption %s)\n", r.URL, r.Encryption)
+		switch u := r.Upload; {
+		case u == nil:
+			fmt.Fprintf(w, "    upload:           unknown (the daemon uploads; it is not running)\n")
+		case !u.Scanned:
+			fmt.Fprintf(w, "    upload:           waiting for the repository (%d files, %s to upload)\n", u.Pending, textout.Bytes(u.PendingBytes))
+		case u.Pending == 0:
+			fmt.Fprintf(w, "    upload:           up to date (%d files, %s uploaded since the daemon started)\n", u.Uploaded, textout.Bytes(u.UploadedBytes))
+		default:
+			fmt.Fprintf(w, "    upload:           %d files (%s) to upload, the oldest written %s ago\n", u.Pending, textout.Bytes(u.PendingBytes),
+				now.Sub(u.OldestPending).Round(time.Second))
+		}
+		if r.Upload != nil && r.Upload.LastError != "" {
+			fmt.Fprintf(w, "    last error:       %s (%s)\n", r.Upload.LastError, r.Upload.LastErrorAt.Local().Format(time.RFC3339))
 		}
 	}
 	waits := ""

@@ -21,7 +21,9 @@ import (
 	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/pgutil"
 	"github.com/walkeeper/walkeeper/internal/record"
+	"github.com/walkeeper/walkeeper/internal/repo"
 	"github.com/walkeeper/walkeeper/internal/storage"
+	"github.com/walkeeper/walkeeper/internal/upload"
 )
 
 // Service is a long-running part of the daemon besides ingest: the streaming receivers,
@@ -79,7 +81,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer lock.Close()
-	store := storage.NewLocal(cfg.Home)
+	store := repo.HomeStore(cfg)
 	idx, err := openRebuilt(ctx, cfg, store, log)
 	if err != nil {
 		return err
@@ -103,7 +105,8 @@ func Run(ctx context.Context, o Options) error {
 	}()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(o.Servers))
-	if err := startPipelines(ctx, o, store, idx, st, &wg, errs); err != nil {
+	ups := startUploaders(ctx, o, store, st, &wg)
+	if err := startPipelines(ctx, o, store, idx, st, ups, &wg, errs); err != nil {
 		return err
 	}
 	env := &Env{Config: cfg, Servers: o.Servers, Index: idx, Store: store, Log: log, State: st}
@@ -174,7 +177,8 @@ func closeBounded(idx index.Index, wait time.Duration, log *slog.Logger) {
 
 // startPipelines starts one ingest pipeline per server; a watcher that stops with an
 // error reports it on errs.
-func startPipelines(ctx context.Context, o Options, store storage.Store, idx index.Index, st *State, wg *sync.WaitGroup, errs chan<- error) error {
+func startPipelines(ctx context.Context, o Options, store storage.Store, idx index.Index, st *State, ups map[string]*upload.Uploader,
+	wg *sync.WaitGroup, errs chan<- error) error {
 	for _, s := range o.Servers {
 		conninfo := s.Conninfo
 		p, err := ingest.NewPipeline(ingest.PipelineConfig{
@@ -197,7 +201,13 @@ func startPipelines(ctx context.Context, o Options, store storage.Store, idx ind
 			// Ask the server who it is before the first file is judged; files wait in
 			// incoming/ meanwhile, and other servers are not held up.
 			p.EnsureIdentity(ctx)
-			err := p.Run(ctx, func(r ingest.Result) { st.Record(name, r) })
+			up := ups[name]
+			err := p.Run(ctx, func(r ingest.Result) {
+				st.Record(name, r)
+				if up != nil && r.Outcome == ingest.Archived {
+					up.Archived(r.Record.Key)
+				}
+			})
 			st.Update(name, func(ss *daemon.ServerState) { ss.Watching = false })
 			if err != nil {
 				o.Log.Error("watcher stopped", "server", name, "err", err)

@@ -7,13 +7,16 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/walkeeper/walkeeper/internal/storage"
 )
 
-// Opener opens a server's repository. It runs at most once per Routed, at the first
-// call that needs the repository: get-wal of a segment still on the local tier never
-// pays for a connection, nor for unlocking an encrypted repository's key.
+// Opener opens a server's repository. It runs at the first call that needs the
+// repository (get-wal of a segment still on the local tier never pays for a
+// connection, nor for unlocking an encrypted repository's key) and, until it succeeds,
+// again at each later one: a repository unreachable when the daemon starts is used once
+// it is back.
 type Opener func(ctx context.Context) (storage.Store, error)
 
 // Routed is the store of a home whose servers may each have a repository: a key's
@@ -27,14 +30,22 @@ type Routed struct {
 
 type lazy struct {
 	open  Opener
-	once  sync.Once
+	mu    sync.Mutex
 	store storage.Store
-	err   error
 }
 
 func (l *lazy) get(ctx context.Context) (storage.Store, error) {
-	l.once.Do(func() { l.store, l.err = l.open(ctx) })
-	return l.store, l.err
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.store != nil {
+		return l.store, nil
+	}
+	s, err := l.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.store = s
+	return s, nil
 }
 
 // NewRouted returns the store of local with the repositories of the servers in repos.
@@ -69,6 +80,34 @@ func (r *Routed) forKey(key string) storage.Store {
 		return r.Local
 	}
 	return &Store{Local: r.Local, Remote: lazyStore{l: l, server: server}}
+}
+
+// RemoteOf is server's repository as a store that opens it at first use (see Opener),
+// nil when the server has none: the uploader's target.
+func (r *Routed) RemoteOf(server string) storage.Store {
+	l, ok := r.repos[server]
+	if !ok {
+		return nil
+	}
+	return lazyStore{l: l, server: server}
+}
+
+// RemoveStaleTemps passes to the local tier (only it has temporary files).
+func (r *Routed) RemoveStaleTemps(prefix string, minAge time.Duration) ([]string, error) {
+	if l, ok := r.Local.(interface {
+		RemoveStaleTemps(string, time.Duration) ([]string, error)
+	}); ok {
+		return l.RemoveStaleTemps(prefix, minAge)
+	}
+	return nil, nil
+}
+
+// Path passes to the local tier (the path of a local copy, for show-backup).
+func (r *Routed) Path(key string) (string, error) {
+	if l, ok := r.Local.(interface{ Path(string) (string, error) }); ok {
+		return l.Path(key)
+	}
+	return "", fmt.Errorf("storage key %q: no local path", key)
 }
 
 // Put implements storage.Store (always the local tier).

@@ -53,6 +53,20 @@ func TestRouted(t *testing.T) {
 	if err == nil || errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), "repository of down: dial tcp") {
 		t.Errorf("unreachable repository: %v, want an error naming the server and the cause", err)
 	}
+	down := false
+	retry := NewRouted(local, map[string]Opener{"pg1": func(context.Context) (storage.Store, error) {
+		if !down {
+			down = true
+			return nil, errors.New("no route to host")
+		}
+		return remote, nil
+	}})
+	if _, err := retry.Get(ctx, "pg1/wals/b"); err == nil || errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("first open fails: %v", err)
+	}
+	if got, err := read(t, retry, "pg1/wals/b"); err != nil || got != "remote b" {
+		t.Errorf("a repository back after a failed open is not used: %q %v", got, err)
+	}
 	if s, err := r.Repository(ctx, "pg2"); s != nil || err != nil {
 		t.Errorf("Repository(pg2) = %v, %v; want none", s, err)
 	}
