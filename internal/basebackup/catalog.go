@@ -144,6 +144,9 @@ func Delete(ctx context.Context, store storage.Store, idx Deleter, serverDir, se
 }
 
 func deleteKeys(ctx context.Context, store storage.Store, keys []string) error {
+	if bd, ok := store.(storage.BatchDeleter); ok {
+		return bd.DeleteMany(ctx, keys)
+	}
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex

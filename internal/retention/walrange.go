@@ -125,6 +125,9 @@ const deleteWorkers = 8
 // deleteWALObjects removes the objects of one batch; it returns only when every one of
 // them is durably gone (or an error stopped it).
 func (a *Applier) deleteWALObjects(ctx context.Context, names, keys []string, handled *atomic.Int64) error {
+	if bd, ok := a.Store.(storage.BatchDeleter); ok {
+		return a.deleteWALBatch(ctx, bd, names, keys, handled)
+	}
 	var (
 		next     atomic.Int64
 		wg       sync.WaitGroup
@@ -171,23 +174,55 @@ func (a *Applier) deleteWALObjects(ctx context.Context, names, keys []string, ha
 	return ctx.Err()
 }
 
-// deleteWALObject removes one archived file's object; one already gone is fine (an
-// interrupted run deleted it before dropping its record).
-func (a *Applier) deleteWALObject(ctx context.Context, name, key string) error {
+// deleteWALBatch is deleteWALObjects on a store that deletes in batches (a
+// repository on object storage: a request per thousand keys, not one or two per key).
+func (a *Applier) deleteWALBatch(ctx context.Context, bd storage.BatchDeleter, names, keys []string, handled *atomic.Int64) error {
+	batch := make([]string, 0, len(names))
+	for i, name := range names {
+		if n := handled.Add(1); a.failAfterFiles > 0 && n > a.failAfterFiles {
+			return errInjected
+		}
+		key, err := a.walObjectKey(ctx, name, keys[i])
+		if err != nil {
+			return err
+		}
+		if key != "" {
+			batch = append(batch, key)
+		}
+	}
+	if err := bd.DeleteMany(ctx, batch); err != nil {
+		return fmt.Errorf("retention %s: delete %d WAL files: %w", a.Server, len(batch), err)
+	}
+	return ctx.Err()
+}
+
+// walObjectKey is the key of archived file name to delete ("" when it is gone
+// already), checked to lie inside the server's archive under the file's own name.
+func (a *Applier) walObjectKey(ctx context.Context, name, key string) (string, error) {
 	if key == "" {
 		k, _, err := archive.Find(ctx, a.Store, a.Server, name)
 		if errors.Is(err, storage.ErrNotFound) {
-			return nil
+			return "", nil
 		}
 		if err != nil {
-			return fmt.Errorf("retention %s: %s: %w", a.Server, name, err)
+			return "", fmt.Errorf("retention %s: %s: %w", a.Server, name, err)
 		}
 		key = k
 	}
+	if !archive.IsWALKeyOf(a.Server, name, key) {
+		return "", fmt.Errorf("retention %s: %s: index record points outside the archive (%q): run `walkeeper index rebuild`", a.Server, name, key)
+	}
+	return key, nil
+}
+
+// deleteWALObject removes one archived file's object; one already gone is fine (an
+// interrupted run deleted it before dropping its record).
+func (a *Applier) deleteWALObject(ctx context.Context, name, key string) error {
 	// Only ever delete inside the server's archive, under the file's own name, in its
 	// own directory (archive.WALKey, in any codec).
-	if !archive.IsWALKeyOf(a.Server, name, key) {
-		return fmt.Errorf("retention %s: %s: index record points outside the archive (%q): run `walkeeper index rebuild`", a.Server, name, key)
+	key, err := a.walObjectKey(ctx, name, key)
+	if err != nil || key == "" {
+		return err
 	}
 	if err := a.Store.Delete(ctx, key); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("retention %s: delete %s: %w", a.Server, name, err)

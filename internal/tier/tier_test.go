@@ -85,3 +85,48 @@ func TestTiers(t *testing.T) {
 		t.Error("without a repository the store is the local one")
 	}
 }
+
+// batcher is a repository that deletes in batches and counts them.
+type batcher struct {
+	storage.Store
+	batches [][]string
+}
+
+func (b *batcher) DeleteMany(ctx context.Context, keys []string) error {
+	b.batches = append(b.batches, keys)
+	for _, k := range keys {
+		if err := b.Store.Delete(ctx, k); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestDeleteMany: a batch reaches both tiers, the repository in one batch per server.
+func TestDeleteMany(t *testing.T) {
+	ctx := context.Background()
+	local := storage.NewLocal(t.TempDir())
+	remote := &batcher{Store: storage.NewLocal(t.TempDir())}
+	r := NewRouted(local, map[string]Opener{"pg1": func(context.Context) (storage.Store, error) { return remote, nil }})
+	var keys []string
+	for i := range 20 {
+		k := "pg1/wals/" + string(rune('a'+i))
+		keys = append(keys, k)
+		if i%2 == 0 {
+			put(t, local, k, "x")
+		}
+		put(t, remote.Store, k, "x")
+	}
+	put(t, local, "pg2/wals/a", "no repository")
+	if err := r.DeleteMany(ctx, append(keys, "pg2/wals/a", "pg1/wals/never")); err != nil {
+		t.Fatal(err)
+	}
+	if len(remote.batches) != 1 || len(remote.batches[0]) != 21 {
+		t.Errorf("repository batches: %d (sizes %v), want one of 21", len(remote.batches), remote.batches)
+	}
+	for _, k := range append(keys, "pg2/wals/a") {
+		if _, err := r.Stat(ctx, k); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%s left: %v", k, err)
+		}
+	}
+}
