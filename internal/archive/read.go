@@ -19,6 +19,16 @@ import (
 // this): it probes the key of each codec in compress.Codecs order, and returns
 // storage.ErrNotFound (wrapped, naming the file) when none exists.
 func Find(ctx context.Context, store storage.Store, server, name string) (key, codec string, err error) {
+	if t, ok := store.(storage.Tiered); ok {
+		key, codec, err = find(ctx, t.LocalTier(), server, name)
+		if !errors.Is(err, storage.ErrNotFound) {
+			return key, codec, err
+		}
+	}
+	return find(ctx, store, server, name)
+}
+
+func find(ctx context.Context, store storage.Store, server, name string) (key, codec string, err error) {
 	for _, c := range compress.Codecs {
 		k := WALKey(server, name, c)
 		if _, err := store.Stat(ctx, k); err == nil {

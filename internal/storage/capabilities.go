@@ -40,3 +40,11 @@ func (c RequestCounts) Sub(d RequestCounts) RequestCounts {
 type RequestCounter interface {
 	Requests() RequestCounts
 }
+
+// Tiered is a store over a local tier and a slower one behind it (a repository on
+// object storage): a reader that probes several keys for one object (a WAL file in any
+// codec) asks the local tier about all of them first, so that an object on the local
+// disk is found without a request to the repository, also while it is unreachable.
+type Tiered interface {
+	LocalTier() Store
+}

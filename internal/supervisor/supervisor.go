@@ -175,6 +175,16 @@ func closeBounded(idx index.Index, wait time.Duration, log *slog.Logger) {
 	}
 }
 
+// localTier is the local archive of store: ingest writes there and judges new files
+// against it and the index alone, so that a repository that cannot be reached never
+// holds up archiving (what the repository alone holds is in the index).
+func localTier(store storage.Store) storage.Store {
+	if t, ok := store.(storage.Tiered); ok {
+		return t.LocalTier()
+	}
+	return store
+}
+
 // startPipelines starts one ingest pipeline per server; a watcher that stops with an
 // error reports it on errs.
 func startPipelines(ctx context.Context, o Options, store storage.Store, idx index.Index, st *State, ups map[string]*upload.Uploader,
@@ -189,7 +199,7 @@ func startPipelines(ctx context.Context, o Options, store storage.Store, idx ind
 			CompressionLevel: s.CompressionLevel,
 			Workers:          s.ParallelJobs,
 			LearnIdentity:    func(ctx context.Context) (record.Identity, error) { return o.Identity(ctx, conninfo) },
-		}, store, idx, o.Log)
+		}, localTier(store), idx, o.Log)
 		if err != nil {
 			return err
 		}

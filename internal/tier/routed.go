@@ -110,6 +110,9 @@ func (r *Routed) Path(key string) (string, error) {
 	return "", fmt.Errorf("storage key %q: no local path", key)
 }
 
+// LocalTier implements storage.Tiered.
+func (r *Routed) LocalTier() storage.Store { return r.Local }
+
 // Put implements storage.Store (always the local tier).
 func (r *Routed) Put(ctx context.Context, key string, rd io.Reader) (int64, error) {
 	return r.Local.Put(ctx, key, rd)

@@ -30,6 +30,9 @@ func New(local, remote storage.Store) storage.Store {
 	return &Store{Local: local, Remote: remote}
 }
 
+// LocalTier implements storage.Tiered.
+func (s *Store) LocalTier() storage.Store { return s.Local }
+
 // Put implements storage.Store: the local tier only.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	return s.Local.Put(ctx, key, r)

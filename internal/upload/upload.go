@@ -246,9 +246,10 @@ func backupOf(server, key string) (string, bool) {
 }
 
 // order puts each backup's backup.info after the rest of that backup, and WAL first.
-func order(keys []string) {
+func order(server string, keys []string) {
+	wals := archive.WALPrefix(server)
 	rank := func(k string) (int, string) {
-		if strings.Contains(k, "/wals/") {
+		if strings.HasPrefix(k, wals) {
 			return 0, k
 		}
 		if path.Base(k) == archiveBackupInfo {
@@ -274,7 +275,7 @@ func (u *Uploader) drain(ctx context.Context) error {
 		keys = append(keys, k)
 	}
 	u.mu.Unlock()
-	order(keys)
+	order(u.o.Server, keys)
 	for _, k := range keys {
 		if ctx.Err() != nil {
 			return nil
