@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -71,7 +72,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 			// SigV4 signs the Host header: keep the client's.
 			r.Out.Host = r.In.Host
 		},
-		ErrorLog: nil,
+		ErrorLog: log.New(io.Discard, "", 0), // a killed server is the point of most tests
 	}
 	p.srv = &http.Server{Handler: p}
 	go func() { _ = p.srv.Serve(l) }()
