@@ -12,6 +12,7 @@ import (
 	"github.com/walkeeper/walkeeper/internal/daemon"
 	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/progress"
+	"github.com/walkeeper/walkeeper/internal/repo"
 	"github.com/walkeeper/walkeeper/internal/retention"
 )
 
@@ -40,7 +41,10 @@ func (c *BackupCmd) Run(a *App) error {
 	ctx, cancel := signalContext()
 	defer cancel()
 	o := basebackup.ServerOptions(srv)
-	o.Store, o.Index, o.Name, o.Log = a.Store(), daemon.ShortIndex{Home: cfg.Home, Log: a.log}, c.Name, a.log
+	if o.Store, err = repo.BackupStore(ctx, a.Store(), srv); err != nil {
+		return err
+	}
+	o.Index, o.Name, o.Log = daemon.ShortIndex{Home: cfg.Home, Log: a.log}, c.Name, a.log
 	if c.WaitTimeout > 0 {
 		o.WaitTimeout = c.WaitTimeout
 	}

@@ -54,7 +54,7 @@ type repoStatus struct {
 }
 
 // TestRepositoryAlone (issue 15): a server archived and backed up with an encrypted S3
-// repository. The backup host burns down: its home is deleted. A new home with the
+// repository, the backup streamed there with no local copy (backup_local_copy = off). The backup host burns down: its home is deleted. A new home with the
 // same configuration gets its catalog back from the repository (`index rebuild`: the
 // same `list-backups --json`) and restores to a target time from the repository
 // alone, exactly.
@@ -63,6 +63,7 @@ func TestRepositoryAlone(t *testing.T) {
 	s3 := s3test.Start(t)
 	env := newEnv(t)
 	s3Repository(t, env, s3)
+	env.Servers[0].Settings["backup_local_copy"] = "off"
 	pg := pgtest.New(t, "primary", pgtest.Options{ArchiveCommand: env.ArchiveCommand("pg1")})
 	env.Servers[0].Settings["conninfo"] = pg.ConnString("")
 	env.WriteConfig(t)
@@ -73,6 +74,13 @@ func TestRepositoryAlone(t *testing.T) {
 		ID string `json:"id"`
 	}
 	env.JSON(t, &b, "backup", "pg1")
+	// backup_local_copy = off: streamed to the repository, no copy on the local disk.
+	if _, err := os.Stat(filepath.Join(env.Home, "pg1", "base", b.ID)); !os.IsNotExist(err) {
+		t.Errorf("backup_local_copy = off left a local copy of %s: %v", b.ID, err)
+	}
+	if _, err := os.Stat(filepath.Join(s3.Dir, s3.Bucket, "offsite", "pg1", "base", b.ID, "backup.info")); err != nil {
+		t.Errorf("backup %s is not in the repository when backup returns: %v", b.ID, err)
+	}
 	pg.Psql(t, "INSERT INTO rows SELECT g, 'before the target' FROM generate_series(1, 1000) g")
 	target := pg.Psql(t, "SELECT clock_timestamp()")
 	time.Sleep(50 * time.Millisecond)

@@ -43,32 +43,36 @@ func Open(ctx context.Context, r config.Repository) (storage.Store, error) {
 	return s, nil
 }
 
-// Init prepares the repository r describes: for encryption, its key object sealed to
-// the configured secret. Run again on an initialized repository it checks that the
-// secret opens it, and changes nothing.
-func Init(ctx context.Context, r config.Repository) (created bool, err error) {
+// Init prepares server's repository r and says what it found: for encryption, its
+// key object sealed to the configured secret, created once. Run again on an
+// initialized repository it checks that the secret opens it, and changes nothing.
+func Init(ctx context.Context, server string, r config.Repository) (string, error) {
+	if r.Kind == "" {
+		return "", fmt.Errorf("%s: no repository is configured (repository = s3://BUCKET/PREFIX or a directory)", server)
+	}
 	inner, err := openInner(ctx, r)
 	if err != nil {
-		return false, err
+		return "", err
 	}
+	done := fmt.Sprintf("%s: repository %s ", server, r.URL)
 	if r.Encryption != "age" {
-		return false, nil
+		return done + "reachable", nil
 	}
 	u, err := sources(r).Unlock(ctx)
 	if err != nil {
-		return false, fmt.Errorf("repository %s: %w", r.URL, err)
+		return "", fmt.Errorf("repository %s: %w", r.URL, err)
 	}
 	_, err = crypt.Open(ctx, inner, u)
 	if err == nil {
-		return false, nil
+		return done + "ready: its encryption key opens with the configured secret", nil
 	}
 	if !errors.Is(err, crypt.ErrNoKey) {
-		return false, fmt.Errorf("repository %s: %w", r.URL, err)
+		return "", fmt.Errorf("repository %s: %w", r.URL, err)
 	}
 	if _, err := crypt.Init(ctx, inner, u, crypt.InitOptions{}); err != nil {
-		return false, fmt.Errorf("repository %s: %w", r.URL, err)
+		return "", fmt.Errorf("repository %s: %w", r.URL, err)
 	}
-	return true, nil
+	return done + "ready: its encryption key was created (keep a copy of the key file or the passphrase away from it)", nil
 }
 
 // HomeStore is the store of cfg's home: the local archive, and for each server with a
@@ -123,4 +127,22 @@ func openS3(ctx context.Context, r config.Repository) (storage.Store, error) {
 		return nil, fmt.Errorf("repository %s: %w", r.URL, err)
 	}
 	return s, nil
+}
+
+// BackupStore is the store a backup of srv writes through: home, or with
+// backup_local_copy = off its repository directly (opened now, so that an unreachable
+// repository fails the backup before it starts rather than after it streamed).
+func BackupStore(ctx context.Context, home storage.Store, srv *config.Server) (storage.Store, error) {
+	if srv.Repository.Kind == "" || srv.Repository.BackupLocalCopy {
+		return home, nil
+	}
+	r, ok := home.(*tier.Routed)
+	if !ok {
+		return nil, fmt.Errorf("%s: backup_local_copy = off needs the repository, which this store has not", srv.Name)
+	}
+	remote, err := r.Repository(ctx, srv.Name)
+	if err != nil {
+		return nil, err
+	}
+	return tier.Direct{Store: home, To: remote}, nil
 }

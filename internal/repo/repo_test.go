@@ -27,11 +27,11 @@ func TestDirectoryRepository(t *testing.T) {
 	if _, err := Open(ctx, r); err == nil || !strings.Contains(err.Error(), "repository-init") {
 		t.Fatalf("Open before Init: %v, want a pointer to repository-init", err)
 	}
-	if created, err := Init(ctx, r); err != nil || !created {
-		t.Fatalf("Init: %v %v", created, err)
+	if msg, err := Init(ctx, "pg1", r); err != nil || !strings.Contains(msg, "key was created") {
+		t.Fatalf("Init: %q %v", msg, err)
 	}
-	if created, err := Init(ctx, r); err != nil || created {
-		t.Fatalf("Init again: %v %v, want no change", created, err)
+	if msg, err := Init(ctx, "pg1", r); err != nil || !strings.Contains(msg, "opens with the configured secret") {
+		t.Fatalf("Init again: %q %v, want no change", msg, err)
 	}
 	s, err := Open(ctx, r)
 	if err != nil {

@@ -210,3 +210,16 @@ func (z lazyStore) Delete(ctx context.Context, key string) error {
 	}
 	return s.Delete(ctx, key)
 }
+
+// Direct is a store whose writes go straight to the repository and whose reads go
+// through the tiers: a backup taken with backup_local_copy = off, which streams to
+// the repository and leaves no second full copy on the local disk.
+type Direct struct {
+	storage.Store               // the home's store, for reads and deletes
+	To            storage.Store // the repository
+}
+
+// Put implements storage.Store: the repository only.
+func (d Direct) Put(ctx context.Context, key string, rd io.Reader) (int64, error) {
+	return d.To.Put(ctx, key, rd)
+}

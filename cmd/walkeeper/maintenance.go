@@ -9,6 +9,7 @@ import (
 
 	"github.com/walkeeper/walkeeper/internal/index"
 	"github.com/walkeeper/walkeeper/internal/rebuild"
+	"github.com/walkeeper/walkeeper/internal/repo"
 	"github.com/walkeeper/walkeeper/internal/storage"
 	"github.com/walkeeper/walkeeper/internal/supervisor"
 )
@@ -85,4 +86,22 @@ func printRebuilt(w io.Writer, server string, res rebuild.Result) {
 	for _, s := range res.Skipped {
 		fmt.Fprintf(w, "  skipped %s\n", s)
 	}
+}
+
+// RepositoryInitCmd prepares a server's repository.
+type RepositoryInitCmd struct {
+	Server string `arg:"" help:"Server name."`
+}
+
+// Run implements the command.
+func (c *RepositoryInitCmd) Run(a *App) error {
+	srv, err := a.Server(c.Server)
+	if err != nil {
+		return err
+	}
+	msg, err := repo.Init(context.Background(), srv.Name, srv.Repository)
+	if err == nil {
+		fmt.Println(msg)
+	}
+	return err
 }
