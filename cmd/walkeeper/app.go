@@ -36,6 +36,7 @@ type App struct {
 	log    *slog.Logger
 	out    io.Writer
 	idx    index.Index
+	store  storage.Store
 	client *daemon.Client
 	// noReconcile: the command repairs the index itself (index rebuild).
 	noReconcile bool
@@ -53,6 +54,7 @@ func (a *App) close() {
 	if a.idx != nil {
 		_ = a.idx.Close()
 	}
+	repo.LogRequests(a.store, a.log)
 }
 
 // Config loads the configuration once.
@@ -90,7 +92,12 @@ func (a *App) Server(name string) (*config.Server, error) {
 
 // Store is the archive's storage, with each server's repository behind its local
 // tier; the configuration is loaded (Config or Server was called).
-func (a *App) Store() storage.Store { return repo.HomeStore(a.cfg) }
+func (a *App) Store() storage.Store {
+	if a.store == nil {
+		a.store = repo.HomeStore(a.cfg)
+	}
+	return a.store
+}
 
 // Index opens the index: the daemon's when it runs, else the local database.
 func (a *App) Index() (index.Index, error) {

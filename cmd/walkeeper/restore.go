@@ -78,13 +78,6 @@ func (a *App) selfCommand() (bin, cfgFile string, err error) {
 	return bin, cfgFile, err
 }
 
-func progressFor(desc string) func(total int64) func(int64) {
-	if !progress.Interactive() {
-		return nil
-	}
-	return func(total int64) func(int64) { return progress.Adder(desc, total) }
-}
-
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
@@ -104,7 +97,7 @@ func (c *RestoreCmd) Run(a *App) error {
 	opts, err := restore.Prepare(ctx, a.Store(), srv, restore.Command{Placement: restore.Placement{Dest: c.Dest, Tablespaces: c.Tablespace,
 		GetWAL: c.GetWAL, CopyWAL: c.CopyWAL, Prefetch: c.Prefetch, RemoteSSHCommand: c.RemoteSSHCommand, WALSSHCommand: c.WALSSHCommand,
 		RemoteBinary: c.RemoteWalkeeper, Standby: c.Standby, PrimaryConninfo: c.PrimaryConninfo, Target: t},
-		ID: c.ID, Force: c.Force, Archive: c.Archive, Jobs: c.Jobs, PGBin: c.PGBin, Progress: progressFor("restoring"), Log: a.log, Self: a.selfCommand})
+		ID: c.ID, Force: c.Force, Archive: c.Archive, Jobs: c.Jobs, PGBin: c.PGBin, Progress: progress.AdderOnTerminal("restoring"), Log: a.log, Self: a.selfCommand})
 	if err != nil {
 		return cliErr(err)
 	}
@@ -244,7 +237,7 @@ func (c *SandboxStartCmd) Run(a *App) error {
 		IncomingDir: srv.IncomingDir(), StreamingDir: srv.StreamingDir(), Target: t, ID: c.ID, Root: c.Dir, Port: c.Port,
 		PGBin: c.PGBin, Tablespaces: c.Tablespace, Binary: bin, ConfigFile: cfgFile, Prefetch: c.Prefetch,
 		User: pgutil.ConnUser(srv.Conninfo), Jobs: srv.ParallelJobs, Timeout: c.Timeout,
-		Guard: restore.GuardFor(srv, []string{restore.DefaultSandboxRoot(srv.Dir())}), Progress: progressFor("restoring sandbox"), Log: a.log})
+		Guard: restore.GuardFor(srv, []string{restore.DefaultSandboxRoot(srv.Dir())}), Progress: progress.AdderOnTerminal("restoring sandbox"), Log: a.log})
 	if err != nil {
 		return cliErr(err)
 	}

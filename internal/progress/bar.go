@@ -32,6 +32,15 @@ func Adder(desc string, total int64) func(int64) {
 	return func(n int64) { _ = b.Add64(n) }
 }
 
+// AdderOnTerminal is Adder's constructor for work of a total learnt later, nil when
+// stderr is not a terminal (no progress then).
+func AdderOnTerminal(desc string) func(total int64) func(int64) {
+	if !Interactive() {
+		return nil
+	}
+	return func(total int64) func(int64) { return Adder(desc, total) }
+}
+
 // Setter is a bar of total bytes fed the count done so far, which may pass total (a
 // backup's estimate); a negative count ends it.
 func Setter(desc string, total int64) func(int64) {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/walkeeper/walkeeper/internal/config"
@@ -145,4 +146,37 @@ func BackupStore(ctx context.Context, home storage.Store, srv *config.Server) (s
 		return nil, err
 	}
 	return tier.Direct{Store: home, To: remote}, nil
+}
+
+// Requests counts the requests server's repository sent since it was opened (false
+// when it is not open, or not an object store).
+func Requests(home storage.Store, server string) (storage.RequestCounts, bool) {
+	r, ok := home.(*tier.Routed)
+	if !ok {
+		return storage.RequestCounts{}, false
+	}
+	s := r.Opened(server)
+	if c, ok := s.(*crypt.Store); ok {
+		s = c.Inner()
+	}
+	rc, ok := s.(storage.RequestCounter)
+	if !ok {
+		return storage.RequestCounts{}, false
+	}
+	return rc.Requests(), true
+}
+
+// LogRequests logs, at debug level (-v), the requests each opened repository of home
+// sent: what a command cost on object storage.
+func LogRequests(home storage.Store, log *slog.Logger) {
+	r, ok := home.(*tier.Routed)
+	if !ok {
+		return
+	}
+	for _, server := range r.Servers() {
+		if c, ok := Requests(home, server); ok {
+			log.Debug("repository requests", "server", server, "total", c.Total(), "put", c.Put, "get", c.Get,
+				"list", c.List, "delete", c.Delete, "head", c.Head, "other", c.Other)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/daemon"
+	"github.com/walkeeper/walkeeper/internal/repo"
 	"github.com/walkeeper/walkeeper/internal/storage"
 	"github.com/walkeeper/walkeeper/internal/tier"
 	"github.com/walkeeper/walkeeper/internal/upload"
@@ -40,6 +41,9 @@ func startUploaders(ctx context.Context, o Options, store storage.Store, st *Sta
 	publish := func() {
 		for name, u := range ups {
 			stats := u.Stats()
+			if c, ok := repo.Requests(store, name); ok {
+				stats.Requests = &c
+			}
 			st.Update(name, func(ss *daemon.ServerState) { ss.Upload = &stats })
 		}
 	}

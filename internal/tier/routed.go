@@ -223,3 +223,24 @@ type Direct struct {
 func (d Direct) Put(ctx context.Context, key string, rd io.Reader) (int64, error) {
 	return d.To.Put(ctx, key, rd)
 }
+
+// Opened is server's repository if it was opened, else nil (it is not opened here).
+func (r *Routed) Opened(server string) storage.Store {
+	l, ok := r.repos[server]
+	if !ok {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.store
+}
+
+// Servers are the servers with a repository, sorted.
+func (r *Routed) Servers() []string {
+	out := make([]string, 0, len(r.repos))
+	for s := range r.repos {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -58,6 +58,10 @@ type Stats struct {
 	Scanned       bool      `json:"scanned"`       // the repository's listing was read
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
+	// Requests are all the daemon's requests to the repository since it started
+	// (uploads, retention, reads), by kind; nil for a repository that is not an object
+	// store.
+	Requests *storage.RequestCounts `json:"requests,omitempty"`
 }
 
 // Uploader copies one server's archive to its repository.
