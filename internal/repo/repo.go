@@ -59,6 +59,16 @@ func Init(ctx context.Context, server string, r config.Repository) (string, erro
 	if r.Encryption != "age" {
 		return done + "reachable", nil
 	}
+	if r.KeyFile != "" {
+		if _, err := os.Stat(r.KeyFile); errors.Is(err, os.ErrNotExist) {
+			// A first init with a key file that does not exist yet makes it: a new
+			// repository's key, as age-keygen would.
+			if _, err := crypt.GenerateKeyFile(r.KeyFile); err != nil {
+				return "", fmt.Errorf("repository %s: create encryption_key_file: %w", r.URL, err)
+			}
+			done = fmt.Sprintf("%s: created the key file %s (mode 0600); ", server, r.KeyFile) + done
+		}
+	}
 	u, err := sources(r).Unlock(ctx)
 	if err != nil {
 		return "", fmt.Errorf("repository %s: %w", r.URL, err)

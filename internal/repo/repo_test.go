@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,5 +76,24 @@ func TestDirectoryRepository(t *testing.T) {
 	plain := config.Repository{Kind: "dir", URL: dir, Path: dir, Encryption: "none"}
 	if s, err := Open(ctx, plain); err != nil || s == nil {
 		t.Errorf("plain directory repository: %v", err)
+	}
+}
+
+// TestInitCreatesKeyFile: a first init with a key file that does not exist makes it
+// (mode 0600), and the repository opens with it.
+func TestInitCreatesKeyFile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	key := filepath.Join(t.TempDir(), "new.key")
+	r := config.Repository{Kind: "dir", URL: dir, Path: dir, Encryption: "age", KeyFile: key}
+	msg, err := Init(ctx, "pg1", r)
+	if err != nil || !strings.Contains(msg, "created the key file "+key) {
+		t.Fatalf("Init: %q %v", msg, err)
+	}
+	if fi, err := os.Stat(key); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+	if _, err := Open(ctx, r); err != nil {
+		t.Fatal(err)
 	}
 }
