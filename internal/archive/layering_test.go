@@ -34,6 +34,13 @@ func TestLayering(t *testing.T) {
 		// which needs both, sits above it.
 		{"internal/index", []string{"internal/basebackup", "internal/ingest", "internal/rebuild"}},
 		{"internal/ingest", []string{"internal/basebackup", "internal/retention", "internal/restore", "internal/rebuild"}},
+		// The storage layer (stores, encryption, tiers) knows nothing of the archive's
+		// layout or configuration; repo, which opens a configured repository, sits on it.
+		{"internal/storage/s3store", []string{"internal/archive", "internal/config", "internal/crypt", "internal/tier"}},
+		{"internal/crypt", []string{"internal/archive", "internal/config", "internal/tier", "internal/storage/s3store"}},
+		{"internal/tier", []string{"internal/archive", "internal/config", "internal/repo", "internal/crypt"}},
+		{"internal/repo", []string{"internal/ingest", "internal/restore", "internal/retention", "internal/upload", "internal/basebackup"}},
+		{"internal/upload", []string{"internal/ingest", "internal/restore", "internal/retention", "internal/repo"}},
 	}
 	for _, r := range rules {
 		got, ok := deps[r.pkg]
