@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -38,7 +39,8 @@ type App struct {
 	idx    index.Index
 	store  storage.Store
 	client *daemon.Client
-	// noReconcile: the command repairs the index itself (index rebuild).
+	// noReconcile: the command repairs the index itself (index rebuild), and must see
+	// both tiers whole: a repository that cannot be listed is an error then.
 	noReconcile bool
 }
 
@@ -95,6 +97,9 @@ func (a *App) Server(name string) (*config.Server, error) {
 func (a *App) Store() storage.Store {
 	if a.store == nil {
 		a.store = repo.HomeStore(a.cfg)
+		if !a.noReconcile {
+			repo.ReadLocalWhenDown(a.store, func(msg string) { fmt.Fprintln(os.Stderr, msg) })
+		}
 	}
 	return a.store
 }

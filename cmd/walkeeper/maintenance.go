@@ -32,9 +32,9 @@ func (c *IndexRebuildCmd) Run(a *App) error {
 	if err != nil {
 		return err
 	}
+	a.noReconcile = true // it rebuilds the server itself, from both tiers whole
 	store := a.Store()
 	ctx := context.Background()
-	a.noReconcile = true // it rebuilds the server itself
 	idx, err := a.Index()
 	var res rebuild.Result
 	if err == nil {

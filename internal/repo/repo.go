@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 
 	"github.com/walkeeper/walkeeper/internal/config"
 	"github.com/walkeeper/walkeeper/internal/crypt"
@@ -96,6 +97,23 @@ func HomeStore(cfg *config.Config) storage.Store {
 		return local
 	}
 	return tier.NewRouted(local, openers)
+}
+
+// ReadLocalWhenDown lets the home's listings go on with the local archive alone
+// while a repository cannot be reached, warning once per server through warn: a
+// command run by a DBA (a restore from the local archive) does not depend on the
+// repository being up. The daemon does not: its rebuild must see both tiers.
+func ReadLocalWhenDown(home storage.Store, warn func(string)) {
+	r, ok := home.(*tier.Routed)
+	if !ok {
+		return
+	}
+	var once sync.Map
+	r.Degraded = func(server string, err error) {
+		if _, seen := once.LoadOrStore(server, true); !seen {
+			warn(fmt.Sprintf("warning: %s: the repository cannot be listed (%v): going on with the local archive only", server, err))
+		}
+	}
 }
 
 // Openers are the repositories of the servers that have one, for tier.NewRouted.

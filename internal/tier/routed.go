@@ -26,6 +26,8 @@ type Opener func(ctx context.Context) (storage.Store, error)
 type Routed struct {
 	Local storage.Store
 	repos map[string]*lazy
+	// Degraded is each tiered Store's (see Store.Degraded), with the server.
+	Degraded func(server string, err error)
 }
 
 type lazy struct {
@@ -57,6 +59,13 @@ func NewRouted(local storage.Store, repos map[string]Opener) *Routed {
 	return r
 }
 
+func (r *Routed) degraded(server string) func(error) {
+	if r.Degraded == nil {
+		return nil
+	}
+	return func(err error) { r.Degraded(server, err) }
+}
+
 // Repository returns server's repository (nil, nil when it has none), opening it on
 // first use.
 func (r *Routed) Repository(ctx context.Context, server string) (storage.Store, error) {
@@ -79,7 +88,7 @@ func (r *Routed) forKey(key string) storage.Store {
 	if !ok {
 		return r.Local
 	}
-	return &Store{Local: r.Local, Remote: lazyStore{l: l, server: server}}
+	return &Store{Local: r.Local, Remote: lazyStore{l: l, server: server}, Degraded: r.degraded(server)}
 }
 
 // RemoteOf is server's repository as a store that opens it at first use (see Opener),
@@ -152,7 +161,7 @@ func (r *Routed) List(ctx context.Context, prefix string, fn func(storage.Info) 
 	sort.Strings(servers)
 	var st storage.Store = r.Local
 	for _, s := range servers {
-		st = &Store{Local: st, Remote: lazyStore{l: r.repos[s], server: s}}
+		st = &Store{Local: st, Remote: lazyStore{l: r.repos[s], server: s}, Degraded: r.degraded(s)}
 	}
 	return st.List(ctx, prefix, fn)
 }

@@ -20,6 +20,12 @@ import (
 type Store struct {
 	Local  storage.Store
 	Remote storage.Store
+	// Degraded, when set, lets List go on with the local tier alone when the
+	// repository cannot be listed, after telling it the cause (a restore from the
+	// local archive must not depend on the repository being up). Unset, that is an
+	// error. Reads of one object and deletes never degrade: an object that is not
+	// local, or a delete that did not reach the repository, is an error.
+	Degraded func(error)
 }
 
 // New returns the tiered store, or local itself when there is no repository.
@@ -69,7 +75,11 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(storage.Info) e
 		})
 	}
 	if err := collect(s.Remote, false); err != nil {
-		return fmt.Errorf("repository: %w", err)
+		if s.Degraded == nil || ctx.Err() != nil {
+			return fmt.Errorf("repository: %w", err)
+		}
+		s.Degraded(err)
+		clear(byKey)
 	}
 	if err := collect(s.Local, true); err != nil {
 		return err

@@ -130,3 +130,28 @@ func TestDeleteMany(t *testing.T) {
 		}
 	}
 }
+
+// down is a repository that cannot be reached.
+type down struct{ storage.Store }
+
+func (down) List(context.Context, string, func(storage.Info) error) error {
+	return errors.New("dial tcp: connection refused")
+}
+
+// TestDegradedList: with Degraded set, a listing goes on with the local tier alone
+// when the repository cannot be listed, and says why; unset, it is an error.
+func TestDegradedList(t *testing.T) {
+	ctx := context.Background()
+	local := storage.NewLocal(t.TempDir())
+	put(t, local, "pg1/wals/a", "x")
+	s := &Store{Local: local, Remote: down{}}
+	if err := s.List(ctx, "pg1/", func(storage.Info) error { return nil }); err == nil {
+		t.Fatal("a repository that cannot be listed is not an error")
+	}
+	var cause error
+	s.Degraded = func(err error) { cause = err }
+	var keys []string
+	if err := s.List(ctx, "pg1/", func(i storage.Info) error { keys = append(keys, i.Key); return nil }); err != nil || len(keys) != 1 || cause == nil {
+		t.Fatalf("degraded List: %v %v, cause %v", keys, err, cause)
+	}
+}
