@@ -116,6 +116,9 @@ func TestRepositoryAlone(t *testing.T) {
 	if after := env.MustRun(t, "--json", "list-backups", "pg1"); after != before {
 		t.Fatalf("list-backups after index rebuild from the repository:\n%s\nwant\n%s", after, before)
 	}
+	if r := env.Run("verify", "pg1", b.ID); r.Code != 0 {
+		t.Fatalf("verify from the repository alone: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
 	dest, _ := restoreTo(t, env, b.ID, "--target-time", target, "--target-action", "promote")
 	c := pgtest.FromDataDir(t, "restored", dest)
 	c.WaitFor(t, "SELECT pg_is_in_recovery()", "f", 120*time.Second)
