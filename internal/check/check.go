@@ -129,6 +129,7 @@ func Run(ctx context.Context, d Deps) []Result {
 	r.failedBackups()
 	r.disk()
 	r.daemonRunning(ctx)
+	r.repository(ctx)
 	r.errorsDir()
 	return r.out
 }

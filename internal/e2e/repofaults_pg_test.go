@@ -122,6 +122,27 @@ func TestRepositoryFaults(t *testing.T) {
 	s3.Restart()
 	second := backup()
 	uploaded("every file uploaded once the repository is back")
+	var checks []struct {
+		Check  string `json:"check"`
+		OK     bool   `json:"ok"`
+		Detail string `json:"detail"`
+	}
+	r := env.Run("--json", "check", "pg1")
+	if err := json.Unmarshal([]byte(r.Stdout), &checks); err != nil {
+		t.Fatalf("check --json: %v: %s", err, r.Stdout)
+	}
+	found := false
+	for _, c := range checks {
+		if c.Check == "repository upload" {
+			found = true
+			if !c.OK || !strings.Contains(c.Detail, "0 files waiting") || !strings.Contains(c.Detail, "last error") {
+				t.Errorf("check's repository upload after the outage: %+v, want ok with nothing waiting and the last error named", c)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("check has no repository upload result: %s", r.Stdout)
+	}
 	inBucket := bucketWAL(t, filepath.Join(s3.Dir, s3.Bucket, "offsite", "pg1", "wals"))
 	for _, n := range append(early, during...) {
 		if !inBucket[n] {

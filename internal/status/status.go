@@ -6,7 +6,6 @@ package status
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -68,7 +67,7 @@ func Gather(ctx context.Context, srv *config.Server, src Sources) (Report, error
 	if info, ok := src.Daemon(ctx); ok {
 		st.DaemonRunning, st.DaemonPID = true, info.PID
 		if st.Repository != nil {
-			st.Repository.Upload = uploadStats(info.Servers[srv.Name].Upload)
+			st.Repository.Upload = upload.FromInfo(info.Servers[srv.Name].Upload)
 		}
 	}
 	if id, err := archive.LoadIdentity(ctx, src.Store, srv.Name); err == nil {
@@ -93,26 +92,6 @@ func Gather(ctx context.Context, srv *config.Server, src Sources) (Report, error
 		st.Receiver = r
 	}
 	return st, nil
-}
-
-// uploadStats reads the uploader's state from the daemon's info (decoded from JSON
-// when it came over the socket).
-func uploadStats(v any) *upload.Stats {
-	if v == nil {
-		return nil
-	}
-	if s, ok := v.(*upload.Stats); ok {
-		return s
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil
-	}
-	var s upload.Stats
-	if json.Unmarshal(b, &s) != nil {
-		return nil
-	}
-	return &s
 }
 
 // Backups is the number of DONE backups of server and the newest one (nil when there

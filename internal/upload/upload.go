@@ -14,6 +14,7 @@ package upload
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,6 +63,26 @@ type Stats struct {
 	// (uploads, retention, reads), by kind; nil for a repository that is not an object
 	// store.
 	Requests *storage.RequestCounts `json:"requests,omitempty"`
+}
+
+// FromInfo reads an uploader's Stats from the daemon's info (decoded from JSON when it
+// came over the socket); nil when there is none.
+func FromInfo(v any) *Stats {
+	if v == nil {
+		return nil
+	}
+	if s, ok := v.(*Stats); ok {
+		return s
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	var s Stats
+	if json.Unmarshal(b, &s) != nil {
+		return nil
+	}
+	return &s
 }
 
 // Uploader copies one server's archive to its repository.
