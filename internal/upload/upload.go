@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
@@ -43,7 +44,13 @@ type Options struct {
 	// Retry is the first wait after a failed upload (doubled up to 5 minutes;
 	// default 1 s).
 	Retry time.Duration
+	// Jobs is how many objects are uploaded at once (default DefaultJobs): one upload
+	// waits on the network for most of its time.
+	Jobs int
 }
+
+// DefaultJobs is the default Options.Jobs.
+const DefaultJobs = 4
 
 // DefaultRescan is the default Options.Rescan.
 const DefaultRescan = time.Minute
@@ -103,6 +110,9 @@ func New(o Options) *Uploader {
 	}
 	if o.Retry <= 0 {
 		o.Retry = time.Second
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = DefaultJobs
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -292,7 +302,10 @@ func order(server string, keys []string) {
 	})
 }
 
-// drain uploads what is pending, in order; it returns at the first failure.
+// drain uploads what is pending, Jobs objects at a time: first everything but the
+// backups' backup.info files (WAL first), then those, so that a backup is complete in
+// the repository only once all its objects are. It returns at the first failure,
+// before any backup.info.
 func (u *Uploader) drain(ctx context.Context) error {
 	u.mu.Lock()
 	keys := make([]string, 0, len(u.pending))
@@ -301,28 +314,72 @@ func (u *Uploader) drain(ctx context.Context) error {
 	}
 	u.mu.Unlock()
 	order(u.o.Server, keys)
-	for _, k := range keys {
-		if ctx.Err() != nil {
-			return nil
+	split := len(keys)
+	for i, k := range keys {
+		if path.Base(k) == archiveBackupInfo {
+			split = i
+			break
 		}
-		n, err := u.copy(ctx, k)
-		if errors.Is(err, storage.ErrNotFound) {
-			// Removed locally meanwhile (retention): nothing to upload.
-			u.mu.Lock()
-			delete(u.pending, k)
-			u.mu.Unlock()
-			continue
-		}
-		if err != nil {
-			return err
-		}
+	}
+	if err := u.uploadAll(ctx, keys[:split]); err != nil {
+		return err
+	}
+	return u.uploadAll(ctx, keys[split:])
+}
+
+// uploadAll uploads keys, Jobs at a time, in order of start.
+func (u *Uploader) uploadAll(ctx context.Context, keys []string) error {
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for range min(u.o.Jobs, len(keys)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				mu.Lock()
+				stop := first != nil
+				mu.Unlock()
+				if i >= len(keys) || stop || ctx.Err() != nil {
+					return
+				}
+				if err := u.upload(ctx, keys[i]); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// upload copies one pending key and records the outcome.
+func (u *Uploader) upload(ctx context.Context, k string) error {
+	n, err := u.copy(ctx, k)
+	if errors.Is(err, storage.ErrNotFound) {
+		// Removed locally meanwhile (retention): nothing to upload.
 		u.mu.Lock()
 		delete(u.pending, k)
-		u.remote[k] = time.Now()
-		u.stats.Uploaded++
-		u.stats.UploadedBytes += n
 		u.mu.Unlock()
+		return nil
 	}
+	if err != nil {
+		return err
+	}
+	u.mu.Lock()
+	delete(u.pending, k)
+	u.remote[k] = time.Now()
+	u.stats.Uploaded++
+	u.stats.UploadedBytes += n
+	u.mu.Unlock()
 	return nil
 }
 
