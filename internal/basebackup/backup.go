@@ -38,11 +38,15 @@ type Options struct {
 	Store             storage.Store
 	Index             Recorder
 	Name              string // optional, unique per server
-	Compression       string // zstd (default) | gzip | none
-	CompressionLevel  int
-	Jobs              int   // compression workers; default all cores
-	BandwidthLimit    int64 // bytes/s read from the server; 0 = unlimited
-	WaitTimeout       time.Duration
+	// OpaqueNames stores each file over 256 KiB under its number, not its path
+	// (data/objects/000123): an encrypted repository's object names then reveal no
+	// database, relation or file name.
+	OpaqueNames      bool
+	Compression      string // zstd (default) | gzip | none
+	CompressionLevel int
+	Jobs             int   // compression workers; default all cores
+	BandwidthLimit   int64 // bytes/s read from the server; 0 = unlimited
+	WaitTimeout      time.Duration
 	// DaemonRunning reports whether `walkeeper watch` runs (it ingests the WAL the
 	// backup waits for); nil means unknown.
 	DaemonRunning func() bool
@@ -275,7 +279,7 @@ func run(ctx context.Context, o Options, b record.Backup, tsNames map[uint32]str
 	res, err := runBaseBackup(ctx, conn, streamOptions{
 		store: o.Store, server: o.Server, id: b.ID, label: b.Label,
 		codec: o.Compression, level: o.CompressionLevel, jobs: o.Jobs, writers: writers,
-		bandwidthLimit: o.BandwidthLimit, progress: o.Progress,
+		bandwidthLimit: o.BandwidthLimit, progress: o.Progress, opaqueNames: o.OpaqueNames,
 		onStart: func(lsn segments.LSN, tli uint32) error {
 			b.BeginLSN, b.Timeline = lsn, tli
 			b.BeginWAL = segments.SegmentForLSN(tli, lsn, b.SegSize)

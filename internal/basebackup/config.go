@@ -14,5 +14,6 @@ func ServerOptions(srv *config.Server) Options {
 		Jobs: srv.ParallelJobs, BandwidthLimit: srv.BandwidthLimit,
 		WaitTimeout: srv.BackupWaitTimeout, IncomingDir: srv.IncomingDir(),
 		StreamingArchiver: srv.StreamingArchiver, SlotName: srv.SlotName,
+		OpaqueNames: srv.Repository.Encryption == "age",
 	}
 }

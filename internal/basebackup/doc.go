@@ -43,6 +43,7 @@
 //	<server>/base/<id>/contents.json.zst   {"version":2,"backup_id":..,"entries":[Entry...]}, zstd
 //	<server>/base/<id>/data/pgdata/<path>[.zst|.gz]   one object per file over 256 KiB
 //	<server>/base/<id>/data/<oid>/<path>[.zst|.gz]    the same for tablespace <oid>
+//	<server>/base/<id>/data/objects/NNNNNN[.zst|.gz]  either, with an encrypted repository (OpaqueNames)
 //	<server>/base/<id>/data/bundles/NNNNNN[.zst|.gz]  files up to 256 KiB, up to ~32 MiB per bundle
 //
 // <id> is the UTC start time, 20061102T150405. Directories, symlinks and empty files

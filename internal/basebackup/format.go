@@ -70,6 +70,13 @@ func dataKey(server, id string, tablespace uint32, p, codec string) string {
 	return archive.BackupDataPrefix(server, id) + root + "/" + p + compress.Suffix(codec)
 }
 
+// opaqueDataKey is the key of the n-th file stored on its own when names must reveal
+// nothing of the data directory (Options.OpaqueNames): the contents list, sealed like
+// every object, maps it back to its path.
+func opaqueDataKey(server, id string, n int, codec string) string {
+	return archive.BackupDataPrefix(server, id) + fmt.Sprintf("objects/%06d", n) + compress.Suffix(codec)
+}
+
 // LoadInfo reads a backup's backup.info.
 func LoadInfo(ctx context.Context, store storage.Store, server, id string) (record.Backup, error) {
 	var b record.Backup

@@ -65,6 +65,7 @@ type streamOptions struct {
 	jobs           int
 	writers        int
 	bandwidthLimit int64
+	opaqueNames    bool
 	progress       func(total int64) func(done int64)
 	onStart        func(startLSN segments.LSN, tli uint32) error
 }
@@ -128,6 +129,7 @@ type pipeline struct {
 	bundle    *chunk
 	bundleRaw int
 	bundles   int
+	objects   int // files stored as objects of their own, for opaque names
 }
 
 func newPipeline(ctx context.Context, o streamOptions) *pipeline {
@@ -329,7 +331,12 @@ func (p *pipeline) archive(r io.Reader, tablespace uint32) error {
 			}
 			continue
 		}
-		e.Key = dataKey(p.o.server, p.o.id, tablespace, clean, p.o.codec)
+		if p.o.opaqueNames {
+			p.objects++
+			e.Key = opaqueDataKey(p.o.server, p.o.id, p.objects, p.o.codec)
+		} else {
+			e.Key = dataKey(p.o.server, p.o.id, tablespace, clean, p.o.codec)
+		}
 		if err := p.storeFile(tr, e); err != nil {
 			return err
 		}

@@ -105,6 +105,15 @@ func TestRepositoryAlone(t *testing.T) {
 	if n := sealedObjects(t, filepath.Join(s3.Dir, s3.Bucket, "offsite", "pg1")); n < 6 {
 		t.Fatalf("%d objects in the bucket", n)
 	}
+	// Object names reveal nothing of the data directory: large files go by number.
+	data, _ := os.ReadDir(filepath.Join(s3.Dir, s3.Bucket, "offsite", "pg1", "base", b.ID, "data"))
+	var names []string
+	for _, e := range data {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "bundles objects" {
+		t.Errorf("the backup's data objects are under %v, want only bundles/ and objects/", names)
+	}
 	before := env.MustRun(t, "--json", "list-backups", "pg1")
 	d.Stop(t)
 	pg.Stop(t, "immediate")
