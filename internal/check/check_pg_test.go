@@ -354,7 +354,10 @@ func TestVerifyAcrossPromotion(t *testing.T) {
 	sb.Psql(t, "INSERT INTO t SELECT g FROM generate_series(1, 10000) g")
 	env.MustRun(t, "switch-wal", "pg1", "--wait", "--timeout", "60s")
 	histFile := ""
-	wktest.Eventually(t, 30*time.Second, "00000002.history to be archived", func() bool {
+	// 90 s: a rehearsal once waited more than 30 s here for the .partial below (cause
+	// not found); 90 s also covers PostgreSQL's archiver's 60 s pause after a round of
+	// three failed attempts.
+	wktest.Eventually(t, 90*time.Second, "00000002.history to be archived", func() bool {
 		es, _ := os.ReadDir(filepath.Join(env.Home, "pg1", "wals", "history"))
 		for _, e := range es {
 			if strings.HasPrefix(e.Name(), "00000002.history") {
@@ -396,7 +399,7 @@ func TestVerifyAcrossPromotion(t *testing.T) {
 	oldSwitch := segments.SegmentFileName(1, n2.SegNo(16<<20), 16<<20)
 	tl1Dir := filepath.Join(env.Home, "pg1", "wals", archive.Dir(sp[0].To))
 	// PostgreSQL archives the .partial after the history file: wait for it as well.
-	wktest.Eventually(t, 30*time.Second, "the old timeline's switch segment archived as a .partial", func() bool {
+	wktest.Eventually(t, 90*time.Second, "the old timeline's switch segment archived as a .partial", func() bool {
 		_, err := os.Stat(filepath.Join(tl1Dir, oldSwitch+".partial.zst"))
 		return err == nil
 	})
