@@ -30,7 +30,8 @@ cleanup() {
     [ -f "$d/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true
   done
   [ -n "$daemon_pid" ] && { kill -- "-$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null; } || true
-  [ -n "$gw_pid" ] && kill "$gw_pid" 2>/dev/null || true
+  # $gw_pid is the subshell that ran as_pg: the server is its child.
+  [ -n "$gw_pid" ] && { pkill -f "posix $work/s3" 2>/dev/null; kill "$gw_pid" 2>/dev/null; } || true
   rm -rf "$work"
 }
 trap cleanup EXIT
