@@ -96,6 +96,9 @@ func FromInfo(v any) *Stats {
 type Uploader struct {
 	o      Options
 	notify chan string
+	// dropped: ingest announced a file the queue had no room for; the next scan walks
+	// the WAL too.
+	dropped atomic.Bool
 
 	mu      sync.Mutex
 	remote  map[string]time.Time // key -> when the repository got it
@@ -126,6 +129,7 @@ func (u *Uploader) Archived(key string) {
 	select {
 	case u.notify <- key:
 	default:
+		u.dropped.Store(true)
 	}
 }
 
@@ -161,13 +165,15 @@ func (u *Uploader) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(u.o.Rescan)
 	defer tick.Stop()
+	u.dropped.Store(true) // the first scan walks everything
 	for {
-		if err := u.scan(ctx); err != nil && ctx.Err() == nil {
+		if err := u.scan(ctx, u.dropped.Swap(false)); err != nil && ctx.Err() == nil {
+			u.dropped.Store(true)
 			u.fail(err)
 		}
 		if err := u.drain(ctx); err != nil && ctx.Err() == nil {
 			u.fail(err)
-			if !sleep(ctx, wait) {
+			if !u.waitTaking(ctx, time.After(wait), false) {
 				return nil
 			}
 			wait = min(2*wait, 5*time.Minute)
@@ -175,9 +181,21 @@ func (u *Uploader) Run(ctx context.Context) error {
 		}
 		wait = u.o.Retry
 		u.removeLocal(ctx)
+		if !u.waitTaking(ctx, tick.C, true) {
+			return nil
+		}
+	}
+}
+
+// waitTaking queues what ingest announces until `until` fires (true) or ctx ends
+// (false). With onFile it returns at the first announced file, to upload it at once;
+// without, it goes on queueing through a retry's whole wait, so that nothing announced
+// while the repository fails is lost from the queue.
+func (u *Uploader) waitTaking(ctx context.Context, until <-chan time.Time, onFile bool) bool {
+	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return false
 		case key := <-u.notify:
 			if i, err := u.o.Local.Stat(ctx, key); err == nil {
 				u.mu.Lock()
@@ -185,8 +203,14 @@ func (u *Uploader) Run(ctx context.Context) error {
 					u.pending[key] = i
 				}
 				u.mu.Unlock()
+			} else {
+				u.dropped.Store(true) // let the next scan find it
 			}
-		case <-tick.C:
+			if onFile {
+				return true
+			}
+		case <-until:
+			return true
 		}
 	}
 }
@@ -224,24 +248,51 @@ func (u *Uploader) listRemote(ctx context.Context) error {
 	return nil
 }
 
-// scan queues every local object the repository lacks: all archived WAL, the
-// identity, and the backups whose backup.info says DONE (a backup in progress, or
-// failed, is not uploaded).
-func (u *Uploader) scan(ctx context.Context) error {
+// scan queues every local object the repository lacks: the identity, the backups
+// whose backup.info says DONE (a backup in progress, or failed, is not uploaded) and,
+// on the first scan or after ingest announced more files than the queue held, all
+// archived WAL (else ingest announces each one: a minute's scan does not walk a
+// million WAL files again).
+func (u *Uploader) scan(ctx context.Context, withWAL bool) error {
 	var infos []storage.Info
-	if err := u.o.Local.List(ctx, u.o.Server+"/", func(i storage.Info) error {
+	collect := func(i storage.Info) error {
 		infos = append(infos, i)
 		return nil
-	}); err != nil {
+	}
+	prefix := u.o.Server + "/"
+	if !withWAL {
+		prefix = archive.BackupsPrefix(u.o.Server)
+		if i, err := u.o.Local.Stat(ctx, archive.IdentityKey(u.o.Server)); err == nil {
+			infos = append(infos, i)
+		}
+	}
+	if err := u.o.Local.List(ctx, prefix, collect); err != nil {
 		return fmt.Errorf("list the local archive: %w", err)
 	}
-	done := map[string]bool{} // backup prefix -> DONE
+	u.mu.Lock()
+	stale := func(i storage.Info) bool {
+		at, have := u.remote[i.Key]
+		return !have || mutable(i.Key) && i.ModTime.After(at)
+	}
+	// A backup.info the repository holds as it is here was uploaded last: its backup is
+	// complete there. Only the others are read, to learn whether they are DONE.
+	var read []storage.Info
+	done := map[string]bool{} // backup prefix -> upload it
 	for _, i := range infos {
-		if path.Base(i.Key) == archiveBackupInfo {
-			id := path.Base(path.Dir(i.Key))
-			if b, err := basebackup.LoadInfo(ctx, u.o.Local, u.o.Server, id); err == nil && b.Done() {
-				done[archive.BackupPrefix(u.o.Server, id)] = true
-			}
+		if path.Base(i.Key) != archiveBackupInfo {
+			continue
+		}
+		if stale(i) {
+			read = append(read, i)
+		} else {
+			done[path.Dir(i.Key)+"/"] = true
+		}
+	}
+	u.mu.Unlock()
+	for _, i := range read {
+		id := path.Base(path.Dir(i.Key))
+		if b, err := basebackup.LoadInfo(ctx, u.o.Local, u.o.Server, id); err == nil && b.Done() {
+			done[archive.BackupPrefix(u.o.Server, id)] = true
 		}
 	}
 	u.mu.Lock()
@@ -250,11 +301,9 @@ func (u *Uploader) scan(ctx context.Context) error {
 		if prefix, ok := backupOf(u.o.Server, i.Key); ok && !done[prefix] {
 			continue
 		}
-		at, have := u.remote[i.Key]
-		if have && !(mutable(i.Key) && i.ModTime.After(at)) {
-			continue
+		if stale(i) {
+			u.pending[i.Key] = i
 		}
-		u.pending[i.Key] = i
 	}
 	return nil
 }
