@@ -58,25 +58,8 @@ as_pg mkdir "$work/db/wal"
 
 # sshd
 port=$(freeport)
-mkdir -p "$work/sshd/auth"; chmod 755 "$work/sshd" "$work/sshd/auth"
-ssh-keygen -q -t ed25519 -N "" -f "$work/sshd/host_key"
-cp "$work/db/key.pub" "$work/sshd/auth/walkeeper"; chown walkeeper "$work/sshd/auth/walkeeper"; chmod 600 "$work/sshd/auth/walkeeper"
-cat > "$work/sshd/sshd_config" <<EOF
-Port $port
-ListenAddress 127.0.0.1
-HostKey $work/sshd/host_key
-AuthorizedKeysFile $work/sshd/auth/%u
-PidFile $work/sshd/sshd.pid
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-StrictModes no
-UsePAM yes
-AllowUsers walkeeper
-Subsystem sftp internal-sftp
-EOF
-mkdir -p /run/sshd
-/usr/sbin/sshd -D -f "$work/sshd/sshd_config" -E "$work/sshd/log" &
-sshdpid=$!
+private_sshd "$work/sshd" "$port" walkeeper "$work/db/key.pub"
+sshdpid=$sshd_pid
 opts="-i $work/db/key -p $port -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
 scpopts=${opts/-p $port/-P $port} # scp's port flag is -P
 cm="-o ControlMaster=auto -o ControlPath=$work/db/cm -o ControlPersist=10m"

@@ -106,26 +106,10 @@ fi
 start_sshd() {
   [ "$(id -u)" = 0 ] && [ -x /usr/sbin/sshd ] || { echo "bench-restore: mode getwalssh needs root and /usr/sbin/sshd (scripts/setup.sh installs it)" >&2; exit 1; }
   local p; p=$(freeport)
-  mkdir -p "$work/sshd/auth" /run/sshd; chmod 755 "$work/sshd" "$work/sshd/auth"
-  rm -f "$work/sshd/host_key" "$work/sshd/key" "$work/sshd/key.pub"
-  ssh-keygen -q -t ed25519 -N "" -f "$work/sshd/host_key"
-  chown postgres: "$work/sshd"
+  mkdir -p "$work/sshd"; chown postgres: "$work/sshd"
+  rm -f "$work/sshd/key" "$work/sshd/key.pub"
   as_pg ssh-keygen -q -t ed25519 -N "" -f "$work/sshd/key"
-  cp "$work/sshd/key.pub" "$work/sshd/auth/postgres"; chown postgres "$work/sshd/auth/postgres"; chmod 600 "$work/sshd/auth/postgres"
-  cat > "$work/sshd/sshd_config" <<SSHD
-Port $p
-ListenAddress 127.0.0.1
-HostKey $work/sshd/host_key
-AuthorizedKeysFile $work/sshd/auth/%u
-PidFile $work/sshd/sshd.pid
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-StrictModes no
-UsePAM yes
-AllowUsers postgres
-SSHD
-  /usr/sbin/sshd -D -f "$work/sshd/sshd_config" -E "$work/sshd/log" &
-  sshd_pid=$!
+  private_sshd "$work/sshd" "$p" postgres "$work/sshd/key.pub"
   sshcmd="ssh -i $work/sshd/key -p $p -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR postgres@127.0.0.1"
   for _ in $(seq 1 50); do as_pg $sshcmd true 2>/dev/null && return; sleep 0.1; done
   echo "bench-restore: the private sshd does not let postgres in (see $work/sshd/log)" >&2; exit 1
