@@ -5,6 +5,8 @@
 #   backup:  `walkeeper backup` (zstd 3)   vs `pg_basebackup -Ft -X none --compress=client-zstd:3`
 #   restore: `walkeeper restore` (synced)  vs `tar --zstd -xf` of that tar + `sync -f`
 #   verify:  `walkeeper verify SERVER latest` vs `zstd -t` of that tar
+#            (and, for information, `walkeeper verify --deep`, which decodes every file,
+#            against the same zstd -t runs; it has no target)
 # Targets: every ratio (walkeeper / baseline of the same round, median over RUNS rounds)
 # <= 1.00; best against best is printed too.
 #
@@ -233,9 +235,15 @@ CONF
       timed $wk verify pg1 latest > "$work/wk-verify.log" 2>&1 || { echo "   walkeeper verify failed:"; tail -5 "$work/wk-verify.log"; exit 1; }
       record "$shape" verify-wk "walkeeper verify pg1 latest #$run" 0
     }
-    if [ $((run % 2)) = 1 ]; then wk_verify; zstd_test; else zstd_test; wk_verify; fi
+    wk_verify_deep() {
+      timed $wk verify --deep pg1 latest > "$work/wk-verify.log" 2>&1 || { echo "   walkeeper verify --deep failed:"; tail -5 "$work/wk-verify.log"; exit 1; }
+      record "$shape" deep-wk "walkeeper verify --deep pg1 latest #$run" 0
+    }
+    if [ $((run % 2)) = 1 ]; then wk_verify; zstd_test; wk_verify_deep; else wk_verify_deep; zstd_test; wk_verify; fi
   done
-  for op in backup restore verify; do
+  # --deep is paired with the same rounds' zstd -t.
+  all[$shape/deep-base]=${all[$shape/verify-base]}; best[$shape/deep-base]=${best[$shape/verify-base]}
+  for op in backup restore verify deep; do
     summary+=("$(printf '%-8s %-8s walkeeper %7s s   baseline %7s s   best/best %s   paired median %s' "$shape" "$op" "${best[$shape/$op-wk]}" "${best[$shape/$op-base]}" "$(ratio "${best[$shape/$op-wk]}" "${best[$shape/$op-base]}")" "$(paired "${all[$shape/$op-wk]}" "${all[$shape/$op-base]}")")")
   done
   stop_cluster

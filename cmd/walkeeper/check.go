@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/walkeeper/walkeeper/internal/check"
 	"github.com/walkeeper/walkeeper/internal/config"
+	"github.com/walkeeper/walkeeper/internal/gcbatch"
 	"github.com/walkeeper/walkeeper/internal/ingest"
 	"github.com/walkeeper/walkeeper/internal/progress"
 	"github.com/walkeeper/walkeeper/internal/verify"
@@ -73,11 +75,13 @@ type VerifyCmd struct {
 	ID           string `arg:"" optional:"" help:"Backup id, name, 'latest' or 'oldest' (default: every DONE backup)."`
 	WALChecksums bool   `name:"wal-checksums" help:"Also read every archived WAL file and compare its SHA-256 with the index record (reads the whole archive)."`
 	NoFiles      bool   `name:"no-files" help:"Skip reading the backups' files; check only the WAL chain."`
+	Deep         bool   `help:"Decode every file and sum it against backup_manifest (default: the sums taken at backup, with every stored object read against its digest)."`
 	Jobs         int    `short:"j" help:"Parallel readers (default: the server's parallel_jobs)."`
 }
 
 // Run implements the command.
 func (c *VerifyCmd) Run(a *App) error {
+	gcbatch.Tune()
 	ctx, cancel := signalContext()
 	defer cancel()
 	srv, err := a.Server(c.Server)
@@ -91,12 +95,9 @@ func (c *VerifyCmd) Run(a *App) error {
 	if err != nil {
 		return err
 	}
-	jobs := c.Jobs
-	if jobs == 0 {
-		jobs = max(srv.ParallelJobs, 1)
-	}
+	jobs := cmp.Or(c.Jobs, max(srv.ParallelJobs, 1))
 	o := verify.Options{Store: a.Store(), Index: idx, Server: srv.Name, Backup: c.ID, SkipFiles: c.NoFiles,
-		WALChecksums: c.WALChecksums, Jobs: jobs}
+		WALChecksums: c.WALChecksums, Jobs: jobs, Deep: c.Deep}
 	if progress.Interactive() {
 		o.Progress = progress.Adder
 	}

@@ -46,7 +46,7 @@ func (c *IndexRebuildCmd) Run(a *App) error {
 	if err != nil {
 		return err
 	}
-	return a.output(res, func(w io.Writer) { printRebuilt(w, srv.Name, res) })
+	return a.output(res, func(w io.Writer) { res.WriteText(w, srv.Name) })
 }
 
 // repair moves the damaged index aside and rebuilds every server into a new one.
@@ -69,7 +69,7 @@ func (c *IndexRebuildCmd) repair(ctx context.Context, a *App, store storage.Stor
 	}, func(name string, res rebuild.Result) {
 		out[name] = res
 		if !a.g.JSON {
-			printRebuilt(a.out, name, res)
+			res.WriteText(a.out, name)
 		}
 	})
 	if idx != nil {
@@ -79,13 +79,6 @@ func (c *IndexRebuildCmd) repair(ctx context.Context, a *App, store storage.Stor
 		return err
 	}
 	return a.printJSON(out[server])
-}
-
-func printRebuilt(w io.Writer, server string, res rebuild.Result) {
-	fmt.Fprintf(w, "%s: index rebuilt: %d WAL files, %d backups\n", server, res.WALFiles, res.Backups)
-	for _, s := range res.Skipped {
-		fmt.Fprintf(w, "  skipped %s\n", s)
-	}
 }
 
 // RepositoryInitCmd prepares a server's repository.

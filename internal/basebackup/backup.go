@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -306,10 +307,14 @@ func run(ctx context.Context, o Options, b record.Backup, tsNames map[uint32]str
 	tsSize := map[uint32]int64{}
 	for i, e := range res.entries {
 		entries[i] = *e
+		if e.Type == TypeFile && e.Size == 0 {
+			entries[i].Sum = ManifestCRC32C(0)
+		}
 		tsSize[e.Tablespace] += e.Size
 	}
 	sortEntries(entries)
-	cjson, err := json.Marshal(contentsFile{Version: formatVersion, BackupID: b.ID, Entries: entries})
+	slices.SortFunc(res.objects, func(a, b StoredObject) int { return strings.Compare(a.Key, b.Key) })
+	cjson, err := json.Marshal(contentsFile{Version: formatVersion, BackupID: b.ID, Entries: entries, Objects: res.objects})
 	if err != nil {
 		return b, err
 	}

@@ -39,6 +39,12 @@ func scanContents(s *flatjson.Scanner) (c contentsFile) {
 				c.Entries = append(c.Entries, Entry{})
 				scanEntry(s, &c.Entries[len(c.Entries)-1], &in)
 			}
+		case "objects":
+			s.Once(&seen, 3)
+			s.Open('[')
+			for first := true; s.Next(first, ']'); first = false {
+				c.Objects = append(c.Objects, scanObject(s, &in))
+			}
 		default:
 			s.Fail()
 		}
@@ -90,10 +96,34 @@ func scanEntry(s *flatjson.Scanner, e *Entry, in *interner) {
 		case "solid":
 			s.Once(&seen, 12)
 			e.Solid = s.Bool()
+		case "crc32c":
+			s.Once(&seen, 13)
+			e.Sum = s.String()
 		default:
 			s.Fail()
 		}
 	}
+}
+
+func scanObject(s *flatjson.Scanner, in *interner) (o StoredObject) {
+	var seen uint64
+	s.Open('{')
+	for first := true; s.Next(first, '}'); first = false {
+		switch string(s.Name()) {
+		case "key":
+			s.Once(&seen, 0)
+			o.Key = in.str(s.Bytes())
+		case "size":
+			s.Once(&seen, 1)
+			o.Size = s.Int()
+		case "xxh64":
+			s.Once(&seen, 2)
+			o.XXH64 = s.String()
+		default:
+			s.Fail()
+		}
+	}
+	return o
 }
 
 // interner shares the strings that repeat across entries (a bundle's key, the codec,

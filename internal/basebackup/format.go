@@ -47,6 +47,9 @@ type Entry struct {
 	// Solid marks content stored as the Size bytes at Offset of the decompressed object
 	// Key: a bundle compressed as one frame (format version 2).
 	Solid bool `json:"solid,omitempty"`
+	// Sum is the file's CRC-32C as backup_manifest writes it, taken while it streamed
+	// (sums.go); "" in backups taken before walkeeper recorded it.
+	Sum string `json:"crc32c,omitempty"`
 }
 
 // contentsFile is the stored form of a backup's entry list.
@@ -54,6 +57,8 @@ type contentsFile struct {
 	Version  int     `json:"version"`
 	BackupID string  `json:"backup_id"`
 	Entries  []Entry `json:"entries"`
+	// Objects is every object the backup stored, as stored (sums.go).
+	Objects []StoredObject `json:"objects,omitempty"`
 }
 
 // formatVersion is written in contents.json; readers refuse newer versions. Version 2
@@ -110,6 +115,13 @@ func SaveInfo(ctx context.Context, store storage.Store, b record.Backup) error {
 // Contents returns every entry of a stored backup, sorted so that each directory comes
 // before its contents (data directory first, then tablespaces by OID).
 func Contents(ctx context.Context, store storage.Store, server, id string) ([]Entry, error) {
+	es, _, err := ContentsAndObjects(ctx, store, server, id)
+	return es, err
+}
+
+// ContentsAndObjects is Contents with the stored objects the backup recorded (none for
+// a backup taken before walkeeper recorded them).
+func ContentsAndObjects(ctx context.Context, store storage.Store, server, id string) ([]Entry, []StoredObject, error) {
 	key := archive.BackupContentsKey(server, id)
 	r, err := store.Get(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -117,29 +129,29 @@ func Contents(ctx context.Context, store storage.Store, server, id string) ([]En
 		r, err = store.Get(ctx, key)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("backup %s of %s: contents: %w", id, server, err)
+		return nil, nil, fmt.Errorf("backup %s of %s: contents: %w", id, server, err)
 	}
 	defer r.Close()
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return nil, fmt.Errorf("backup %s of %s: %s: %w", id, server, key, err)
+		return nil, nil, fmt.Errorf("backup %s of %s: %s: %w", id, server, key, err)
 	}
 	if strings.HasSuffix(key, compress.Suffix(compress.Zstd)) {
 		// One frame written by EncodeAll: the shared decoder, not a stream decoder
 		// built (and its buffers allocated) for one object.
 		if data, err = compress.DecodeAll(compress.Zstd, data, nil); err != nil {
-			return nil, fmt.Errorf("backup %s of %s: %s: %w", id, server, key, err)
+			return nil, nil, fmt.Errorf("backup %s of %s: %s: %w", id, server, key, err)
 		}
 	}
 	c, err := decodeContents(data)
 	if err != nil {
-		return nil, fmt.Errorf("backup %s of %s: %s: %w", id, server, key, err)
+		return nil, nil, fmt.Errorf("backup %s of %s: %s: %w", id, server, key, err)
 	}
 	if c.Version > formatVersion {
-		return nil, fmt.Errorf("backup %s of %s: %s: format version %d is newer than this walkeeper reads (%d)", id, server, key, c.Version, formatVersion)
+		return nil, nil, fmt.Errorf("backup %s of %s: %s: format version %d is newer than this walkeeper reads (%d)", id, server, key, c.Version, formatVersion)
 	}
 	sortEntries(c.Entries)
-	return c.Entries, nil
+	return c.Entries, c.Objects, nil
 }
 
 // sortEntries orders entries by tablespace then path: a parent directory's path is a

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"path"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -49,6 +51,7 @@ type streamResult struct {
 	startLSN, endLSN segments.LSN
 	startTLI, endTLI uint32
 	entries          []*Entry
+	objects          []StoredObject
 	manifest         []byte
 	tsLocations      map[uint32]string // from the tablespace result set and 'n' messages
 	size, stored     int64
@@ -93,12 +96,16 @@ type chunk struct {
 	done    chan struct{}
 	members []*Entry
 	raws    [][]byte
+	// crc is the CRC-32C of a large file's chunk, of rawLen bytes (sums.go).
+	crc    uint32
+	rawLen int64
 }
 
 // fileJob is one file being stored: its chunks arrive in order on chunks.
 type fileJob struct {
 	entry  *Entry
 	chunks chan *chunk
+	bundle bool // entry names a bundle, not a file: its members carry their own sums
 }
 
 // chunkBufs holds large files' chunk buffers, and bundleBufs the buffers small files are
@@ -130,6 +137,8 @@ type pipeline struct {
 	bundleRaw int
 	bundles   int
 	objects   int // files stored as objects of their own, for opaque names
+
+	stores []StoredObject // every object stored, under mu
 }
 
 func newPipeline(ctx context.Context, o streamOptions) *pipeline {
@@ -171,6 +180,7 @@ func (p *pipeline) compressor() {
 			if c.members != nil {
 				compressBundle(c, p.o.codec, p.o.level)
 			} else {
+				c.crc, c.rawLen = crc32.Checksum(c.raw, castagnoli), int64(len(c.raw))
 				c.out, c.err = compress.EncodeAll(p.o.codec, p.o.level, c.raw, nil)
 				releaseRaw(c)
 			}
@@ -184,6 +194,9 @@ func (p *pipeline) compressor() {
 func compressBundle(c *chunk, codec string, level int) {
 	if c.raws == nil {
 		// Members were read straight into c.raw at their offsets (addToBundle).
+		for _, e := range c.members {
+			e.Sum = ManifestCRC32C(crc32.Checksum(c.raw[e.Offset:e.Offset+e.Size], castagnoli))
+		}
 		c.out, c.err = compress.EncodeSolid(codec, level, c.raw)
 		if cap(c.raw) == bundleSize+smallFile {
 			bundleBufs.Put(c.raw)
@@ -199,18 +212,22 @@ func compressBundle(c *chunk, codec string, level int) {
 	for i, e := range c.members {
 		e.Solid, e.Bundle = true, false
 		e.Offset, e.StoredSize = int64(len(buf)), 0
+		e.Sum = ManifestCRC32C(crc32.Checksum(c.raws[i], castagnoli))
 		buf = append(buf, c.raws[i]...)
 	}
 	c.raws = nil
 	c.out, c.err = compress.EncodeSolid(codec, level, buf)
 }
 
-// chunkReader yields a file's compressed chunks in order, for storage.Put.
+// chunkReader yields a file's compressed chunks in order, for storage.Put, summing
+// what it yields (the stored object) and joining the chunks' CRCs (the file).
 type chunkReader struct {
 	ctx    context.Context
 	chunks chan *chunk
 	cur    []byte
 	curC   *chunk
+	stored *xxhash.Digest
+	crc    uint32
 }
 
 func (r *chunkReader) Read(b []byte) (int, error) {
@@ -238,8 +255,10 @@ func (r *chunkReader) Read(b []byte) (int, error) {
 			return 0, c.err
 		}
 		r.cur, r.curC = c.out, c
+		r.crc = crc32cCombine(r.crc, c.crc, c.rawLen)
 	}
 	n := copy(b, r.cur)
+	r.stored.Write(b[:n])
 	r.cur = r.cur[n:]
 	return n, nil
 }
@@ -267,7 +286,7 @@ func (p *pipeline) writer() {
 		if !ok {
 			return
 		}
-		r := &chunkReader{ctx: p.ctx, chunks: job.chunks}
+		r := &chunkReader{ctx: p.ctx, chunks: job.chunks, stored: xxhash.New()}
 		n, err := p.o.store.Put(p.ctx, job.entry.Key, r)
 		if r.curC != nil {
 			releaseChunk(r.curC)
@@ -278,7 +297,11 @@ func (p *pipeline) writer() {
 		}
 		p.mu.Lock()
 		job.entry.StoredSize = n
+		if !job.bundle {
+			job.entry.Sum = ManifestCRC32C(r.crc)
+		}
 		p.stored += n
+		p.stores = append(p.stores, StoredObject{Key: job.entry.Key, Size: n, XXH64: XXH64(r.stored)})
 		p.mu.Unlock()
 	}
 }
@@ -374,7 +397,7 @@ func (p *pipeline) flushBundle() error {
 		return nil
 	}
 	p.bundle, p.bundleRaw = nil, 0
-	job := &fileJob{entry: &Entry{Path: c.members[0].Key, Key: c.members[0].Key}, chunks: make(chan *chunk, 1)}
+	job := &fileJob{entry: &Entry{Path: c.members[0].Key, Key: c.members[0].Key}, chunks: make(chan *chunk, 1), bundle: true}
 	select {
 	case <-p.ctx.Done():
 		return context.Cause(p.ctx)
@@ -708,6 +731,7 @@ func runBaseBackup(ctx context.Context, conn *pgconn.PgConn, o streamOptions) (*
 			}
 			res.manifest = manifest.Bytes()
 			res.entries = p.entries
+			res.objects = p.stores
 			res.stored = p.stored
 			for _, e := range p.entries {
 				if e.Type == TypeFile {

@@ -76,7 +76,7 @@ func TestCallersUnchanged(t *testing.T) {
 	if b.Bundles < 2 {
 		t.Fatalf("%d bundles, want several", b.Bundles)
 	}
-	rep, err := verify.VerifyBackup(ctx, s, b.Info, 2, nil)
+	rep, err := verify.VerifyBackup(ctx, s, b.Info, verify.FileOptions{Workers: 2})
 	if err != nil || len(rep.Problems) != 0 || rep.Manifest != "" || rep.Files != len(bfiles) {
 		t.Fatalf("verify of the encrypted backup: %+v, %v", rep, err)
 	}
@@ -101,7 +101,7 @@ func TestCallersUnchanged(t *testing.T) {
 	raw := rawObject(t, inner, bundle)
 	raw[HeaderSize+100] ^= 1
 	writeRaw(t, inner, bundle, raw)
-	rep, err = verify.VerifyBackup(ctx, s, b.Info, 2, nil)
+	rep, err = verify.VerifyBackup(ctx, s, b.Info, verify.FileOptions{Workers: 2})
 	if err == nil && len(rep.Problems) == 0 {
 		t.Fatal("verify passed a backup whose bundle was damaged")
 	}

@@ -27,6 +27,14 @@ type Result struct {
 	Skipped  []string `json:"skipped,omitempty"`
 }
 
+// WriteText is the result as `index rebuild` prints it for a DBA.
+func (res Result) WriteText(w io.Writer, server string) {
+	fmt.Fprintf(w, "%s: index rebuilt: %d WAL files, %d backups\n", server, res.WALFiles, res.Backups)
+	for _, s := range res.Skipped {
+		fmt.Fprintf(w, "  skipped %s\n", s)
+	}
+}
+
 // Server recreates server's index records from the archive: every object under its
 // wals/ is read back, decompressed and checksummed, and every backup's backup.info is
 // loaded (basebackup.LoadInfo). segSize is the server's WAL segment size (from its

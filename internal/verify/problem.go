@@ -11,7 +11,9 @@ type Problem struct {
 	Name string `json:"name,omitempty"`
 	Path string `json:"path,omitempty"`
 	// Problem is the kind: checksum, size, missing, extra or unreadable for a backup's
-	// file; checksum, unreadable, not-stored or not-indexed for a WAL file.
+	// file, object or object-unreadable for one of its stored objects (Path is then the
+	// object's name in the backup); checksum, unreadable, not-stored or not-indexed for
+	// a WAL file.
 	Problem string `json:"problem"`
 	// Expected and Got say what differed; Detail is the error of an unreadable file.
 	Expected string `json:"expected,omitempty"`
@@ -31,6 +33,10 @@ func (p Problem) String() string {
 		return fmt.Sprintf("%s: in the manifest but not stored", p.Path)
 	case "extra":
 		return fmt.Sprintf("%s: stored but not in the manifest", p.Path)
+	case "object":
+		return fmt.Sprintf("stored object %s: changed since the backup: recorded %s, stored %s", p.Path, p.Expected, p.Got)
+	case "object-unreadable":
+		return fmt.Sprintf("stored object %s: unreadable: %s", p.Path, p.Detail)
 	}
 	return fmt.Sprintf("%s: %s: %s", p.Path, p.Problem, p.Detail)
 }

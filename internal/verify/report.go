@@ -24,6 +24,8 @@ type Options struct {
 	WALChecksums bool
 	// Jobs is the number of parallel readers.
 	Jobs int
+	// Deep decodes every backup file instead of trusting the sums recorded at backup.
+	Deep bool
 	// Progress, if set, makes a byte counter for a step of the given expected size.
 	Progress func(desc string, total int64) func(int64)
 }
@@ -97,7 +99,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("backup %s: ", b.ID)+fmt.Sprintf(format, a...))
 		}
 		if !o.SkipFiles {
-			fr, err := VerifyBackup(ctx, o.Store, b, o.Jobs, progress("verify "+b.ID, b.Size))
+			fr, err := VerifyBackup(ctx, o.Store, b, FileOptions{Workers: o.Jobs, Deep: o.Deep, Progress: progress("verify "+b.ID, b.Size)})
 			if err != nil {
 				return rep, err
 			}

@@ -28,6 +28,9 @@ func (rep Report) WriteText(w io.Writer, one bool) {
 			switch {
 			case f.Manifest != "":
 				fmt.Fprintf(w, "    files: FAILED: %s\n", f.Manifest)
+			case len(f.Problems) == 0 && f.Objects > 0:
+				fmt.Fprintf(w, "    files: OK (%d files, %s match backup_manifest by the sums taken at backup; %d stored objects, %s, unchanged; %d files decoded)\n",
+					f.Files, textout.Bytes(f.Bytes), f.Objects, textout.Bytes(f.ObjectBytes), f.Decoded)
 			case len(f.Problems) == 0:
 				fmt.Fprintf(w, "    files: OK (%d files, %s match backup_manifest)\n", f.Files, textout.Bytes(f.Bytes))
 			default:

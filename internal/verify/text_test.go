@@ -34,6 +34,11 @@ func TestReportWriteText(t *testing.T) {
 		{"clean files", Report{Server: "pg1", OK: true, Backups: []BackupResult{{ID: "B1", Status: "DONE", Files: &BackupReport{Files: 3, Bytes: 2048}}},
 			WALChecksums: &WALReport{Files: 2, Bytes: 2 << 20}}, "", false,
 			[]string{"Server pg1:", "  Backup B1, DONE:", "    files: OK (3 files, 2.0 KiB match backup_manifest)", "  WAL checksums: OK (2 files, 2.0 MiB)", "verify: OK"}},
+		{"clean files by recorded sums", Report{Server: "pg1", OK: true, Backups: []BackupResult{{ID: "B1", Status: "DONE",
+			Files: &BackupReport{Files: 3, Bytes: 2048, Decoded: 1, Objects: 2, ObjectBytes: 1024}}}}, "", false,
+			[]string{"Server pg1:", "  Backup B1, DONE:",
+				"    files: OK (3 files, 2.0 KiB match backup_manifest by the sums taken at backup; 2 stored objects, 1.0 KiB, unchanged; 1 files decoded)",
+				"verify: OK"}},
 	} {
 		if tc.json != "" {
 			// From --json, whose shape is the contract: the test does not depend on the

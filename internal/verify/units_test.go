@@ -30,7 +30,7 @@ func TestVerifyDecodesEachBundleOnce(t *testing.T) {
 		t.Fatalf("only %d bundles", b.Bundles)
 	}
 	before := basebackup.SolidDecodes()
-	rep, err := VerifyBackup(ctx, store, b.Info, 3, nil)
+	rep, err := VerifyBackup(ctx, store, b.Info, FileOptions{Workers: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestVerifyDecodesEachBundleOnce(t *testing.T) {
 	if _, err := store.Put(ctx, key, bytes.NewReader([]byte("not zstd"))); err != nil {
 		t.Fatal(err)
 	}
-	rep, err = VerifyBackup(ctx, store, b.Info, 3, nil)
+	rep, err = VerifyBackup(ctx, store, b.Info, FileOptions{Workers: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

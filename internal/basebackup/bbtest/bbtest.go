@@ -11,9 +11,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/walkeeper/walkeeper/internal/archive"
 	"github.com/walkeeper/walkeeper/internal/basebackup"
@@ -43,11 +46,32 @@ type Backup struct {
 // pg_tblspc/<oid>/).
 func Write(t testing.TB, store storage.Store, server, id string, files []File, small, bundle int, tablespaces []record.Tablespace) Backup {
 	t.Helper()
+	return write(t, store, server, id, files, small, bundle, tablespaces, false)
+}
+
+// WriteRecorded is Write as walkeeper's backups are now stored: a CRC-32C manifest, and
+// each file's sum and each stored object's size and digest recorded in contents.json.
+func WriteRecorded(t testing.TB, store storage.Store, server, id string, files []File, small, bundle int) Backup {
+	t.Helper()
+	return write(t, store, server, id, files, small, bundle, nil, true)
+}
+
+func write(t testing.TB, store storage.Store, server, id string, files []File, small, bundle int, tablespaces []record.Tablespace, recorded bool) Backup {
+	t.Helper()
 	ctx := context.Background()
 	mtime := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	var entries []basebackup.Entry
 	var raw []byte
 	var members []int
+	var objects []basebackup.StoredObject
+	put := func(key string, packed []byte) {
+		if _, err := store.Put(ctx, key, bytes.NewReader(packed)); err != nil {
+			t.Fatal(err)
+		}
+		d := xxhash.New()
+		d.Write(packed)
+		objects = append(objects, basebackup.StoredObject{Key: key, Size: int64(len(packed)), XXH64: basebackup.XXH64(d)})
+	}
 	out := Backup{}
 	flush := func() {
 		if len(members) == 0 {
@@ -59,9 +83,7 @@ func Write(t testing.TB, store storage.Store, server, id string, files []File, s
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := store.Put(ctx, key, bytes.NewReader(packed)); err != nil {
-			t.Fatal(err)
-		}
+		put(key, packed)
 		for _, i := range members {
 			entries[i].Key = key
 		}
@@ -79,13 +101,18 @@ func Write(t testing.TB, store storage.Store, server, id string, files []File, s
 		}
 		if typ == basebackup.TypeFile {
 			e.Size = int64(len(f.Data))
-			sum := sha256.Sum256(f.Data)
+			alg, sum := "SHA256", sha256.Sum256(f.Data)
+			hexSum := hex.EncodeToString(sum[:])
+			if recorded {
+				alg, hexSum = "CRC32C", basebackup.ManifestCRC32C(crc32.Checksum(f.Data, crc32.MakeTable(crc32.Castagnoli)))
+				e.Sum = hexSum
+			}
 			name := f.Path
 			if f.Tablespace != 0 {
 				name = fmt.Sprintf("pg_tblspc/%d/%s", f.Tablespace, f.Path)
 			}
-			manifest = append(manifest, fmt.Sprintf(`{ "Path": %q, "Size": %d, "Last-Modified": "2026-11-24 10:00:00 GMT", "Checksum-Algorithm": "SHA256", "Checksum": "%s" }`,
-				name, len(f.Data), hex.EncodeToString(sum[:])))
+			manifest = append(manifest, fmt.Sprintf(`{ "Path": %q, "Size": %d, "Last-Modified": "2026-11-24 10:00:00 GMT", "Checksum-Algorithm": "%s", "Checksum": "%s" }`,
+				name, len(f.Data), alg, hexSum))
 		}
 		switch {
 		case typ != basebackup.TypeFile || len(f.Data) == 0:
@@ -100,9 +127,7 @@ func Write(t testing.TB, store storage.Store, server, id string, files []File, s
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := store.Put(ctx, e.Key, bytes.NewReader(packed)); err != nil {
-				t.Fatal(err)
-			}
+			put(e.Key, packed)
 			e.StoredSize = int64(len(packed))
 		}
 		entries = append(entries, e)
@@ -111,7 +136,11 @@ func Write(t testing.TB, store storage.Store, server, id string, files []File, s
 		}
 	}
 	flush()
-	cjson, err := json.Marshal(map[string]any{"version": 2, "backup_id": id, "entries": entries})
+	doc := map[string]any{"version": 2, "backup_id": id, "entries": entries}
+	if recorded {
+		doc["objects"] = objects
+	}
+	cjson, err := json.Marshal(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
