@@ -63,7 +63,7 @@ func recordedSums(ctx context.Context, src StoredBackup, stored []File, objs []b
 type objectProblem struct {
 	problem Problem
 	key     string
-	files []string
+	files   []string
 }
 
 // checkObjects reads every recorded object of a backup (on workers goroutines) and
