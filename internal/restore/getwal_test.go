@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -299,5 +301,67 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatalf("timed out at %s", time.Now())
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestPrefetchFastPathShell runs the restore_command's shell test in /bin/sh: a segment
+// the prefetcher placed under this boot is answered "read pg_wal" (exit 1) and the
+// request recorded; a spool of another boot (its unsynced files may be empty after an
+// OS crash), a file in pg_wal that is not the spool's, or a symlink runs get-wal.
+func TestPrefetchFastPathShell(t *testing.T) {
+	dir := t.TempDir()
+	spool := filepath.Join(dir, "pg_wal", SpoolDirName)
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fake := filepath.Join(dir, "fake-walkeeper")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\nexit 42\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	seg := "000000010000000000000003"
+	run := func() int {
+		t.Helper()
+		cmd := strings.NewReplacer("%f", seg, "%p", "pg_wal/RECOVERYXLOG").Replace(GetWALCommand(fake, "", "pg1", 8))
+		c := exec.Command("/bin/sh", "-c", cmd)
+		c.Dir = dir
+		err := c.Run()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	}
+	os.WriteFile(filepath.Join(spool, seg), []byte("segment"), 0o600)
+	if err := os.Link(filepath.Join(spool, seg), filepath.Join(dir, "pg_wal", seg)); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(spool, bootFile), []byte(bootID()+"\n"), 0o600)
+	if got := run(); got != 1 {
+		t.Fatalf("placed segment under this boot: exit %d, want 1", got)
+	}
+	if w, _ := os.ReadFile(filepath.Join(spool, wantedFile)); strings.TrimSpace(string(w)) != seg {
+		t.Fatalf(".wanted holds %q", w)
+	}
+	os.WriteFile(filepath.Join(spool, bootFile), []byte("another-boot\n"), 0o600)
+	if got := run(); got != 42 {
+		t.Fatalf("spool of another boot: exit %d, want get-wal's", got)
+	}
+	os.Remove(filepath.Join(spool, bootFile))
+	if got := run(); got != 42 {
+		t.Fatalf("spool without a boot file: exit %d, want get-wal's", got)
+	}
+	os.WriteFile(filepath.Join(spool, bootFile), []byte(bootID()+"\n"), 0o600)
+	os.Remove(filepath.Join(dir, "pg_wal", seg))
+	os.WriteFile(filepath.Join(dir, "pg_wal", seg), []byte("segment"), 0o600)
+	if got := run(); got != 42 {
+		t.Fatalf("a copy in pg_wal that is not the spool's: exit %d, want get-wal's", got)
+	}
+	os.Remove(filepath.Join(dir, "pg_wal", seg))
+	os.Symlink(filepath.Join(spool, seg), filepath.Join(dir, "pg_wal", seg))
+	if got := run(); got != 42 {
+		t.Fatalf("a symlink in pg_wal: exit %d, want get-wal's", got)
 	}
 }

@@ -268,13 +268,14 @@ func PrefetchFrom(ctx context.Context, spool string, jobs int, open func(context
 	}
 }
 
-// writeSpoolFile writes a spooled segment through a temporary name, fsynced before the
-// rename. The spool is a cache, but what the prefetcher links into pg_wal is read there
-// by PostgreSQL on the word of the restore_command's shell test, which cannot check the
-// boot id: a file there must never be one an OS crash emptied. The fsync costs the
-// prefetcher, ahead of replay, not the replay (the data goes to disk anyway before
-// PostgreSQL's next restartpoint recycles it), and it makes the fsync PostgreSQL does for
-// a file handed over through %p short.
+// writeSpoolFile writes a spooled segment through a temporary name and a rename, not
+// fsynced: the spool is a cache of the archive, served only under the boot it was
+// filled in (spoolValid, and the restore_command's shell test reads the boot id too),
+// so a file an OS crash emptied is never handed to PostgreSQL; after the crash,
+// get-wal fetches the segment from the archive again. An fsync here was not free for
+// the replay: each one flushed the disk's cache while the startup process, evicting
+// dirty buffers, waited on fsyncs of its own (perf sched: 2.9 s of waits against 0.7 s
+// with the same WAL already in pg_wal, over 87 segments).
 func writeSpoolFile(path string, data []byte) error {
 	tmp := fsutil.TempName(filepath.Dir(path), filepath.Base(path))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -282,9 +283,6 @@ func writeSpoolFile(path string, data []byte) error {
 		return err
 	}
 	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -104,10 +104,12 @@ func ShellQuote(s string) string { return shellword.Quote(s) }
 // is a plain "exit 1" (PostgreSQL then reads pg_wal/%f). Starting the Go binary just to
 // say that cost ~7 ms of CPU per segment and, on a busy host, tens of milliseconds of
 // replay time; the shell's builtins answer in well under one. The test is get-wal's own
-// (placed): spool/%f and pg_wal/%f are one inode (not a symlink), which only the prefetcher makes, after
-// it fsynced the file, so no boot check is needed. The shell also records the request
-// in .wanted (a builtin write), which moves the prefetcher's window. Anything else (a
-// history file, a segment not placed, a failed test) runs get-wal itself.
+// (spoolValid, then placed): the spool was filled under this boot (its .boot file
+// holds the kernel's boot id: spooled files are not fsynced, and one an OS crash
+// emptied must not be read), and spool/%f and pg_wal/%f are one inode (not a symlink),
+// which only the prefetcher makes. The shell also records the request in .wanted (a
+// builtin write), which moves the prefetcher's window. Anything else (a history file,
+// a segment not placed, a spool of another boot, a failed test) runs get-wal itself.
 func GetWALCommand(bin, configFile, server string, prefetch int) string {
 	cmd := ShellQuote(bin)
 	if configFile != "" {
@@ -124,7 +126,8 @@ func GetWALCommand(bin, configFile, server string, prefetch int) string {
 // then reads it there) by the shell alone, after telling the prefetcher where replay is.
 func prefetchFastPath() string {
 	spool := "pg_wal/" + SpoolDirName
-	return "[ " + spool + "/%f -ef pg_wal/%f ] && [ ! -h pg_wal/%f ] && echo %f >" + spool + "/" + wantedFile + " && exit 1; exec "
+	return "read -r b </proc/sys/kernel/random/boot_id && read -r s <" + spool + "/" + bootFile + ` && [ "$b" = "$s" ] && ` +
+		"[ " + spool + "/%f -ef pg_wal/%f ] && [ ! -h pg_wal/%f ] && echo %f >" + spool + "/" + wantedFile + " && exit 1; exec "
 }
 
 // SSHGetWALCommand is the restore_command of a cluster that fetches its WAL from this

@@ -165,7 +165,7 @@ func TestPlacedRestoreCommand(t *testing.T) {
 		t.Errorf("walkeeper on the restored host: %q, want %q", got, want)
 	}
 	got := bin.RestoreCommand("/opt/wk/walkeeper", "/etc/wk.conf", "pg1", 8)
-	if !strings.HasPrefix(got, "[ pg_wal/"+SpoolDirName+"/%f -ef pg_wal/%f ]") || !strings.HasSuffix(got, " --prefetch 8 pg1 %f %p") {
+	if !strings.HasPrefix(got, "read -r b </proc/sys/kernel/random/boot_id && read -r s <pg_wal/"+SpoolDirName+"/.boot && ") || !strings.HasSuffix(got, " --prefetch 8 pg1 %f %p") {
 		t.Errorf("with prefetch: %q", got)
 	}
 }
