@@ -3,7 +3,6 @@ package basebackup
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -277,6 +276,7 @@ func run(ctx context.Context, o Options, b record.Backup, tsNames map[uint32]str
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	writers := max(8, 2*o.Jobs)
+	t0 := time.Now()
 	res, err := runBaseBackup(ctx, conn, streamOptions{
 		store: o.Store, server: o.Server, id: b.ID, label: b.Label,
 		codec: o.Compression, level: o.CompressionLevel, jobs: o.Jobs, writers: writers,
@@ -292,6 +292,7 @@ func run(ctx context.Context, o Options, b record.Backup, tsNames map[uint32]str
 		return b, err
 	}
 	b.EndTime = time.Now().UTC()
+	o.Log.Debug("backup stream stored", "backup", b.ID, "seconds", b.EndTime.Sub(t0).Seconds())
 	b.EndLSN = res.endLSN
 	if res.endTLI != 0 {
 		b.Timeline = res.endTLI
@@ -300,38 +301,19 @@ func run(ctx context.Context, o Options, b record.Backup, tsNames map[uint32]str
 	// EndLSN-1 (EndLSN may sit exactly on a segment boundary).
 	b.EndWAL = segments.SegmentForLSN(b.Timeline, b.EndLSN-1, b.SegSize)
 
-	if _, err := o.Store.Put(ctx, archive.BackupManifestKey(o.Server, b.ID), bytes.NewReader(res.manifest)); err != nil {
-		return b, fmt.Errorf("store backup_manifest: %w", err)
+	// The manifest is stored (and fsynced) while the contents list is built.
+	manifestStored := make(chan error, 1)
+	go func() {
+		_, err := o.Store.Put(ctx, archive.BackupManifestKey(o.Server, b.ID), bytes.NewReader(res.manifest))
+		manifestStored <- err
+	}()
+	b, err = storeContents(ctx, o, b, res, tsNames)
+	if merr := <-manifestStored; merr != nil && err == nil {
+		err = fmt.Errorf("store backup_manifest: %w", merr)
 	}
-	entries := make([]Entry, len(res.entries))
-	tsSize := map[uint32]int64{}
-	for i, e := range res.entries {
-		entries[i] = *e
-		if e.Type == TypeFile && e.Size == 0 {
-			entries[i].Sum = ManifestCRC32C(0)
-		}
-		tsSize[e.Tablespace] += e.Size
-	}
-	sortEntries(entries)
-	slices.SortFunc(res.objects, func(a, b StoredObject) int { return strings.Compare(a.Key, b.Key) })
-	cjson, err := json.Marshal(contentsFile{Version: formatVersion, BackupID: b.ID, Entries: entries, Objects: res.objects})
 	if err != nil {
 		return b, err
 	}
-	cdata, err := compress.EncodeAll(compress.Zstd, 3, cjson, nil)
-	if err != nil {
-		return b, fmt.Errorf("compress contents: %w", err)
-	}
-	if _, err := o.Store.Put(ctx, archive.BackupContentsKey(o.Server, b.ID), bytes.NewReader(cdata)); err != nil {
-		return b, fmt.Errorf("store contents: %w", err)
-	}
-	b.Files = res.files
-	b.Size = res.size
-	b.StoredSize = res.stored + int64(len(res.manifest)) + int64(len(cdata))
-	for oid, loc := range res.tsLocations {
-		b.Tablespaces = append(b.Tablespaces, record.Tablespace{OID: oid, Name: tsNames[oid], Location: loc, Size: tsSize[oid]})
-	}
-	sortTablespaces(b.Tablespaces)
 	b.Status = record.StatusWaitingWAL
 	if err := save(ctx, o, b); err != nil {
 		return b, err
@@ -348,6 +330,36 @@ func run(ctx context.Context, o Options, b record.Backup, tsNames map[uint32]str
 	if err := save(ctx, o, b); err != nil {
 		return b, err
 	}
+	return b, nil
+}
+
+// storeContents stores the backup's contents list and fills b's sizes and tablespaces.
+func storeContents(ctx context.Context, o Options, b record.Backup, res *streamResult, tsNames map[uint32]string) (record.Backup, error) {
+	tsSize := map[uint32]int64{}
+	for i, e := range res.entries {
+		if i > 0 && compareEntries(res.entries[i-1], e) == 0 {
+			return b, fmt.Errorf("BASE_BACKUP sent %s twice", e.Path)
+		}
+		if e.Type == TypeFile && e.Size == 0 {
+			e.Sum = ManifestCRC32C(0)
+		}
+		tsSize[e.Tablespace] += e.Size
+	}
+	slices.SortFunc(res.objects, func(a, b StoredObject) int { return strings.Compare(a.Key, b.Key) })
+	cdata, err := compressContents(contentsList{version: formatVersion, backupID: b.ID, entries: res.entries, objects: res.objects})
+	if err != nil {
+		return b, fmt.Errorf("contents: %w", err)
+	}
+	if _, err := o.Store.Put(ctx, archive.BackupContentsKey(o.Server, b.ID), bytes.NewReader(cdata)); err != nil {
+		return b, fmt.Errorf("store contents: %w", err)
+	}
+	b.Files = res.files
+	b.Size = res.size
+	b.StoredSize = res.stored + int64(len(res.manifest)) + int64(len(cdata))
+	for oid, loc := range res.tsLocations {
+		b.Tablespaces = append(b.Tablespaces, record.Tablespace{OID: oid, Name: tsNames[oid], Location: loc, Size: tsSize[oid]})
+	}
+	sortTablespaces(b.Tablespaces)
 	return b, nil
 }
 

@@ -1,13 +1,16 @@
 package basebackup
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
 
+	"github.com/walkeeper/walkeeper/internal/compress"
 	"github.com/walkeeper/walkeeper/internal/flatjson"
 )
 
@@ -63,6 +66,78 @@ func FuzzDecodeContents(f *testing.F) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("%q:\nfast path %+v\nencoding/json/v2 %+v", data, got, want)
+		}
+	})
+}
+
+// encodeContents writes the very bytes json.Marshal writes, so readers of any version
+// read what it writes.
+func TestEncodeContentsIsJSONMarshal(t *testing.T) {
+	var c contentsFile
+	if err := json.Unmarshal(contentsSample(t), &c); err != nil {
+		t.Fatal(err)
+	}
+	c.Entries = append(c.Entries,
+		Entry{Path: "x<y>&z", Type: TypeFile, Sum: "0a0b0c0d", ModTime: time.Date(1999, 1, 2, 3, 4, 5, 600, time.FixedZone("", 3600))},
+		Entry{Path: "bad\xffutf8", Type: TypeDir})
+	c.Objects = []StoredObject{{Key: "pg1/base/X/data/bundles/000001.zst", Size: 12345, XXH64: "0123456789abcdef"}, {Key: "k\"", Size: 0}}
+	for _, tc := range []contentsFile{c, {Version: 2, BackupID: "b"}, {Version: 1, Entries: []Entry{}}} {
+		want, err := json.Marshal(tc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := encodeContents(tc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Fatalf("encodeContents:\n%s\njson.Marshal:\n%s", got, want)
+		}
+		for n := 1; n <= 4; n++ {
+			parts, err := encodeContentsParts(listOf(tc), n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j := bytes.Join(parts, nil); string(j) != string(want) {
+				t.Fatalf("%d parts joined:\n%s\njson.Marshal:\n%s", n, j, want)
+			}
+		}
+	}
+	// Enough entries for one part per core, compressed as frames that decode as one.
+	big := contentsFile{Version: 2, BackupID: "b", Objects: c.Objects}
+	for i := range 20000 {
+		big.Entries = append(big.Entries, Entry{Path: fmt.Sprintf("base/5/%d", i), Type: TypeFile, Size: int64(i), ModTime: time.Unix(int64(i), 0).UTC(), Sum: "00000000"})
+	}
+	want, err := json.Marshal(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	packed, err := compressContents(listOf(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := compress.DecodeAll(compress.Zstd, packed, nil); err != nil || string(got) != string(want) {
+		t.Fatalf("compressContents decodes to %d bytes (%v), want json.Marshal's %d", len(got), err, len(want))
+	}
+	// A time json.Marshal refuses is refused the same way.
+	tc := contentsFile{Entries: []Entry{{ModTime: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}}}
+	if _, err := encodeContents(tc); err == nil {
+		t.Fatal("encodeContents took a year json.Marshal refuses")
+	}
+}
+
+// FuzzEncodeContents: for any entry, encodeContents writes what json.Marshal writes.
+func FuzzEncodeContents(f *testing.F) {
+	f.Add(uint32(0), "base/1/1247", "file", "pg1/k.zst", "link", int64(8192), int64(-1), int64(1733100000123456789), true, "00ff00ff")
+	f.Add(uint32(7), "a\"\\\x01é\u2028<", "dir", "", "\xff", int64(0), int64(1<<40), int64(-62135596800), false, "")
+	f.Fuzz(func(t *testing.T, ts uint32, p, typ, key, link string, size, off, ns int64, solid bool, sum string) {
+		c := contentsFile{Version: 2, BackupID: p, Entries: []Entry{{Tablespace: ts, Path: p, Type: typ, Key: key, Link: link, Size: size,
+			Offset: off, StoredSize: off / 3, ModTime: time.Unix(0, ns).UTC(), Solid: solid, Bundle: !solid, Sum: sum, Codec: typ}},
+			Objects: []StoredObject{{Key: key, Size: size, XXH64: sum}}}
+		want, werr := json.Marshal(c)
+		got, gerr := encodeContents(c)
+		if (werr == nil) != (gerr == nil) || string(got) != string(want) {
+			t.Fatalf("encodeContents %q (%v), json.Marshal %q (%v)", got, gerr, want, werr)
 		}
 	})
 }

@@ -2,12 +2,14 @@ package basebackup
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -157,12 +159,21 @@ func ContentsAndObjects(ctx context.Context, store storage.Store, server, id str
 // sortEntries orders entries by tablespace then path: a parent directory's path is a
 // prefix of its children's, so it sorts first.
 func sortEntries(es []Entry) {
-	sort.SliceStable(es, func(i, j int) bool {
-		if es[i].Tablespace != es[j].Tablespace {
-			return es[i].Tablespace < es[j].Tablespace
+	// Stored lists are already in order: the check is one pass over them.
+	for i := 1; i < len(es); i++ {
+		if compareEntries(&es[i-1], &es[i]) > 0 {
+			slices.SortStableFunc(es, func(a, b Entry) int { return compareEntries(&a, &b) })
+			return
 		}
-		return es[i].Path < es[j].Path
-	})
+	}
+}
+
+// compareEntries orders entries by tablespace, then path.
+func compareEntries(a, b *Entry) int {
+	if c := cmp.Compare(a.Tablespace, b.Tablespace); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Path, b.Path)
 }
 
 // OpenEntry returns the decompressed content of a file entry. Reading it to the end

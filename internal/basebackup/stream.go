@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"io"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,6 +140,8 @@ type pipeline struct {
 	objects   int // files stored as objects of their own, for opaque names
 
 	stores []StoredObject // every object stored, under mu
+
+	sorted chan struct{} // closed once entries are in order (archivesEnded)
 }
 
 func newPipeline(ctx context.Context, o streamOptions) *pipeline {
@@ -390,6 +393,24 @@ func (p *pipeline) addToBundle(r io.Reader, e *Entry) error {
 	return nil
 }
 
+// archivesEnded is called once the last archive has ended (the manifest follows): the
+// open bundle is compressed, and the entries sorted, while the manifest streams. No
+// entry is added any more, and the order depends on paths alone.
+func (p *pipeline) archivesEnded() error {
+	if p.sorted != nil {
+		return nil
+	}
+	if err := p.flushBundle(); err != nil {
+		return err
+	}
+	p.sorted = make(chan struct{})
+	go func() {
+		defer close(p.sorted)
+		slices.SortFunc(p.entries, compareEntries)
+	}()
+	return nil
+}
+
 // flushBundle queues the open bundle for compression and storage.
 func (p *pipeline) flushBundle() error {
 	c := p.bundle
@@ -638,6 +659,9 @@ func runBaseBackup(ctx context.Context, conn *pgconn.PgConn, o streamOptions) (*
 					if err := endArchive(); err != nil {
 						return nil, err
 					}
+					if err := p.archivesEnded(); err != nil {
+						return nil, err
+					}
 					inManifest = true
 				default:
 					return nil, fmt.Errorf("BASE_BACKUP: COPY stream %d after %d tablespaces and the manifest", copies+1, len(tsOrder))
@@ -688,6 +712,9 @@ func runBaseBackup(ctx context.Context, conn *pgconn.PgConn, o streamOptions) (*
 				if err := endArchive(); err != nil {
 					return nil, err
 				}
+				if err := p.archivesEnded(); err != nil {
+					return nil, err
+				}
 				inManifest = true
 			case 'd':
 				if inManifest {
@@ -716,7 +743,7 @@ func runBaseBackup(ctx context.Context, conn *pgconn.PgConn, o streamOptions) (*
 			if err := endArchive(); err != nil {
 				return nil, err
 			}
-			if err := p.flushBundle(); err != nil {
+			if err := p.archivesEnded(); err != nil {
 				return nil, err
 			}
 			finished = true
@@ -730,6 +757,7 @@ func runBaseBackup(ctx context.Context, conn *pgconn.PgConn, o streamOptions) (*
 				return nil, errors.New("BASE_BACKUP sent no backup_manifest")
 			}
 			res.manifest = manifest.Bytes()
+			<-p.sorted
 			res.entries = p.entries
 			res.objects = p.stores
 			res.stored = p.stored
