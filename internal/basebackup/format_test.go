@@ -426,7 +426,7 @@ func TestStreamRefusesStrayLinks(t *testing.T) {
 		}
 		tw.Close()
 		p := newPipeline(context.Background(), streamOptions{store: storage.NewLocal(t.TempDir()), server: "pg1", id: "x", codec: compress.Zstd, level: 1, jobs: 1, writers: 1})
-		err := p.archive(&buf, c.ts)
+		err := feedTar(p, buf.Bytes(), c.ts, len(buf.Bytes()))
 		p.finish()
 		if c.ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), "refused")) {
 			t.Errorf("tablespace %d %s: %v", c.ts, c.name, err)
