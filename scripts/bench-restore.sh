@@ -177,7 +177,10 @@ CONF
   # waited for: unlike wall time, barely moved by what else runs on the host.
   pm=$(head -1 "$dest/postmaster.pid")
   st=$(ps -o pid=,args= --ppid "$pm" | awk '/postgres: startup/ {print $1}')
-  [ -n "$st" ] && awk -v t="$(getconf CLK_TCK)" '{printf "%.1f %.1f\n", ($14+$15)/t, ($16+$17)/t}' "/proc/$st/stat" > "$work/$name.cpu"
+  [ -n "$st" ] && awk -v t="$(getconf CLK_TCK)" '{printf "%.1f %.1f", ($14+$15)/t, ($16+$17)/t}' "/proc/$st/stat" > "$work/$name.cpu"
+  # schedstat: time the startup process waited for a core (run queue), in seconds; the
+  # rest of its wall time off a core is sleep (I/O, the restore_command it waits for).
+  [ -n "$st" ] && awk '{printf " %.1f\n", $2/1e9}' "/proc/$st/schedstat" >> "$work/$name.cpu"
   as_pg "$PGBIN/pg_ctl" -D "$dest" -m immediate stop >/dev/null
   echo "$replayed" > "$work/$name.redo"
   grep -c 'restored log file' "$work/$name.log" > "$work/$name.restored" || true
@@ -212,8 +215,8 @@ for round in $(seq "$ROUNDS"); do
   echo "${line%,}"
 done
 for m in $MODES; do
-  read -r cpu_s cpu_c < "$work/$m.cpu" || true
-  echo "   $m: paused at $(cat "$work/$m.redo") (target $end_lsn), $(cat "$work/$m.restored") files through restore_command's %p; CPU of the last run: startup process ${cpu_s:-?} s, restore_command ${cpu_c:-?} s"
+  read -r cpu_s cpu_c runq < "$work/$m.cpu" || true
+  echo "   $m: paused at $(cat "$work/$m.redo") (target $end_lsn), $(cat "$work/$m.restored") files through restore_command's %p; CPU of the last run: startup process ${cpu_s:-?} s (and ${runq:-?} s waiting for a core), restore_command ${cpu_c:-?} s"
 done
 if [ "$(cat "$work"/*[0-9].redo | sort -u | wc -l)" != 1 ]; then
   echo "error: the runs did not stop at the same LSN" >&2; exit 1

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -187,6 +188,11 @@ func (c *PrefetchWALCmd) Run(a *App) error {
 	if err != nil {
 		return cliErr(err)
 	}
+	// At most --jobs cores run its Go code, the garbage collector's included: with the
+	// runtime's default (every core), decoding and collecting took both cores of a
+	// 2-core host at times, and PostgreSQL's startup process, which replays on one
+	// core, waited for a core 2.3 s per GiB of WAL instead of 0.6 s.
+	runtime.GOMAXPROCS(max(1, c.Jobs))
 	if err := restore.LowerPriority(10); err != nil {
 		a.log.Debug("prefetch", "error", err)
 	}

@@ -148,16 +148,27 @@ func Get(ctx context.Context, store storage.Store, server, walName, dest string,
 			return "", fmt.Errorf("get-wal %s: %w", walName, err)
 		}
 		from = FromRemote
-	} else if from, err = fetch(ctx, store, server, n, dest, o); err != nil {
-		return "", err
+	} else {
+		// The prefetcher is started as soon as the segment is known to be archived,
+		// before it is decompressed here: the next segments are then on their way while
+		// this one is, instead of after it (replay waits for the first ones otherwise).
+		found := func() {
+			if spool != "" {
+				kickPrefetch(spool, pgwal, walName, o)
+			}
+		}
+		if from, err = fetch(ctx, store, server, n, dest, o, found); err != nil {
+			return "", err
+		}
 	}
-	if spool != "" && (from == FromArchive || from == FromRemote) {
+	if spool != "" && from == FromRemote {
 		kickPrefetch(spool, pgwal, walName, o)
 	}
 	return from, nil
 }
 
-func fetch(ctx context.Context, store storage.Store, server string, n segments.Name, dest string, o GetOptions) (string, error) {
+// fetch writes archived segment n to dest; found runs once the archive holds it.
+func fetch(ctx context.Context, store storage.Store, server string, n segments.Name, dest string, o GetOptions, found func()) (string, error) {
 	walName := n.Raw
 	key, codec, err := archive.Find(ctx, store, server, walName)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -166,6 +177,7 @@ func fetch(ctx context.Context, store storage.Store, server string, n segments.N
 	if err != nil {
 		return "", fmt.Errorf("get-wal %s: %w", walName, err)
 	}
+	found()
 	if err := writeArchivedInto(ctx, store, key, codec, dest, segmentBuffer(ctx, store, server, n)); err != nil {
 		return "", fmt.Errorf("get-wal %s: %w", walName, err)
 	}

@@ -126,7 +126,7 @@ func GetWALCommand(bin, configFile, server string, prefetch int) string {
 // then reads it there) by the shell alone, after telling the prefetcher where replay is.
 func prefetchFastPath() string {
 	spool := "pg_wal/" + SpoolDirName
-	return "read -r b </proc/sys/kernel/random/boot_id && read -r s <" + spool + "/" + bootFile + ` && [ "$b" = "$s" ] && ` +
+	return "read -r b </proc/sys/kernel/random/boot_id && read -r s 2>/dev/null <" + spool + "/" + bootFile + ` && [ "$b" = "$s" ] && ` +
 		"[ " + spool + "/%f -ef pg_wal/%f ] && [ ! -h pg_wal/%f ] && echo %f >" + spool + "/" + wantedFile + " && exit 1; exec "
 }
 

@@ -30,6 +30,7 @@ func TestGetWALCommandShellTest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	write(filepath.Join(spool, bootFile), bootID()+"\n")
 	const placedSeg, copySeg, spoolOnly, linkSeg = "000000010000000000000002", "000000010000000000000003", "000000010000000000000004", "000000010000000000000005"
 	write(filepath.Join(spool, placedSeg), "seg2")
 	if err := os.Link(filepath.Join(spool, placedSeg), filepath.Join(pgwal, placedSeg)); err != nil {
@@ -74,6 +75,17 @@ func TestGetWALCommandShellTest(t *testing.T) {
 		out, code := run(f)
 		if code != 0 || out != strings.Replace(want, "%s", f, 1) {
 			t.Errorf("%s: exit %d, output %q; want get-wal to run", f, code, out)
+		}
+	}
+	// A spool of another boot (its files may have lost their content in a crash), or
+	// one with no boot recorded, is not trusted: get-wal runs, and the shell says nothing.
+	for _, boot := range []string{"another-boot\n", ""} {
+		os.Remove(filepath.Join(spool, bootFile))
+		if boot != "" {
+			write(filepath.Join(spool, bootFile), boot)
+		}
+		if out, code := run(placedSeg); code != 0 || out != strings.Replace(want, "%s", placedSeg, 1) {
+			t.Errorf("placed segment, spool boot %q: exit %d, output %q; want get-wal to run", boot, code, out)
 		}
 	}
 	// Without prefetch there is no shell test.
@@ -165,7 +177,7 @@ func TestPlacedRestoreCommand(t *testing.T) {
 		t.Errorf("walkeeper on the restored host: %q, want %q", got, want)
 	}
 	got := bin.RestoreCommand("/opt/wk/walkeeper", "/etc/wk.conf", "pg1", 8)
-	if !strings.HasPrefix(got, "read -r b </proc/sys/kernel/random/boot_id && read -r s <pg_wal/"+SpoolDirName+"/.boot && ") || !strings.HasSuffix(got, " --prefetch 8 pg1 %f %p") {
+	if !strings.HasPrefix(got, "read -r b </proc/sys/kernel/random/boot_id && read -r s 2>/dev/null <pg_wal/"+SpoolDirName+"/.boot && ") || !strings.HasSuffix(got, " --prefetch 8 pg1 %f %p") {
 		t.Errorf("with prefetch: %q", got)
 	}
 }
