@@ -134,7 +134,7 @@ func ContentsAndObjects(ctx context.Context, store storage.Store, server, id str
 		return nil, nil, fmt.Errorf("backup %s of %s: contents: %w", id, server, err)
 	}
 	defer r.Close()
-	data, err := io.ReadAll(r)
+	data, err := storage.ReadAll(r)
 	if err != nil {
 		return nil, nil, fmt.Errorf("backup %s of %s: %s: %w", id, server, key, err)
 	}

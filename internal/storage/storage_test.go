@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -79,6 +80,26 @@ func TestLocalPutGetListDelete(t *testing.T) {
 	for _, bad := range []string{"", "/abs", "../up", "a/../b", "a//b"} {
 		if _, err := s.Put(ctx, bad, strings.NewReader("x")); err == nil {
 			t.Errorf("put %q accepted", bad)
+		}
+	}
+}
+
+// ReadAll reads an object whole, whether or not its reader can tell its size.
+func TestReadAll(t *testing.T) {
+	s := NewLocal(t.TempDir())
+	want := bytes.Repeat([]byte("walkeeper "), 100000)
+	if _, err := s.Put(context.Background(), "k", bytes.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Get(context.Background(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, src := range []io.Reader{r, bytes.NewReader(want)} {
+		got, err := ReadAll(src)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("ReadAll(%T): %d bytes (%v), want %d", src, len(got), err, len(want))
 		}
 	}
 }

@@ -149,7 +149,7 @@ func VerifyBackup(ctx context.Context, store storage.Store, b record.Backup, o F
 	if err != nil {
 		return rep, fmt.Errorf("backup %s: %w", b.ID, err)
 	}
-	data, err := io.ReadAll(r)
+	data, err := storage.ReadAll(r)
 	r.Close()
 	if err != nil {
 		return rep, fmt.Errorf("backup %s: read backup_manifest: %w", b.ID, err)
