@@ -266,10 +266,12 @@ func TestOpenEntryBundle(t *testing.T) {
 		key := "pg1/base/x/data/bundles/000001" + compress.Suffix(codec)
 		members := []*Entry{{Path: "a", Type: TypeFile}, {Path: "b", Type: TypeFile}, {Path: "c", Type: TypeFile}}
 		raws := [][]byte{bytes.Repeat([]byte("a"), 7000), []byte("bee"), bytes.Repeat([]byte("cd"), 9000)}
+		var raw []byte
 		for i, e := range members {
-			e.Size, e.Key, e.Codec, e.Bundle = int64(len(raws[i])), key, codec, true
+			e.Size, e.Key, e.Codec, e.Solid, e.Offset = int64(len(raws[i])), key, codec, true, int64(len(raw))
+			raw = append(raw, raws[i]...)
 		}
-		c := &chunk{members: members, raws: append([][]byte(nil), raws...)}
+		c := &chunk{members: members, raw: raw}
 		compressBundle(c, codec, 3)
 		if c.err != nil {
 			t.Fatal(c.err)

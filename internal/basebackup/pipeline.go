@@ -34,15 +34,14 @@ const (
 	bundleSize = 32 << 20
 )
 
-// chunk is one compression job and its result. A bundle chunk has members instead of
-// raw: each member is compressed alone and its offset and length recorded in its entry.
+// chunk is one compression job and its result: a chunk of a large file, or a bundle,
+// whose members lie in raw at the offsets their entries record.
 type chunk struct {
 	raw     []byte
 	out     []byte
 	err     error
 	done    chan struct{}
 	members []*Entry
-	raws    [][]byte
 	// crc is the CRC-32C of a large file's chunk, of rawLen bytes (sums.go).
 	crc    uint32
 	rawLen int64
@@ -79,7 +78,7 @@ type pipeline struct {
 	entries []*Entry
 	stored  int64
 
-	// The open bundle; only the goroutine reading the current archive touches it.
+	// The open bundle; only the goroutine receiving the stream touches it.
 	bundle    *chunk
 	bundleRaw int
 	bundles   int
@@ -138,34 +137,17 @@ func (p *pipeline) compressor() {
 	}
 }
 
-// compressBundle compresses a bundle's members as one solid frame and records where
-// each one lies in the decompressed bundle.
+// compressBundle compresses a bundle's members, which lie back to back in c.raw at
+// their offsets (bundleMember), as one solid frame, and sums each member.
 func compressBundle(c *chunk, codec string, level int) {
-	if c.raws == nil {
-		// Members were read straight into c.raw at their offsets (addToBundle).
-		for _, e := range c.members {
-			e.Sum = ManifestCRC32C(crc32.Checksum(c.raw[e.Offset:e.Offset+e.Size], castagnoli))
-		}
-		c.out, c.err = compress.EncodeSolid(codec, level, c.raw)
-		if cap(c.raw) == bundleSize+smallFile {
-			bundleBufs.Put(c.raw)
-		}
-		c.raw = nil
-		return
+	for _, e := range c.members {
+		e.Sum = ManifestCRC32C(crc32.Checksum(c.raw[e.Offset:e.Offset+e.Size], castagnoli))
 	}
-	total := 0
-	for _, r := range c.raws {
-		total += len(r)
+	c.out, c.err = compress.EncodeSolid(codec, level, c.raw)
+	if cap(c.raw) == bundleSize+smallFile {
+		bundleBufs.Put(c.raw)
 	}
-	buf := make([]byte, 0, total)
-	for i, e := range c.members {
-		e.Solid, e.Bundle = true, false
-		e.Offset, e.StoredSize = int64(len(buf)), 0
-		e.Sum = ManifestCRC32C(crc32.Checksum(c.raws[i], castagnoli))
-		buf = append(buf, c.raws[i]...)
-	}
-	c.raws = nil
-	c.out, c.err = compress.EncodeSolid(codec, level, buf)
+	c.raw = nil
 }
 
 // chunkReader yields a file's compressed chunks in order, for storage.Put, summing

@@ -2,6 +2,7 @@ package basebackup
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"path"
 	"strconv"
@@ -50,7 +51,7 @@ func (t *tarStream) Write(b []byte) error {
 	for len(b) > 0 {
 		switch {
 		case t.ended:
-			if i := bytes.IndexFunc(b, func(r rune) bool { return r != 0 }); i >= 0 {
+			if !allZero(b) {
 				return t.errorf("data after the end of the archive")
 			}
 			return nil
@@ -100,7 +101,7 @@ func (t *tarStream) errorf(format string, args ...any) error {
 // header parses the block in t.hdr and starts its entry.
 func (t *tarStream) header() error {
 	h := t.hdr[:]
-	if bytes.IndexFunc(h, func(r rune) bool { return r != 0 }) < 0 {
+	if allZero(h) {
 		t.ended = true
 		return nil
 	}
@@ -210,9 +211,9 @@ func (t *tarStream) abort() {
 	if t.job != nil {
 		close(t.job.chunks)
 		t.job = nil
-	}
-	if t.dst != nil && cap(t.dst) == chunkSize {
-		chunkBufs.Put(t.dst)
+		if t.dst != nil {
+			chunkBufs.Put(t.dst) // a chunk not yet queued (a bundle member's dst is the bundle's)
+		}
 	}
 	t.dst, t.e = nil, nil
 }
@@ -225,17 +226,33 @@ func checkTarSum(h []byte) error {
 		return fmt.Errorf("header checksum field %q: %v", h[148:156], err)
 	}
 	var u, s int64
-	for i, c := range h {
-		if i >= 148 && i < 156 {
-			c = ' '
-		}
+	for _, c := range h {
 		u += int64(c)
 		s += int64(int8(c))
+	}
+	for _, c := range h[148:156] { // the checksum field counts as spaces
+		u += ' ' - int64(c)
+		s += ' ' - int64(int8(c))
 	}
 	if want != u && want != s {
 		return fmt.Errorf("header checksum mismatch (recorded %d, computed %d): the stream is not a tar archive or is damaged", want, u)
 	}
 	return nil
+}
+
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // tarString is a NUL-terminated header field.
