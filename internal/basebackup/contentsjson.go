@@ -2,6 +2,8 @@ package basebackup
 
 import (
 	"bytes"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/walkeeper/walkeeper/internal/flatjson"
@@ -32,13 +34,7 @@ func scanContents(s *flatjson.Scanner) (c contentsFile) {
 			c.BackupID = s.String()
 		case "entries":
 			s.Once(&seen, 2)
-			// Sized from the document (an entry is written in about 200 bytes).
-			c.Entries = make([]Entry, 0, s.Len()/160)
-			s.Open('[')
-			for first := true; s.Next(first, ']'); first = false {
-				c.Entries = append(c.Entries, Entry{})
-				scanEntry(s, &c.Entries[len(c.Entries)-1], &in)
-			}
+			c.Entries = scanEntries(s, &in)
 		case "objects":
 			s.Once(&seen, 3)
 			s.Open('[')
@@ -50,6 +46,66 @@ func scanContents(s *flatjson.Scanner) (c contentsFile) {
 		}
 	}
 	return c
+}
+
+// splitEntriesAt is the size of an entries array read in two parts (tests lower it).
+var splitEntriesAt = 1 << 20
+
+// entrySep lies between two entries and nowhere else: inside a string a quote is
+// escaped, and no other array of the document has objects with a tablespace.
+var entrySep = []byte(`},{"tablespace":`)
+
+// scanEntries reads the entries array. A long one is cut at an entry boundary near its
+// middle and its first part read on another core: verify cannot read a byte before the
+// list is decoded, and on 37,000 entries reading it was half of verify's time. Reading
+// the parts apart gives what one reading would: the first part must end exactly at its
+// last entry, and the rest is read on from the entry after it.
+func scanEntries(s *flatjson.Scanner, in *interner) []Entry {
+	s.Open('[')
+	rest := s.Remaining()
+	var head []Entry
+	headOK := true
+	var wg sync.WaitGroup
+	if len(rest) >= splitEntriesAt && runtime.GOMAXPROCS(0) > 1 {
+		if k := bytes.Index(rest[len(rest)/2:], entrySep); k >= 0 {
+			cut := len(rest)/2 + k + 1 // just past the '}' of the first part's last entry
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				head, headOK = scanEntryRun(rest[:cut])
+			}()
+			s.Advance(cut + 1) // and the comma
+			tail := make([]Entry, 0, (len(rest)-cut)/160)
+			for first := true; first || s.Next(false, ']'); first = false {
+				tail = append(tail, Entry{})
+				scanEntry(s, &tail[len(tail)-1], in)
+			}
+			wg.Wait()
+			if !headOK {
+				s.Fail()
+			}
+			return append(head, tail...)
+		}
+	}
+	// Sized from the document (an entry is written in about 200 bytes).
+	es := make([]Entry, 0, len(rest)/160)
+	for first := true; s.Next(first, ']'); first = false {
+		es = append(es, Entry{})
+		scanEntry(s, &es[len(es)-1], in)
+	}
+	return es
+}
+
+// scanEntryRun reads entries separated by commas that fill run.
+func scanEntryRun(run []byte) ([]Entry, bool) {
+	s := flatjson.New(run)
+	in := interner{strs: map[string]string{}}
+	es := make([]Entry, 0, len(run)/160+1)
+	for first := true; first || s.More(); first = false {
+		es = append(es, Entry{})
+		scanEntry(s, &es[len(es)-1], &in)
+	}
+	return es, s.Err() == nil
 }
 
 func scanEntry(s *flatjson.Scanner, e *Entry, in *interner) {

@@ -49,9 +49,44 @@ func TestScanContentsTakesWhatBackupWrites(t *testing.T) {
 	}
 }
 
+// A long entries array is read in two parts on two cores, with the result of one
+// reading, and a part that does not read fails the whole fast path.
+func TestScanContentsInParts(t *testing.T) {
+	big := contentsFile{Version: 2, BackupID: "b", Objects: []StoredObject{{Key: "k", Size: 1, XXH64: "00"}}}
+	for i := range 20000 {
+		big.Entries = append(big.Entries, Entry{Path: fmt.Sprintf("base/5/%d", i), Type: TypeFile, Size: int64(i),
+			ModTime: time.Unix(int64(i%7), 0).UTC(), Key: "pg1/b/bundles/000001.zst", Codec: "zstd", Solid: true, Offset: int64(i) * 8192, Sum: "0a0b0c0d"})
+	}
+	data, err := json.Marshal(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) < splitEntriesAt {
+		t.Fatalf("%d bytes: too short to be split", len(data))
+	}
+	got, ok := flatjson.Scan(data, scanContents)
+	if !ok || !reflect.DeepEqual(got, big) {
+		t.Fatalf("fast path: ok %v, %d entries, want %d", ok, len(got.Entries), len(big.Entries))
+	}
+	// A damaged entry in the first part, and in the second.
+	for _, at := range []int{len(data) / 4, len(data) * 3 / 4} {
+		bad := bytes.Clone(data)
+		i := at + bytes.Index(bad[at:], []byte(`"size":`)) + len(`"size":`)
+		bad[i] = 'x'
+		if _, ok := flatjson.Scan(bad, scanContents); ok {
+			t.Fatalf("a damaged size at byte %d passed the fast path", i)
+		}
+		if _, err := decodeContents(bad); err == nil {
+			t.Fatalf("a damaged size at byte %d decoded", i)
+		}
+	}
+}
+
 // FuzzDecodeContents: whatever the fast path accepts, encoding/json/v2 accepts with the
-// same result.
+// same result; with the entries read in two parts from 64 bytes on.
 func FuzzDecodeContents(f *testing.F) {
+	defer func(n int) { splitEntriesAt = n }(splitEntriesAt)
+	splitEntriesAt = 64
 	f.Add(contentsSample(f))
 	f.Add([]byte(`{"version":2,"backup_id":"x","entries":[]}`))
 	f.Add([]byte(`{"version":2,"entries":[{"path":"a","size":-0,"mtime":"2026-01-02T03:04:05.5+01:00"}]} `))

@@ -116,6 +116,39 @@ func (s *Scanner) Next(first bool, close byte) bool {
 	return false
 }
 
+// Remaining is what is left of the document to read, for a caller that splits a long
+// array to read its parts on several cores; valid as long as the document is.
+func (s *Scanner) Remaining() []byte {
+	if s.err != nil {
+		return nil
+	}
+	return s.b[s.i:]
+}
+
+// Advance skips n bytes of Remaining, read by the caller.
+func (s *Scanner) Advance(n int) {
+	if s.err == nil {
+		s.i += n
+	}
+}
+
+// More reads the comma between two elements of a run of array elements split off a
+// document (Remaining): true after a comma, false at the end of the run.
+func (s *Scanner) More() bool {
+	c := s.peek()
+	switch {
+	case s.err != nil:
+		return false
+	case s.i >= len(s.b):
+		return false
+	case c == ',':
+		s.i++
+		return true
+	}
+	s.Fail()
+	return false
+}
+
 // Name reads a member's name and the colon after it; the bytes are valid until the
 // next call.
 func (s *Scanner) Name() []byte {
