@@ -213,23 +213,17 @@ CONF
   # reuse an inode freed in the last 30 s, and creating tens of thousands of files just
   # after removing as many scans the inode tables for each (perf: recently_deleted under
   # ext4_create), which made a round 3x slower than the next at random.
-  # The first touch of a page of this VM's memory costs the guest's kernel ~3 ms per
-  # MiB (dd of 800 MB into a new file: 2.3-2.6 s of system time; after removing a file
-  # that size: 0.2 s), and page cache that was never used before is such memory: the
-  # tool that happened to run on fresh memory paid up to 3x. Before each timed restore,
-  # a file of the restored size is written (not synced) and removed, so that both
-  # tools write into memory the guest has used before, as on a host that has run a while.
+  # Before each timed restore, memory the guest has used before (lib.sh prefault).
   restored_mb=$(( $(du -sm "$work/pgdata" | cut -f1) ))
-  prefault() { dd if=/dev/zero of="$work/prefault" bs=1M count="$restored_mb" status=none; rm -f "$work/prefault"; }
   for run in $(seq 1 "$RUNS"); do
     tar_restore() {
       mkdir -p "$work/x$run"; [ "$(id -u)" = 0 ] && chown postgres: "$work/x$run"
-      prefault
+      prefault "$work" "$restored_mb"
       timed sh -c "tar --zstd -xf '$tarball' -C '$work/x$run' && sync -f '$work/x$run'"
       record "$shape" restore-base "tar --zstd -xf base.tar.zst + sync #$run" "$(du -sb "$work/x$run" | cut -f1)"
     }
     wk_restore() {
-      prefault
+      prefault "$work" "$restored_mb"
       timed $wk restore pg1 latest "$work/restored$run" > "$work/wk-restore.log" 2>&1 || { echo "   walkeeper restore failed:"; tail -5 "$work/wk-restore.log"; exit 1; }
       record "$shape" restore-wk "walkeeper restore latest #$run" "$(du -sb "$work/restored$run" | cut -f1)"
     }

@@ -163,12 +163,10 @@ max_wal_size = 4GB
 ${EXTRA_CONF:-}
 CONF
   sync
-  # The first touch of a page of this VM's memory costs its kernel ~3 ms per MiB, and
-  # page cache never used before is such memory: the modes that write their WAL before
-  # the clock starts (local, false, copywal) paid it untimed, the prefetcher during the
-  # replay. A file the size of the WAL, written (not synced) and removed, leaves memory
-  # the guest has used before for whichever mode runs next (see bench-backup.sh).
-  dd if=/dev/zero of="$work/prefault" bs=1M count="$((WAL_MB + 512))" status=none; rm -f "$work/prefault"
+  # Memory the guest has used before (lib.sh prefault) for the WAL: the modes that
+  # write it before the clock starts (local, false, copywal) paid its first touch
+  # untimed, the prefetcher during the replay.
+  prefault "$work" "$((WAL_MB + 512))"
   rm -f "$work/$name.log"
   t1=$(date +%s.%N)
   as_pg "$PGBIN/pg_ctl" -D "$dest" -l "$work/$name.log" -o "-p $((port + 1)) -k $work" -w -t 3600 start >/dev/null

@@ -105,6 +105,40 @@ func FuzzDecodeContents(f *testing.F) {
 	})
 }
 
+// listOf is c as a backup holds it.
+func listOf(c contentsFile) contentsList {
+	l := contentsList{version: c.Version, backupID: c.BackupID, objects: c.Objects}
+	if c.Entries != nil {
+		l.entries = make([]*Entry, len(c.Entries))
+		for i := range c.Entries {
+			l.entries[i] = &c.Entries[i]
+		}
+	}
+	return l
+}
+
+// encodeContentsParts writes c's JSON in n parts, as compressContents does before it
+// compresses each.
+func encodeContentsParts(c contentsList, n int) ([][]byte, error) {
+	parts := make([][]byte, n)
+	for i := range n {
+		var err error
+		if parts[i], err = encodeContentsPart(c, i, n); err != nil {
+			return nil, err
+		}
+	}
+	return parts, nil
+}
+
+// encodeContents writes c's JSON in one part.
+func encodeContents(c contentsFile) ([]byte, error) {
+	parts, err := encodeContentsParts(listOf(c), 1)
+	if err != nil {
+		return nil, err
+	}
+	return parts[0], nil
+}
+
 // encodeContents writes the very bytes json.Marshal writes, so readers of any version
 // read what it writes.
 func TestEncodeContentsIsJSONMarshal(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"sync/atomic"
 
@@ -174,12 +173,8 @@ func readSolid(ctx context.Context, store storage.Store, key, codec string, dst 
 	}
 	defer r.Close()
 	// Read into a buffer of the object's size (io.ReadAll would grow one by copies).
-	size := int64(bytes.MinRead)
-	if f, ok := r.(interface{ Stat() (os.FileInfo, error) }); ok {
-		if fi, err := f.Stat(); err == nil {
-			size = fi.Size() + bytes.MinRead
-		}
-	}
+	size, _ := storage.SizeHint(r)
+	size += bytes.MinRead
 	buf := bytes.NewBuffer(packedBufs.Get(int(min(size, 2*(bundleSize+smallFile)))))
 	_, err = buf.ReadFrom(r)
 	packed := buf.Bytes()
